@@ -1,0 +1,133 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "archway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "archway", targets: ["archway"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The vocabulary: pure values, no I/O.
+        .target(
+            name: "OCI",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "Policies", dependencies: ["OCI", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "Cache", dependencies: ["OCI"], swiftSettings: strict),
+        // libcurl, through a system-library target and a header of typed inline wrappers.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "RegistryClient",
+            dependencies: [
+                "OCI", "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Proxy",
+            dependencies: [
+                "OCI", "Policies", "Cache", "RegistryClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ProxyServer",
+            dependencies: [
+                "Proxy", "OCI", "RegistryClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // The composition root as a library, so tests start exactly what `archway serve` starts.
+        .target(
+            name: "ArchwayApp",
+            dependencies: [
+                "OCI", "Policies", "Cache", "RegistryClient", "Proxy", "ProxyServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "archway",
+            dependencies: [
+                "ArchwayApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ArchwayTesting",
+            dependencies: [
+                "OCI", "RegistryClient", "Proxy", "ProxyServer", "ArchwayApp",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "OCITests", dependencies: ["OCI"], swiftSettings: strict),
+        .testTarget(name: "PoliciesTests", dependencies: ["Policies"], swiftSettings: strict),
+        .testTarget(name: "CacheTests", dependencies: ["Cache", "OCI"], swiftSettings: strict),
+        .testTarget(
+            name: "RegistryClientTests",
+            dependencies: [
+                "RegistryClient", "ArchwayTesting", "OCI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ArchwayTesting", "OCI"], swiftSettings: strict),
+        .testTarget(
+            name: "ProxyServerTests",
+            dependencies: [
+                "ProxyServer", "ArchwayTesting", "OCI", "Proxy",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ArchwayAppTests",
+            dependencies: ["ArchwayApp", "ArchwayTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "HarnessTests", dependencies: ["ArchwayTesting"], swiftSettings: strict),
+        // Real software: docker-registry upstream, skopeo and containerd clients, the archway binary.
+        .testTarget(name: "IntegrationTests", dependencies: ["ArchwayTesting", "OCI"], swiftSettings: strict),
+    ]
+)

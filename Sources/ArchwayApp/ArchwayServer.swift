@@ -1,0 +1,59 @@
+import Cache
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Proxy
+import ProxyServer
+import RegistryClient
+
+/// The composition root: turns a ``Configuration`` into the running mirror.
+///
+/// `archway serve` and the tests start Archway through this one function, so what is tested is
+/// what runs.
+public enum ArchwayServer {
+    /// Builds the application. `onListening` receives the bound address, which is how a caller
+    /// that asked for port 0 learns the port.
+    public static func makeApplication(
+        configuration: Configuration,
+        transport: any HTTPTransport = CurlTransport(),
+        logger: Logger,
+        onListening: @escaping @Sendable (String) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
+        try layout.prepare()
+        let entries = configuration.upstreams.map { upstream in
+            UpstreamRouter.Entry(
+                upstream: RegistryUpstream(
+                    name: upstream.name,
+                    baseURL: upstream.url,
+                    credentials: upstream.username.map { Credentials(username: $0, password: upstream.password ?? "") },
+                    transport: transport,
+                    logger: logger
+                ),
+                aliases: upstream.aliases
+            )
+        }
+        let router = try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream)
+        let registry = PullThroughRegistry(router: router, logger: logger)
+        let listen = configuration.listen
+        return Application(
+            responder: RegistryResponder(registry: registry),
+            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
+                logger.notice(
+                    "listening",
+                    metadata: [
+                        "address": "\(address)",
+                        "storage": "\(configuration.storagePath)",
+                        "upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ","))",
+                        "default-upstream": "\(configuration.defaultUpstream)",
+                    ]
+                )
+                await onListening(address)
+            },
+            logger: logger
+        )
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Policies
+
+extension Configuration {
+    /// Reads and validates a configuration file. Errors say `file:line: what is wrong`.
+    public static func load(path: String) throws(LocatedError) -> Configuration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw LocatedError(SourceLocation(file: path, line: 1), "cannot read the configuration: \(error.localizedDescription)")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        return try parse(text, file: path, relativeTo: directory.isEmpty ? "." : directory)
+    }
+
+    /// Parses a configuration document. Relative paths in it are taken from `directory`.
+    public static func parse(_ text: String, file: String, relativeTo directory: String = ".") throws(LocatedError) -> Configuration {
+        guard let document = try YAMLValue.parse(text, file: file) else {
+            throw LocatedError(SourceLocation(file: file, line: 1), "the configuration is empty")
+        }
+        let fallback = embeddedDefault()
+        let keys = try document.mapping(
+            allowedKeys: ["listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies"],
+            context: "configuration"
+        )
+        var configuration = fallback
+        if let listen = keys["listen"] {
+            let text = try listen.string("listen")
+            guard let address = ListenAddress(text) else { throw listen.error("listen must be HOST:PORT, not '\(text)'") }
+            configuration.listen = address
+        }
+        if let tls = keys["tls"] {
+            throw tls.error("tls: TLS termination is not available yet; put a TLS proxy in front of Archway or remove this key")
+        }
+        if let storage = keys["storage"] {
+            let entries = try storage.mapping(allowedKeys: ["path", "max-size"], context: "storage")
+            if let path = entries["path"] { configuration.storagePath = absolute(try path.string("storage.path"), relativeTo: directory) }
+            if let maxSize = entries["max-size"] {
+                let text = try maxSize.string("storage.max-size")
+                guard let bytes = ByteSize.parse(text) else {
+                    throw maxSize.error("storage.max-size must be a size such as 200GiB or 500MB, not '\(text)'")
+                }
+                configuration.storageMaxSize = bytes
+            }
+        }
+        if let upstreams = keys["upstreams"] {
+            configuration.upstreams = try parseUpstreams(upstreams, relativeTo: directory)
+            configuration.defaultUpstream =
+                configuration.upstreams.contains { $0.name == "docker.io" } ? "docker.io" : configuration.upstreams[0].name
+        }
+        if let value = keys["default-upstream"] {
+            let name = try value.string("default-upstream")
+            guard configuration.upstreams.contains(where: { $0.name == name || $0.aliases.contains(name) }) else {
+                throw value.error("default-upstream '\(name)' is not among the upstreams")
+            }
+            configuration.defaultUpstream = name
+        }
+        if let value = keys["tag-ttl"] {
+            let text = try value.string("tag-ttl")
+            guard let ttl = DurationText.parse(text) else {
+                throw value.error("tag-ttl must be a duration such as 5m, 30s or 0, not '\(text)'")
+            }
+            configuration.tagTTL = ttl
+        }
+        if let value = keys["offline"] {
+            configuration.offline = try value.bool("offline")
+            if configuration.offline {
+                throw value.error("offline: true needs the cache, which this version does not have yet; remove it or set false")
+            }
+        }
+        if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
+        return configuration
+    }
+
+    private static func parseUpstreams(_ value: YAMLValue, relativeTo directory: String) throws(LocatedError) -> [Upstream] {
+        var upstreams: [Upstream] = []
+        var hosts: Set<String> = []
+        let entries = try value.sequence("upstreams")
+        guard !entries.isEmpty else { throw value.error("upstreams must list at least one upstream") }
+        for entry in entries {
+            let keys = try entry.mapping(allowedKeys: ["name", "url", "aliases", "credentials"], context: "upstream")
+            guard let nameValue = keys["name"] else { throw entry.error("upstream: 'name' is required (the registry host clients know)") }
+            guard let urlValue = keys["url"] else { throw entry.error("upstream: 'url' is required (where Archway fetches)") }
+            let name = try nameValue.string("upstream name").lowercased()
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || ".-:_[]".contains($0) }),
+                name.first?.isLetter == true || name.first?.isNumber == true
+            else {
+                throw nameValue.error("upstream name '\(name)' must be a registry host such as ghcr.io or registry.local:5000")
+            }
+            let url = try urlValue.string("upstream url")
+            guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count > 8 else {
+                throw urlValue.error("upstream url must start with http:// or https://, not '\(url)'")
+            }
+            var upstream = Upstream(name: name, url: url)
+            if let aliases = keys["aliases"] { upstream.aliases = try aliases.strings("aliases").map { $0.lowercased() } }
+            for host in [name] + upstream.aliases {
+                guard hosts.insert(host).inserted else { throw entry.error("upstream host '\(host)' is configured twice") }
+            }
+            if let credentials = keys["credentials"] {
+                let fields = try credentials.mapping(allowedKeys: ["username", "password", "password-file"], context: "credentials")
+                guard let username = fields["username"] else { throw credentials.error("credentials: 'username' is required") }
+                upstream.username = try username.string("credentials.username")
+                if let password = fields["password"] {
+                    upstream.password = try password.string("credentials.password")
+                } else if let file = fields["password-file"] {
+                    let path = absolute(try file.string("credentials.password-file"), relativeTo: directory)
+                    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                        throw file.error("credentials.password-file '\(path)' cannot be read")
+                    }
+                    upstream.password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                } else {
+                    throw credentials.error("credentials: 'password' or 'password-file' is required")
+                }
+            }
+            upstreams.append(upstream)
+        }
+        return upstreams
+    }
+
+    private static func absolute(_ path: String, relativeTo directory: String) -> String {
+        path.hasPrefix("/") ? path : (directory as NSString).appendingPathComponent(path)
+    }
+}
+
+/// Sizes as operators write them: `200GiB`, `500MB`, `1024`.
+enum ByteSize {
+    static func parse(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
+            ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("TB", 1_000_000_000_000), ("B", 1),
+        ]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            guard let value = Int64(number), value >= 0 else { return nil }
+            let (product, overflow) = value.multipliedReportingOverflow(by: factor)
+            return overflow ? nil : product
+        }
+        return Int64(trimmed).flatMap { $0 >= 0 ? $0 : nil }
+    }
+}
+
+/// Durations as operators write them: `5m`, `30s`, `1h`, `500ms`, `0`.
+enum DurationText {
+    static func parse(_ text: String) -> Duration? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed == "0" { return .zero }
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, milliseconds) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            guard let value = Int64(number), value >= 0, value < Int64.max / milliseconds else { continue }
+            return .milliseconds(value * milliseconds)
+        }
+        return nil
+    }
+}

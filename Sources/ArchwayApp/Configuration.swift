@@ -1,0 +1,103 @@
+import Foundation
+
+/// Archway's configuration: the `archway.yaml` of DESIGN.md, validated.
+public struct Configuration: Sendable, Hashable {
+    public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// Parses `HOST:PORT`, `[::1]:PORT` or `:PORT` (all interfaces).
+        public init?(_ text: String) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+            else { return nil }
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            self.host = host.isEmpty ? "0.0.0.0" : host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    public struct Upstream: Sendable, Hashable {
+        /// The registry host clients know, e.g. `docker.io`.
+        public var name: String
+        /// Where Archway fetches, e.g. `https://registry-1.docker.io`.
+        public var url: String
+        public var aliases: [String]
+        public var username: String?
+        public var password: String?
+
+        public init(name: String, url: String, aliases: [String] = [], username: String? = nil, password: String? = nil) {
+            self.name = name
+            self.url = url
+            self.aliases = aliases
+            self.username = username
+            self.password = password
+        }
+    }
+
+    public var listen: ListenAddress
+    public var storagePath: String
+    /// Least recently used content is evicted above this many bytes (the cache issue enforces it).
+    public var storageMaxSize: Int64?
+    public var upstreams: [Upstream]
+    public var defaultUpstream: String
+    public var tagTTL: Duration
+    public var offline: Bool
+    public var policiesPath: String?
+
+    public init(
+        listen: ListenAddress,
+        storagePath: String,
+        storageMaxSize: Int64? = nil,
+        upstreams: [Upstream],
+        defaultUpstream: String,
+        tagTTL: Duration = .seconds(300),
+        offline: Bool = false,
+        policiesPath: String? = nil
+    ) {
+        self.listen = listen
+        self.storagePath = storagePath
+        self.storageMaxSize = storageMaxSize
+        self.upstreams = upstreams
+        self.defaultUpstream = defaultUpstream
+        self.tagTTL = tagTTL
+        self.offline = offline
+        self.policiesPath = policiesPath
+    }
+
+    /// The configuration `archway serve` runs on without `--config`: plain HTTP on 127.0.0.1:5000,
+    /// storage in the user's cache folder, `./policies` when present, the public registries.
+    public static func embeddedDefault(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        currentDirectory: String = FileManager.default.currentDirectoryPath
+    ) -> Configuration {
+        let cacheHome =
+            environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache")
+        let policies = currentDirectory + "/policies"
+        var isDirectory: ObjCBool = false
+        let hasPolicies = FileManager.default.fileExists(atPath: policies, isDirectory: &isDirectory) && isDirectory.boolValue
+        return Configuration(
+            listen: ListenAddress(host: "127.0.0.1", port: 5000),
+            storagePath: cacheHome + "/archway",
+            upstreams: [
+                Upstream(name: "docker.io", url: "https://registry-1.docker.io", aliases: ["index.docker.io", "registry-1.docker.io"]),
+                Upstream(name: "ghcr.io", url: "https://ghcr.io"),
+                Upstream(name: "quay.io", url: "https://quay.io"),
+                Upstream(name: "registry.k8s.io", url: "https://registry.k8s.io"),
+                Upstream(name: "gcr.io", url: "https://gcr.io"),
+                Upstream(name: "public.ecr.aws", url: "https://public.ecr.aws"),
+                Upstream(name: "mcr.microsoft.com", url: "https://mcr.microsoft.com"),
+            ],
+            defaultUpstream: "docker.io",
+            policiesPath: hasPolicies ? policies : nil
+        )
+    }
+}

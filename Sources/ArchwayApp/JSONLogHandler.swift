@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import OCI
+import Synchronization
+
+/// Logs one JSON object per line: `ts`, `level`, `msg`, `label`, then the metadata as fields.
+/// What happened is data, not prose, so it can be queried (`jq 'select(.event == ...)'`).
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+    let output: JSONLogOutput
+
+    public init(label: String, output: JSONLogOutput = .standardError) {
+        self.label = label
+        self.output = output
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("ts", Self.timestamp()),
+            ("level", event.level.rawValue),
+            ("msg", event.message.description),
+            ("label", label),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in merged.keys.sorted() {
+            fields.append((key, merged[key]!.description))
+        }
+        var line = "{"
+        for (index, (key, value)) in fields.enumerated() {
+            if index > 0 { line += "," }
+            line += key.jsonQuoted + ":" + value.jsonQuoted
+        }
+        line += "}\n"
+        output.write(line)
+    }
+
+    /// UTC, millisecond precision: `2026-11-29T15:13:17.123Z`.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+            parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+            Int32(now.tv_nsec / 1_000_000)
+        )
+    }
+}
+
+/// Where JSON log lines go; lines are written whole, never interleaved.
+public final class JSONLogOutput: Sendable {
+    private let handle: Mutex<FileHandle>
+
+    public init(handle: FileHandle) {
+        self.handle = Mutex(handle)
+    }
+
+    public static let standardError = JSONLogOutput(handle: .standardError)
+
+    func write(_ line: String) {
+        handle.withLock { $0.write(Data(line.utf8)) }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Synchronization
+
+/// The real `archway` binary, started as `archway serve --config` on a free loopback port with its
+/// own storage folder. What runs here is exactly what an operator runs.
+public final class ArchwayProcess: Sendable {
+    public let port: Int
+    /// `127.0.0.1:PORT`
+    public let host: String
+    /// `http://127.0.0.1:PORT`
+    public let url: String
+    public let directory: URL
+    public let storage: URL
+    public let configFile: URL
+    public let logFile: URL
+    private let process = Mutex<ChildProcess?>(nil)
+
+    /// Starts Archway with `configuration` (YAML without `listen` and `storage`, which this adds)
+    /// and waits until `/v2/` answers.
+    public static func start(configuration: String, storage: URL? = nil) async throws -> ArchwayProcess {
+        let directory = try makeTemporaryDirectory(prefix: "archway-process")
+        let archway = ArchwayProcess(
+            port: try freeLoopbackPort(),
+            directory: directory,
+            storage: storage ?? directory.appendingPathComponent("storage", isDirectory: true)
+        )
+        let yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n" + configuration
+        try yaml.write(to: archway.configFile, atomically: true, encoding: .utf8)
+        try await archway.launch()
+        return archway
+    }
+
+    private init(port: Int, directory: URL, storage: URL) {
+        self.port = port
+        self.host = "127.0.0.1:\(port)"
+        self.url = "http://127.0.0.1:\(port)"
+        self.directory = directory
+        self.storage = storage
+        self.configFile = directory.appendingPathComponent("archway.yaml")
+        self.logFile = directory.appendingPathComponent("archway.log")
+    }
+
+    /// The binary `swift build` produced: `ARCHWAY_BINARY`, or `.build/debug/archway` of this package.
+    public static func binaryPath() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["ARCHWAY_BINARY"], !path.isEmpty { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent(".build/debug/archway").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw HarnessError("the archway binary is not at \(path): run `make test`, which builds it before the tests")
+        }
+        return path
+    }
+
+    private func launch() async throws {
+        let child = try ChildProcess.start(try Self.binaryPath(), ["serve", "--config", configFile.path], outputFile: logFile)
+        process.withLock { $0 = child }
+        do {
+            try await waitUntil(timeout: .seconds(30), "archway to answer on \(url)/v2/") {
+                guard child.isRunning else { return true }
+                return await httpStatus("\(self.url)/v2/") == 200
+            }
+        } catch {
+            await child.kill()
+            throw HarnessError("archway did not start: \(error)\n\(output())")
+        }
+        guard child.isRunning else {
+            throw HarnessError("archway exited at start-up:\n\(output())")
+        }
+    }
+
+    /// Stops with SIGTERM (SIGKILL after a bound); the storage stays.
+    public func stop() async {
+        await process.withLock { $0 }?.terminate()
+    }
+
+    /// Kills with SIGKILL, as a crash would; the storage stays.
+    public func kill() async {
+        await process.withLock { $0 }?.kill()
+    }
+
+    /// Starts again on the same port, configuration and storage.
+    public func restart() async throws {
+        await stop()
+        try await launch()
+    }
+
+    /// Stops and removes the folder.
+    public func close() async {
+        await stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Everything Archway logged (JSON lines).
+    public func output() -> String {
+        (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+    }
+
+    /// The highest resident memory of the process so far (VmHWM).
+    public func peakResidentMemoryBytes() -> Int? {
+        process.withLock { $0 }?.peakResidentMemoryBytes()
+    }
+
+    public var isRunning: Bool { process.withLock { $0 }?.isRunning ?? false }
+}
+
+/// Runs `body` with an Archway process, closing it on every path.
+public func withArchwayProcess<T>(
+    configuration: String,
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (ArchwayProcess) async throws -> T
+) async throws -> T {
+    let archway = try await ArchwayProcess.start(configuration: configuration)
+    do {
+        let result = try await body(archway)
+        await archway.close()
+        return result
+    } catch {
+        await archway.close()
+        throw error
+    }
+}

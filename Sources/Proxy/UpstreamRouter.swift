@@ -1,0 +1,81 @@
+import OCI
+import RegistryClient
+
+/// Decides which upstream a `/v2/<name>/...` request goes to, and under which repository.
+///
+/// First match wins: the `ns` query parameter (containerd mirrors send it), then a first path
+/// component naming a configured upstream (`ghcr.io/org/app`), then the default upstream.
+/// A client can only choose among configured upstreams: an unknown `ns` is refused, never dialled.
+public struct UpstreamRouter: Sendable {
+    /// Where one request goes.
+    public struct Route: Sendable {
+        public let upstream: any Upstream
+        /// The repository on the upstream, `library/` added on Docker Hub.
+        public let repository: RepositoryName
+        /// `<upstream name>/<repository>`: how policies, the cache and logs name it.
+        public var key: String { "\(upstream.name)/\(repository)" }
+    }
+
+    /// One configured upstream and the other host names clients know it by.
+    public struct Entry: Sendable {
+        public let upstream: any Upstream
+        public let aliases: [String]
+
+        public init(upstream: any Upstream, aliases: [String] = []) {
+            self.upstream = upstream
+            self.aliases = aliases
+        }
+    }
+
+    /// The configuration names an upstream that is not there.
+    public struct UnknownUpstream: Error, CustomStringConvertible {
+        public let name: String
+        public var description: String { "default upstream '\(name)' is not among the configured upstreams" }
+    }
+
+    private let entries: [Entry]
+    private let indexByHost: [String: Int]
+    private let defaultIndex: Int
+
+    public init(_ entries: [Entry], defaultUpstream: String) throws(UnknownUpstream) {
+        var indexByHost: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() {
+            for host in [entry.upstream.name] + entry.aliases where indexByHost[host.lowercased()] == nil {
+                indexByHost[host.lowercased()] = index
+            }
+        }
+        guard let defaultIndex = indexByHost[defaultUpstream.lowercased()] else { throw UnknownUpstream(name: defaultUpstream) }
+        self.entries = entries
+        self.indexByHost = indexByHost
+        self.defaultIndex = defaultIndex
+    }
+
+    public var upstreams: [any Upstream] { entries.map(\.upstream) }
+
+    /// The upstream known by this host name or alias.
+    public func upstream(named host: String) -> (any Upstream)? {
+        indexByHost[host.lowercased()].map { entries[$0].upstream }
+    }
+
+    public func route(_ name: RepositoryName, namespace: String?) throws(RegistryError) -> Route {
+        if let namespace {
+            guard let index = indexByHost[namespace.lowercased()] else {
+                throw RegistryError(.nameUnknown, "registry '\(namespace)' (ns) is not an upstream of this mirror")
+            }
+            return try route(entries[index].upstream, name.value)
+        }
+        let components = name.components
+        if components.count > 1, let index = indexByHost[String(components[0])] {
+            return try route(entries[index].upstream, components.dropFirst().joined(separator: "/"))
+        }
+        return try route(entries[defaultIndex].upstream, name.value)
+    }
+
+    private func route(_ upstream: any Upstream, _ path: String) throws(RegistryError) -> Route {
+        var path = path
+        if upstream.name == "docker.io", !path.contains("/") {
+            path = "library/" + path
+        }
+        return Route(upstream: upstream, repository: try RepositoryName(path))
+    }
+}

@@ -1,0 +1,17 @@
+import Hummingbird
+import NIOCore
+
+/// The per-request context: Hummingbird's core storage plus who is asking.
+public struct ArchwayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The client's address, for logs and (later) platform learning.
+    public let remoteAddress: SocketAddress?
+    /// The connection's event loop, for waiting until queued writes were handed to the socket.
+    public let eventLoop: any EventLoop
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+        self.eventLoop = source.channel.eventLoop
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import OCI
+import Proxy
+import RegistryClient
+
+/// The HTTP surface of the mirror: `/v2/` reads, errors in the spec's JSON, writes refused.
+///
+/// This is the one place where errors become wire errors; below it everything throws
+/// ``RegistryError`` or its own typed errors.
+public struct RegistryResponder: HTTPResponder {
+    public typealias Context = ArchwayRequestContext
+
+    let registry: PullThroughRegistry
+
+    public init(registry: PullThroughRegistry) {
+        self.registry = registry
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await route(request, context: context)
+        } catch let error as RegistryError {
+            response = Self.errorResponse(error, method: request.method)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            context.logger.error("internal error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            response = Self.errorResponse(
+                RegistryError(.unavailable, "internal error: \(error)"), method: request.method, status: .internalServerError)
+        }
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": "\(request.method)",
+                "path": "\(request.uri.path)",
+                "status": "\(response.status.code)",
+                "ms": "\((ContinuousClock.now - started).milliseconds)",
+            ]
+        )
+        return response
+    }
+
+    private func route(_ request: Request, context: Context) async throws -> Response {
+        switch request.method {
+        case .get, .head: break
+        default:
+            throw RegistryError(.unsupported, "this registry is a read-only mirror: \(request.method) is not supported")
+        }
+        let namespace = request.uri.queryParameters["ns"].map(String.init)
+        switch try RegistryRoute(path: request.uri.path) {
+        case .base:
+            return Response(
+                status: .ok, headers: Self.apiHeaders(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: "{}")))
+        case .health:
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        case .manifest(let name, let reference):
+            return try await manifest(request, name: name, reference: reference, namespace: namespace)
+        case .blob(let name, let digest):
+            return try await blob(request, name: name, digest: digest, namespace: namespace, eventLoop: context.eventLoop)
+        case .tags(let name):
+            return try await tags(request, name: name, namespace: namespace)
+        case .upload:
+            throw RegistryError(.unsupported, "this registry is a read-only mirror: uploads are not supported")
+        case .notFound:
+            throw RegistryError(.notFound, "no such route: \(request.uri.path)")
+        }
+    }
+
+    private func manifest(_ request: Request, name: RepositoryName, reference: ManifestReference, namespace: String?) async throws
+        -> Response
+    {
+        let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        if request.method == .head {
+            let descriptor = try await registry.manifestDescriptor(name, reference, namespace: namespace, accepting: accept)
+            return Response(
+                status: .ok, headers: Self.manifestHeaders(descriptor),
+                body: ResponseBody(contentLength: Int(descriptor.size)) { writer in
+                    try await writer.finish(nil)
+                })
+        }
+        let manifest = try await registry.manifest(name, reference, namespace: namespace, accepting: accept)
+        return Response(
+            status: .ok,
+            headers: Self.manifestHeaders(manifest.descriptor),
+            body: .init(byteBuffer: ByteBuffer(bytes: manifest.bytes))
+        )
+    }
+
+    private func blob(_ request: Request, name: RepositoryName, digest: Digest, namespace: String?, eventLoop: any EventLoop) async throws
+        -> Response
+    {
+        let range = request.headers[.range].flatMap(Self.forwardableRange)
+        let answer = try await registry.blob(name, digest, namespace: namespace, range: range)
+        var headers = Self.apiHeaders(contentType: "application/octet-stream")
+        headers[.init("Docker-Content-Digest")!] = digest.description
+        headers[.acceptRanges] = "bytes"
+        headers[.eTag] = "\"\(digest)\""
+        if let contentRange = answer.contentRange { headers[.contentRange] = contentRange }
+        let length = answer.contentLength.map { Int($0) }
+        if let length { headers[.contentLength] = String(length) }
+        let status: HTTPResponse.Status = answer.isPartial ? .partialContent : .ok
+        if request.method == .head {
+            return Response(
+                status: status, headers: headers,
+                body: ResponseBody(contentLength: length) { writer in
+                    try await writer.finish(nil)
+                })
+        }
+        let body = answer.body
+        return Response(
+            status: status,
+            headers: headers,
+            body: ResponseBody(contentLength: length) { writer in
+                try await Self.stream(body, to: &writer, eventLoop: eventLoop)
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    private func tags(_ request: Request, name: RepositoryName, namespace: String?) async throws -> Response {
+        let query = request.uri.queryParameters
+        var count: Int?
+        if let n = query["n"] {
+            guard let value = Int(n), value >= 0 else {
+                throw RegistryError(.paginationNumberInvalid, "n must be a non-negative integer, not '\(n)'")
+            }
+            count = value
+        }
+        let last = query["last"].map(String.init)
+        let page = try await registry.tags(name, namespace: namespace, count: count, last: last)
+        var headers = Self.apiHeaders(contentType: "application/json")
+        if page.hasMore, let lastTag = page.tags.last {
+            var link = "/v2/\(name)/tags/list?last=\(lastTag)"
+            if let count { link += "&n=\(count)" }
+            if let namespace { link += "&ns=\(namespace)" }
+            headers[.init("Link")!] = "<\(link)>; rel=\"next\""
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = try encoder.encode(page)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

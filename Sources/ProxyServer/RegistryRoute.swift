@@ -1,0 +1,55 @@
+import Foundation
+import OCI
+
+/// A request path of the registry API, parsed and validated.
+///
+/// The path is taken raw, before percent-decoding: a name spelled with `%2e%2e`, `//`, a
+/// backslash or a NUL is simply not a repository name. Nothing here ever becomes a file path.
+public enum RegistryRoute: Sendable, Hashable {
+    case base
+    case manifest(RepositoryName, ManifestReference)
+    case blob(RepositoryName, Digest)
+    case tags(RepositoryName)
+    /// Blob uploads: a write, refused as unsupported.
+    case upload
+    case health
+    case notFound
+
+    /// Parses a raw request path (no query). Throws for a name, tag or digest that breaks the
+    /// spec's grammar.
+    public init(path: String) throws(RegistryError) {
+        switch path {
+        case "/v2", "/v2/":
+            self = .base
+            return
+        case "/_archway/health":
+            self = .health
+            return
+        default: break
+        }
+        guard path.hasPrefix("/v2/") else {
+            self = .notFound
+            return
+        }
+        let rest = path.dropFirst(4)
+        if rest.hasSuffix("/tags/list") {
+            self = .tags(try RepositoryName(String(rest.dropLast("/tags/list".count))))
+            return
+        }
+        if rest.contains("/blobs/uploads") {
+            self = .upload
+            return
+        }
+        if let marker = rest.range(of: "/manifests/", options: .backwards) {
+            let name = try RepositoryName(String(rest[..<marker.lowerBound]))
+            self = .manifest(name, try ManifestReference(parsing: String(rest[marker.upperBound...])))
+            return
+        }
+        if let marker = rest.range(of: "/blobs/", options: .backwards) {
+            let name = try RepositoryName(String(rest[..<marker.lowerBound]))
+            self = .blob(name, try Digest(parsing: String(rest[marker.upperBound...])))
+            return
+        }
+        self = .notFound
+    }
+}

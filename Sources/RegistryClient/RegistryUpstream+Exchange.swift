@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import OCI
+
+extension RegistryUpstream {
+    static let maximumRedirects = 5
+    static let retryDelays: [Duration] = [.milliseconds(200), .seconds(1)]
+
+    /// One logical request: authentication challenges answered, redirects followed, transient
+    /// failures retried. Returns a 2xx response whose body is still to be read; anything else
+    /// is thrown as an ``UpstreamError``.
+    func exchange(
+        _ method: HTTPRequest.Method,
+        repository: RepositoryName,
+        path: String,
+        accept: [String] = [],
+        extraHeaders: HTTPHeaders = [:],
+        small: Bool
+    ) async throws -> HTTPResponse {
+        let scope = "repository:\(repository):pull"
+        var url = "\(baseURL)/v2/\(repository)/\(path)"
+        var headers = extraHeaders
+        if !accept.isEmpty { headers.replace("Accept", accept.joined(separator: ", ")) }
+        var authorization = await cachedAuthorization(scope: scope)
+        var answeredChallenge = false
+        var redirects = 0
+        while true {
+            var request = HTTPRequest(method: method, url: url, headers: headers, totalTimeout: small ? smallRequestTimeout : nil)
+            if let authorization { request.headers.replace("Authorization", authorization) }
+            let response = try await sendRetrying(request)
+            switch response.status {
+            case 200..<300:
+                return response
+            case 401 where !answeredChallenge:
+                answeredChallenge = true
+                _ = try? await response.body.collect(upTo: 64 << 10)
+                guard let header = response.headers["WWW-Authenticate"], let challenge = AuthChallenge(header: header),
+                    let answer = try await answer(challenge, scope: scope, requestURL: url)
+                else {
+                    throw UpstreamError.status(401, errors: [], retryAfter: nil)
+                }
+                authorization = answer
+            case 301, 302, 303, 307, 308:
+                _ = try? await response.body.collect(upTo: 64 << 10)
+                redirects += 1
+                guard redirects <= Self.maximumRedirects, let location = response.headers["Location"],
+                    let next = URLParts.resolve(location, against: url), let from = URLParts(url), let to = URLParts(next)
+                else {
+                    throw UpstreamError.invalidResponse("redirect without a usable Location, or more than \(Self.maximumRedirects)")
+                }
+                // Credentials never follow a redirect to another host (a CDN, or anyone).
+                if to.authority != from.authority { authorization = nil }
+                url = next
+            default:
+                let body = try? await response.body.collect(upTo: 64 << 10)
+                let errors = body.flatMap { RegistryError.decodeBody(Data(buffer: $0)) } ?? []
+                throw UpstreamError.status(response.status, errors: errors, retryAfter: response.headers["Retry-After"])
+            }
+        }
+    }
+
+    /// Sends, retrying refused connections and 502/503/504 answers a couple of times. Timeouts
+    /// are not retried: a stalled upstream must not hold a client for several timeouts.
+    private func sendRetrying(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var attempt = 0
+        while true {
+            do {
+                let response = try await transport.send(request)
+                if [502, 503, 504].contains(response.status), attempt < Self.retryDelays.count {
+                    _ = try? await response.body.collect(upTo: 64 << 10)
+                    logger.debug("retrying", metadata: ["url": "\(request.url)", "status": "\(response.status)"])
+                } else {
+                    return response
+                }
+            } catch let error as TransportError {
+                guard error.isConnectionFailure, attempt < Self.retryDelays.count else { throw UpstreamError.transport(error) }
+                logger.debug("retrying", metadata: ["url": "\(request.url)", "error": "\(error.message)"])
+            }
+            try await Task.sleep(for: Self.retryDelays[attempt])
+            attempt += 1
+        }
+    }
+
+    private func cachedAuthorization(scope: String) async -> String? {
+        if let token = await tokens.token(for: TokenCache.Key(realm: "", service: name, scope: scope)) {
+            return "Bearer \(token)"
+        }
+        return nil
+    }
+
+    /// The `Authorization` value answering a challenge, or nil when it cannot be answered.
+    private func answer(_ challenge: AuthChallenge, scope: String, requestURL: String) async throws -> String? {
+        switch challenge.scheme {
+        case .basic:
+            return credentials?.basicAuthorization
+        case .other:
+            return nil
+        case .bearer:
+            guard let realm = challenge.parameters["realm"], let realmParts = URLParts(realm), let upstream = URLParts(baseURL)
+            else { return nil }
+            let service = challenge.parameters["service"] ?? ""
+            let tokenScope = challenge.parameters["scope"] ?? scope
+            var query = ["scope=\(percentEncoded(tokenScope))"]
+            if !service.isEmpty { query.insert("service=\(percentEncoded(service))", at: 0) }
+            var request = HTTPRequest(
+                url: realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&"),
+                headers: ["Accept": "application/json"],
+                totalTimeout: smallRequestTimeout
+            )
+            // Credentials go only to a token service on the upstream's own domain.
+            if let credentials, realmParts.sharesDomain(with: upstream) {
+                request.headers.add("Authorization", credentials.basicAuthorization)
+            } else if credentials != nil {
+                logger.warning(
+                    "token realm on another domain: asking anonymously",
+                    metadata: ["realm": "\(realmParts.authority)"]
+                )
+            }
+            let response: HTTPResponse
+            do {
+                response = try await transport.send(request)
+            } catch let error as TransportError {
+                throw UpstreamError.transport(error)
+            }
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == 200 else {
+                throw UpstreamError.status(
+                    response.status == 401 ? 401 : 403,
+                    errors: [RegistryError(.unauthorized, "token service \(realmParts.authority) answered \(response.status)")],
+                    retryAfter: nil
+                )
+            }
+            guard let grant = try? JSONDecoder().decode(TokenGrant.self, from: Data(buffer: body)), let token = grant.value else {
+                throw UpstreamError.invalidResponse("token service \(realmParts.authority) answered no token")
+            }
+            await tokens.store(
+                token,
+                for: TokenCache.Key(realm: "", service: name, scope: scope),
+                lifetime: .seconds(max(grant.expiresIn ?? 60, 1))
+            )
+            return "Bearer \(token)"
+        }
+    }
+
+    private func percentEncoded(_ value: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+}
+
+/// A token service's answer (`token` per the Docker spec, `access_token` per OAuth2).
+struct TokenGrant: Decodable {
+    var token: String?
+    var accessToken: String?
+    var expiresIn: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case token
+        case accessToken = "access_token"
+        case expiresIn = "expires_in"
+    }
+
+    var value: String? { token ?? accessToken }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import OCI
+
+/// An upstream registry spoken to over HTTP: the distribution API on top of an ``HTTPTransport``,
+/// with anonymous, Basic and Bearer-token authentication, redirects and retries.
+///
+/// It does not cache anything but tokens; caching is the `Proxy` module's business.
+public struct RegistryUpstream: Upstream {
+    public let name: String
+    /// Where Archway fetches, e.g. `https://registry-1.docker.io` (no trailing slash).
+    public let baseURL: String
+    let credentials: Credentials?
+    let transport: any HTTPTransport
+    let tokens = TokenCache()
+    let logger: Logger
+    /// Manifests, tag lists and tokens are small: their whole exchange is bounded.
+    let smallRequestTimeout: Duration
+
+    public init(
+        name: String,
+        baseURL: String,
+        credentials: Credentials? = nil,
+        transport: any HTTPTransport = CurlTransport(),
+        smallRequestTimeout: Duration = .seconds(60),
+        logger: Logger
+    ) {
+        self.name = name
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.credentials = credentials
+        self.transport = transport
+        self.smallRequestTimeout = smallRequestTimeout
+        var logger = logger
+        logger[metadataKey: "upstream"] = "\(name)"
+        self.logger = logger
+    }
+
+    public func manifest(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws -> Manifest {
+        let response = try await exchange(.get, repository: repository, path: "manifests/\(reference)", accept: accepting, small: true)
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: Manifest.maximumSize)
+        } catch is BodyTooLarge {
+            throw UpstreamError.invalidResponse("manifest \(repository):\(reference) is larger than \(Manifest.maximumSize) bytes")
+        } catch let error as TransportError {
+            throw UpstreamError.transport(error)
+        }
+        let expected: Digest? = if case .digest(let digest) = reference { digest } else { nil }
+        let mediaType = response.headers["Content-Type"].map { MediaType(contentType: $0) }
+        do {
+            return try Manifest(bytes: Data(buffer: body), mediaType: mediaType, expected: expected)
+        } catch {
+            throw UpstreamError.invalidResponse("manifest \(repository):\(reference): \(error)")
+        }
+    }
+
+    public func manifestDescriptor(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws
+        -> Descriptor
+    {
+        let response = try await exchange(.head, repository: repository, path: "manifests/\(reference)", accept: accepting, small: true)
+        let headers = response.headers
+        guard let digestHeader = headers["Docker-Content-Digest"], let digest = Digest(digestHeader),
+            let lengthHeader = headers["Content-Length"], let size = Int64(lengthHeader),
+            let contentType = headers["Content-Type"]
+        else {
+            // Not every registry describes a manifest on HEAD: read it instead.
+            return try await manifest(repository, reference, accepting: accepting).descriptor
+        }
+        if case .digest(let expected) = reference, expected != digest {
+            throw UpstreamError.invalidResponse("HEAD \(repository)@\(expected) answered digest \(digest)")
+        }
+        return Descriptor(mediaType: MediaType(contentType: contentType), digest: digest, size: size)
+    }
+
+    public func blob(_ repository: RepositoryName, _ digest: Digest, range: BlobRangeRequest?) async throws -> BlobResponse {
+        var extra = HTTPHeaders()
+        if let range { extra.add("Range", range.header) }
+        let response = try await exchange(.get, repository: repository, path: "blobs/\(digest)", extraHeaders: extra, small: false)
+        let contentRange = response.status == 206 ? response.headers["Content-Range"] : nil
+        return BlobResponse(
+            contentLength: response.headers["Content-Length"].flatMap { Int64($0) },
+            contentRange: contentRange,
+            body: response.body
+        )
+    }
+
+    public func tags(_ repository: RepositoryName, count: Int?, last: String?) async throws -> TagPage {
+        var query: [String] = []
+        if let count { query.append("n=\(count)") }
+        if let last { query.append("last=\(last.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? last)") }
+        let path = "tags/list" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        let response = try await exchange(.get, repository: repository, path: path, small: true)
+        let body = try await response.body.collect(upTo: Manifest.maximumSize)
+        do {
+            var page = try JSONDecoder().decode(TagPage.self, from: Data(buffer: body))
+            page.hasMore = response.headers.values("Link").contains { $0.contains("rel=\"next\"") }
+            return page
+        } catch {
+            throw UpstreamError.invalidResponse("tag list of \(repository) is not valid JSON")
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import OCI
+
+/// A registry Archway reads from. Each method answers one question of the distribution API;
+/// failures are thrown as ``UpstreamError``.
+///
+/// The libcurl-backed ``RegistryUpstream`` talks to real registries; tests use an in-memory one.
+public protocol Upstream: Sendable {
+    /// The registry host clients know this upstream by, e.g. `docker.io`.
+    var name: String { get }
+
+    /// `GET /v2/<repository>/manifests/<reference>`. A manifest asked by digest is verified.
+    func manifest(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws -> Manifest
+
+    /// `HEAD /v2/<repository>/manifests/<reference>`: what the manifest is, without its bytes.
+    func manifestDescriptor(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws
+        -> Descriptor
+
+    /// `GET /v2/<repository>/blobs/<digest>`, the whole blob or one byte range of it, streamed.
+    func blob(_ repository: RepositoryName, _ digest: Digest, range: BlobRangeRequest?) async throws -> BlobResponse
+
+    /// `GET /v2/<repository>/tags/list`, one page.
+    func tags(_ repository: RepositoryName, count: Int?, last: String?) async throws -> TagPage
+}
+
+/// A client's `Range` request, forwarded as it was understood.
+public struct BlobRangeRequest: Sendable, Hashable {
+    /// The value of the `Range` header, e.g. `bytes=0-1023`.
+    public var header: String
+
+    public init(header: String) {
+        self.header = header
+    }
+}
+
+/// A blob answer: the whole blob (`200`) or a part of it (`206`), with its body streaming.
+public struct BlobResponse: Sendable {
+    /// The number of bytes in `body`.
+    public var contentLength: Int64?
+    /// Set for a partial answer: `bytes first-last/total`.
+    public var contentRange: String?
+    public var body: ByteStream
+
+    public init(contentLength: Int64?, contentRange: String?, body: ByteStream) {
+        self.contentLength = contentLength
+        self.contentRange = contentRange
+        self.body = body
+    }
+
+    public var isPartial: Bool { contentRange != nil }
+}
+
+/// One page of a tag list.
+public struct TagPage: Sendable, Hashable, Codable {
+    public var name: String
+    public var tags: [String]
+    /// True when the upstream announced more tags after this page (a `Link: rel="next"`).
+    public var hasMore: Bool
+
+    public init(name: String, tags: [String], hasMore: Bool = false) {
+        self.name = name
+        self.tags = tags
+        self.hasMore = hasMore
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case tags
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        tags = try container.decodeIfPresent([String].self, forKey: .tags) ?? []
+        hasMore = false
+    }
+}

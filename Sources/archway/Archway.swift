@@ -1,0 +1,11 @@
+import ArchwayApp
+import ArgumentParser
+
+@main
+struct Archway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "archway",
+        abstract: "A pull-through caching proxy for container registries.",
+        subcommands: [Serve.self]
+    )
+}

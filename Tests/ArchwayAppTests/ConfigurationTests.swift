@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import Policies
+import Testing
+
+@testable import ArchwayApp
+
+@Suite struct ConfigurationTests {
+    @Test func theDesignExampleParses() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("archway-config-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "hunter2\n".write(to: directory.appendingPathComponent("internal.pass"), atomically: true, encoding: .utf8)
+        let yaml = """
+            listen: 0.0.0.0:5000
+            storage:
+              path: /var/cache/archway
+              max-size: 200GiB
+            upstreams:
+              - name: docker.io
+                url: https://registry-1.docker.io
+                aliases: [index.docker.io, registry-1.docker.io]
+              - name: ghcr.io
+                url: https://ghcr.io
+              - name: registry.internal:5000
+                url: http://10.0.0.5:5000
+                credentials: { username: robot, password-file: internal.pass }
+            default-upstream: docker.io
+            tag-ttl: 5m
+            offline: false
+            policies: policies
+            """
+        let configuration = try Configuration.parse(yaml, file: "archway.yaml", relativeTo: directory.path)
+        #expect(configuration.listen == .init(host: "0.0.0.0", port: 5000))
+        #expect(configuration.storagePath == "/var/cache/archway")
+        #expect(configuration.storageMaxSize == 200 << 30)
+        #expect(configuration.upstreams.map(\.name) == ["docker.io", "ghcr.io", "registry.internal:5000"])
+        #expect(configuration.upstreams[0].aliases == ["index.docker.io", "registry-1.docker.io"])
+        #expect(configuration.upstreams[2].username == "robot")
+        #expect(configuration.upstreams[2].password == "hunter2")
+        #expect(configuration.defaultUpstream == "docker.io")
+        #expect(configuration.tagTTL == .seconds(300))
+        #expect(configuration.policiesPath == directory.path + "/policies")
+    }
+
+    @Test(arguments: [
+        ("listen: 127.0.0.1:5000\nlistn: x\n", 2, "unknown key 'listn'"),
+        ("listen: nowhere\n", 1, "listen must be HOST:PORT"),
+        ("upstreams:\n  - name: a.io\n    url: ftp://a.io\n", 3, "must start with http:// or https://"),
+        ("upstreams:\n  - name: a.io\n", 2, "'url' is required"),
+        ("upstreams:\n  - name: a.io\n    url: https://a.io\n  - name: a.io\n    url: https://b.io\n", 4, "configured twice"),
+        ("default-upstream: nowhere.io\n", 1, "is not among the upstreams"),
+        ("tag-ttl: soon\n", 1, "tag-ttl must be a duration"),
+        ("storage:\n  max-size: lots\n", 2, "storage.max-size must be a size"),
+        ("storage: [a]\n", 1, "storage must be a mapping"),
+        ("listen: [unclosed\n", 2, "not valid YAML"),
+        (
+            "upstreams:\n  - name: a.io\n    url: https://a.io\n    credentials: { username: u, password-file: /nonexistent/pass }\n", 4,
+            "cannot be read"
+        ),
+        ("tls:\n  certificate: a\n", 2, "TLS termination is not available yet"),
+        ("offline: true\n", 1, "offline: true needs the cache"),
+    ])
+    func mistakesNameTheLine(yaml: String, line: Int, message: String) {
+        do {
+            _ = try Configuration.parse(yaml, file: "archway.yaml")
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.location.line == line, "\(error)")
+            #expect(error.location.file == "archway.yaml")
+            #expect(error.message.contains(message), "\(error)")
+        }
+    }
+
+    @Test func theEmbeddedDefault() {
+        let configuration = Configuration.embeddedDefault(
+            environment: ["XDG_CACHE_HOME": "/tmp/xdg", "HOME": "/home/u"], currentDirectory: "/nonexistent")
+        #expect(configuration.listen.description == "127.0.0.1:5000")
+        #expect(configuration.storagePath == "/tmp/xdg/archway")
+        #expect(configuration.defaultUpstream == "docker.io")
+        #expect(configuration.upstreams.first?.url == "https://registry-1.docker.io")
+        #expect(configuration.policiesPath == nil)
+        let home = Configuration.embeddedDefault(environment: ["HOME": "/home/u"], currentDirectory: "/nonexistent")
+        #expect(home.storagePath == "/home/u/.cache/archway")
+    }
+
+    @Test(arguments: [("200GiB", Int64(200) << 30), ("500MB", 500_000_000), ("1024", 1024), ("0B", 0)])
+    func sizes(text: String, bytes: Int64) {
+        #expect(ByteSize.parse(text) == bytes)
+    }
+
+    @Test(arguments: ["-1GiB", "GiB", "1.5GiB", "99999999999999TiB"])
+    func badSizes(text: String) {
+        #expect(ByteSize.parse(text) == nil)
+    }
+
+    @Test(arguments: [
+        ("5m", Duration.seconds(300)), ("30s", .seconds(30)), ("1h", .seconds(3600)), ("500ms", .milliseconds(500)), ("0", .zero),
+    ])
+    func durations(text: String, duration: Duration) {
+        #expect(DurationText.parse(text) == duration)
+    }
+
+    @Test func jsonLogLinesAreOneJSONObjectEach() throws {
+        let pipe = Pipe()
+        var handler = JSONLogHandler(label: "test", output: JSONLogOutput(handle: pipe.fileHandleForWriting))
+        handler[metadataKey: "path"] = "/v2/a\"b\nc"
+        handler.log(
+            event: LogEvent(level: .notice, message: "hello", metadata: ["status": "404"], source: "t", file: "f", function: "g", line: 1))
+        try pipe.fileHandleForWriting.close()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.hasSuffix("}\n"))
+        #expect(text.split(separator: "\n").count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String])
+        #expect(object["msg"] == "hello")
+        #expect(object["level"] == "notice")
+        #expect(object["path"] == "/v2/a\"b\nc")
+        #expect(object["status"] == "404")
+        #expect(object["ts"]?.hasSuffix("Z") == true)
+    }
+}

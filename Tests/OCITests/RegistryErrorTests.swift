@@ -1,0 +1,98 @@
+import Foundation
+import OCI
+import Testing
+
+struct RegistryErrorTests {
+    @Test(arguments: [
+        (RegistryError.Code.blobUnknown, "BLOB_UNKNOWN", 404),
+        (.blobUploadInvalid, "BLOB_UPLOAD_INVALID", 400),
+        (.blobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404),
+        (.digestInvalid, "DIGEST_INVALID", 400),
+        (.manifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", 404),
+        (.manifestInvalid, "MANIFEST_INVALID", 400),
+        (.manifestUnknown, "MANIFEST_UNKNOWN", 404),
+        (.nameInvalid, "NAME_INVALID", 400),
+        (.nameUnknown, "NAME_UNKNOWN", 404),
+        (.sizeInvalid, "SIZE_INVALID", 400),
+        (.unauthorized, "UNAUTHORIZED", 401),
+        (.denied, "DENIED", 403),
+        (.unsupported, "UNSUPPORTED", 405),
+        (.tooManyRequests, "TOOMANYREQUESTS", 429),
+        (.tagInvalid, "TAG_INVALID", 400),
+        (.unavailable, "UNAVAILABLE", 503),
+        (.rangeInvalid, "RANGE_INVALID", 416),
+        (RegistryError.Code(rawValue: "SOMETHING_NEW"), "SOMETHING_NEW", 500),
+        (RegistryError.Code(rawValue: ""), "", 500),
+    ])
+    func codesAndStatuses(code: RegistryError.Code, wire: String, status: Int) {
+        #expect(code.rawValue == wire)
+        #expect(code.status == status)
+        #expect(RegistryError.Code(rawValue: wire) == code)
+    }
+
+    @Test func bodyIsCompactSpecJSON() {
+        let body = RegistryError.body([
+            RegistryError(.manifestUnknown, "manifest unknown"),
+            RegistryError(.denied, "no \"access\"\n\0", detail: "tag/1"),
+        ])
+        #expect(
+            String(decoding: body, as: UTF8.self)
+                == #"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"},"#
+                + #"{"code":"DENIED","message":"no \"access\"\n\u0000","detail":"tag/1"}]}"#
+        )
+        #expect(String(decoding: RegistryError.body([]), as: UTF8.self) == #"{"errors":[]}"#)
+    }
+
+    @Test(arguments: [
+        [RegistryError(.manifestUnknown, "manifest unknown")],
+        [RegistryError(.blobUnknown, "blob unknown", detail: "sha256:abc"), RegistryError(.unsupported, "")],
+        [RegistryError(.nameInvalid, "ünïcödé 😀 \u{2028} \\ / \t", detail: #"{"not":"parsed"}"#)],
+        [RegistryError(RegistryError.Code(rawValue: "CUSTOM"), String(repeating: "x", count: 10_000))],
+    ])
+    func bodyRoundTrips(errors: [RegistryError]) throws {
+        let body = RegistryError.body(errors)
+        #expect(RegistryError.decodeBody(body) == errors)
+        // And it is JSON any parser reads.
+        _ = try JSONSerialization.jsonObject(with: body)
+    }
+
+    @Test(arguments: [
+        (
+            #"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[{"Type":"repository","Name":"library/foo","Action":"pull"}]}]}"#,
+            [
+                RegistryError(
+                    .unauthorized, "authentication required", detail: #"[{"Action":"pull","Name":"library/foo","Type":"repository"}]"#)
+            ]
+        ),
+        (
+            #"{"errors":[{"code":"DENIED","message":"x","detail":{"b":[1,2.5,true,null],"a":"s"}}]}"#,
+            [RegistryError(.denied, "x", detail: #"{"a":"s","b":[1,2.5,true,null]}"#)]
+        ),
+        (#"{"errors":[{"code":"DENIED","detail":null}]}"#, [RegistryError(.denied, "")]),
+        (#"{"errors":[{"code":"DENIED","message":"m","detail":42}]}"#, [RegistryError(.denied, "m", detail: "42")]),
+        (
+            #"{"errors":[{"message":"no code"},{"code":7},{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#,
+            [RegistryError(.tooManyRequests, "slow down")]
+        ),
+        (
+            #"  {"errors" : [ {"code":"NAME_UNKNOWN", "message":"repository name not known to registry"} ] , "extra": 1}"#,
+            [RegistryError(.nameUnknown, "repository name not known to registry")]
+        ),
+    ])
+    func decodesUpstreamBodies(json: String, errors: [RegistryError]) {
+        #expect(RegistryError.decodeBody(Data(json.utf8)) == errors)
+    }
+
+    @Test(arguments: [
+        "", "not json", "<html>502 Bad Gateway</html>", "[]", "null", #"{"errors":[]}"#, #"{"errors":{}}"#,
+        #"{"details":"quay style"}"#, #"{"errors":[{"message":"no code"}]}"#, "{\"errors\":[\0]}",
+    ])
+    func refusesOtherBodies(text: String) {
+        #expect(RegistryError.decodeBody(Data(text.utf8)) == nil)
+    }
+
+    @Test func describesItself() {
+        #expect(RegistryError(.manifestUnknown, "gone").description == "MANIFEST_UNKNOWN: gone")
+        #expect(RegistryError(.denied, "no", detail: "why").description == "DENIED: no (why)")
+    }
+}
