@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // The vocabulary: pure values, no I/O.
@@ -32,7 +34,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "Policies", dependencies: ["OCI", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
-        .target(name: "Cache", dependencies: ["OCI"], swiftSettings: strict),
+        .target(
+            name: "Cache",
+            dependencies: [
+                "OCI",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // libcurl, through a system-library target and a header of typed inline wrappers.
         .systemLibrary(
             name: "CCurl",
@@ -54,6 +65,9 @@ let package = Package(
             dependencies: [
                 "OCI", "Policies", "Cache", "RegistryClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -89,7 +103,7 @@ let package = Package(
         .target(
             name: "ArchwayTesting",
             dependencies: [
-                "OCI", "RegistryClient", "Proxy", "ProxyServer", "ArchwayApp",
+                "OCI", "Cache", "RegistryClient", "Proxy", "ProxyServer", "ArchwayApp",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -21,7 +21,8 @@ public enum ArchwayServer {
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
-        try layout.prepare()
+        let store = try BlobStore(layout: layout)
+        let catalog = try Catalog(path: layout.catalogPath.path)
         let entries = configuration.upstreams.map { upstream in
             UpstreamRouter.Entry(
                 upstream: RegistryUpstream(
@@ -35,11 +36,25 @@ public enum ArchwayServer {
             )
         }
         let router = try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream)
-        let registry = PullThroughRegistry(router: router, logger: logger)
+        let registry = PullThroughRegistry(
+            router: router,
+            store: store,
+            catalog: catalog,
+            maximumSize: configuration.storageMaxSize,
+            tagTTL: configuration.tagTTL,
+            offline: configuration.offline,
+            logger: logger
+        )
+        let maintenance = CacheMaintenance(
+            evictor: Evictor(store: store, catalog: catalog, maximumSize: configuration.storageMaxSize),
+            interval: .seconds(10),
+            logger: logger
+        )
         let listen = configuration.listen
         return Application(
             responder: RegistryResponder(registry: registry),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            services: [maintenance],
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
                 logger.notice(
@@ -49,6 +64,7 @@ public enum ArchwayServer {
                         "storage": "\(configuration.storagePath)",
                         "upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ","))",
                         "default-upstream": "\(configuration.defaultUpstream)",
+                        "offline": "\(configuration.offline)",
                     ]
                 )
                 await onListening(address)

@@ -63,12 +63,7 @@ extension Configuration {
             }
             configuration.tagTTL = ttl
         }
-        if let value = keys["offline"] {
-            configuration.offline = try value.bool("offline")
-            if configuration.offline {
-                throw value.error("offline: true needs the cache, which this version does not have yet; remove it or set false")
-            }
-        }
+        if let value = keys["offline"] { configuration.offline = try value.bool("offline") }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         return configuration
     }

@@ -63,7 +63,7 @@ public final class InMemoryUpstream: Upstream {
         try lookUp(repository, reference, call: "head").descriptor
     }
 
-    public func blob(_ repository: RepositoryName, _ digest: Digest, range: BlobRangeRequest?) async throws -> BlobResponse {
+    public func blob(_ repository: RepositoryName, _ digest: Digest) async throws -> BlobResponse {
         let data = try state.withLock { state throws(UpstreamError) -> Data in
             state.calls.append("blob \(repository) \(digest)")
             guard state.reachable else { throw Self.unreachable }
@@ -72,15 +72,7 @@ public final class InMemoryUpstream: Upstream {
             }
             return data
         }
-        if let range, case .satisfiable(let byteRange) = ByteRange.parse(range.header, length: Int64(data.count)) {
-            let slice = data[Int(byteRange.lowerBound)...Int(byteRange.upperBound)]
-            return BlobResponse(
-                contentLength: Int64(slice.count),
-                contentRange: byteRange.contentRange(length: Int64(data.count)),
-                body: ByteStream(ByteBuffer(bytes: slice))
-            )
-        }
-        return BlobResponse(contentLength: Int64(data.count), contentRange: nil, body: ByteStream(ByteBuffer(bytes: data)))
+        return BlobResponse(contentLength: Int64(data.count), body: ByteStream(ByteBuffer(bytes: data)))
     }
 
     public func tags(_ repository: RepositoryName, count: Int?, last: String?) async throws -> TagPage {

@@ -1,51 +1,50 @@
+import Cache
+import Foundation
 import Logging
 import OCI
 import RegistryClient
 
-/// The read path of the mirror: answers the distribution API's read questions for a client,
-/// routed to the right upstream.
+/// The read path of the mirror, shaped like distribution's proxy stores: digests from the cache
+/// first, tags from the upstream first (trusted for `tagTTL`, then revalidated with a HEAD),
+/// the cached answer when the upstream fails, and everything fetched saved on the way through.
 ///
-/// Today it passes every question through; the cache (local first for digests, remote first for
-/// tags, stale answers when the upstream fails) wraps the same calls.
-/// Errors come out as ``RegistryError``s, ready for the wire.
+/// Errors come out as ``RegistryError``s (or ``RangeNotSatisfiable``), ready for the wire.
 public struct PullThroughRegistry: Sendable {
     public let router: UpstreamRouter
+    let store: BlobStore
+    let catalog: Catalog
+    let evictor: Evictor
+    let tagTTL: Duration
+    let offline: Bool
+    let now: @Sendable () -> Date
     let logger: Logger
+    let metrics = CacheMetrics()
 
-    public init(router: UpstreamRouter, logger: Logger) {
+    public init(
+        router: UpstreamRouter,
+        store: BlobStore,
+        catalog: Catalog,
+        maximumSize: Int64? = nil,
+        tagTTL: Duration = .seconds(300),
+        offline: Bool = false,
+        now: @escaping @Sendable () -> Date = Date.init,
+        logger: Logger
+    ) {
         self.router = router
+        self.store = store
+        self.catalog = catalog
+        self.evictor = Evictor(store: store, catalog: catalog, maximumSize: maximumSize)
+        self.tagTTL = tagTTL
+        self.offline = offline
+        self.now = now
         self.logger = logger
     }
 
-    public func manifest(_ name: RepositoryName, _ reference: ManifestReference, namespace: String?, accepting: [String])
-        async throws -> Manifest
-    {
-        let route = try router.route(name, namespace: namespace)
-        return try await upstreamCall(route, what: .manifest) {
-            try await route.upstream.manifest(route.repository, reference, accepting: accepting)
-        }
-    }
-
-    public func manifestDescriptor(_ name: RepositoryName, _ reference: ManifestReference, namespace: String?, accepting: [String])
-        async throws -> Descriptor
-    {
-        let route = try router.route(name, namespace: namespace)
-        return try await upstreamCall(route, what: .manifest) {
-            try await route.upstream.manifestDescriptor(route.repository, reference, accepting: accepting)
-        }
-    }
-
-    public func blob(_ name: RepositoryName, _ digest: Digest, namespace: String?, range: BlobRangeRequest?) async throws
-        -> BlobResponse
-    {
-        let route = try router.route(name, namespace: namespace)
-        return try await upstreamCall(route, what: .blob) {
-            try await route.upstream.blob(route.repository, digest, range: range)
-        }
-    }
+    // MARK: - Tags
 
     public func tags(_ name: RepositoryName, namespace: String?, count: Int?, last: String?) async throws -> TagPage {
         let route = try router.route(name, namespace: namespace)
+        if offline { throw RegistryError(.unavailable, "offline: tag lists are not cached") }
         let upstreamPage = try await upstreamCall(route, what: .repository) {
             try await route.upstream.tags(route.repository, count: count, last: last)
         }
@@ -62,17 +61,25 @@ public struct PullThroughRegistry: Sendable {
     }
 
     /// Runs an upstream call, turning its failure into the error the client should see.
-    private func upstreamCall<Result>(_ route: UpstreamRouter.Route, what: UpstreamError.Subject, _ call: () async throws -> Result)
+    func upstreamCall<Result>(_ route: UpstreamRouter.Route, what: UpstreamError.Subject, _ call: () async throws -> Result)
         async throws -> Result
     {
         do {
             return try await call()
         } catch let error as UpstreamError {
-            let wire = error.registryError(for: what, upstream: route.upstream.name)
-            if wire.code == .unavailable {
-                logger.warning("upstream failed", metadata: ["repository": "\(route.key)", "error": "\(error)"])
-            }
-            throw wire
+            throw wireError(error, route: route, what: what)
         }
+    }
+
+    func wireError(_ error: UpstreamError, route: UpstreamRouter.Route, what: UpstreamError.Subject) -> RegistryError {
+        let wire = error.registryError(for: what, upstream: route.upstream.name)
+        if wire.code == .unavailable {
+            logger.warning("upstream failed", metadata: ["repository": "\(route.key)", "error": "\(error)"])
+        }
+        return wire
+    }
+
+    func offlineMiss(_ what: String) -> RegistryError {
+        RegistryError(.unavailable, "offline: \(what) is not in the cache and the upstream is not contacted")
     }
 }

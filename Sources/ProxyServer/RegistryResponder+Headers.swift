@@ -8,6 +8,7 @@ import RegistryClient
 extension RegistryResponder {
     static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
+    static let cacheStatus = HTTPField.Name("X-Cache")!
 
     static func apiHeaders(contentType: String) -> HTTPFields {
         [apiVersion: "registry/2.0", .contentType: contentType]
@@ -31,23 +32,10 @@ extension RegistryResponder {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: RegistryError.body([error]))))
     }
 
-    /// A `Range` the upstream can be asked for: one `bytes=` range, well formed. Anything else is
-    /// ignored, as RFC 9110 allows, and the whole blob is served.
-    static func forwardableRange(_ header: String) -> BlobRangeRequest? {
-        let value = header.trimmingCharacters(in: .whitespaces)
-        guard value.hasPrefix("bytes=") else { return nil }
-        let spec = value.dropFirst("bytes=".count)
-        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].count <= 18, parts[1].count <= 18,
-            parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }), !(parts[0].isEmpty && parts[1].isEmpty)
-        else { return nil }
-        if let first = Int64(parts[0]), let last = Int64(parts[1]), last < first { return nil }
-        return BlobRangeRequest(header: "bytes=\(parts[0])-\(parts[1])")
+    /// A body that announces a length but sends nothing: the answer to a HEAD.
+    static func emptyBody(length: Int?) -> ResponseBody {
+        ResponseBody(contentLength: length) { writer in try await writer.finish(nil) }
     }
-}
-
-extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 extension Duration {

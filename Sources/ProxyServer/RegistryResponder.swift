@@ -28,6 +28,13 @@ public struct RegistryResponder: HTTPResponder {
             response = try await route(request, context: context)
         } catch let error as RegistryError {
             response = Self.errorResponse(error, method: request.method)
+        } catch let error as RangeNotSatisfiable {
+            var failure = Self.errorResponse(
+                RegistryError(.rangeInvalid, "the range starts past the end of the \(error.length)-byte blob"),
+                method: request.method
+            )
+            failure.headers[.contentRange] = "bytes */\(error.length)"
+            response = failure
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -80,41 +87,30 @@ public struct RegistryResponder: HTTPResponder {
         let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
+        let answer = try await registry.manifest(name, reference, namespace: namespace, accepting: accept)
+        var headers = Self.manifestHeaders(answer.manifest.descriptor)
+        headers[Self.cacheStatus] = answer.cache.rawValue
         if request.method == .head {
-            let descriptor = try await registry.manifestDescriptor(name, reference, namespace: namespace, accepting: accept)
-            return Response(
-                status: .ok, headers: Self.manifestHeaders(descriptor),
-                body: ResponseBody(contentLength: Int(descriptor.size)) { writer in
-                    try await writer.finish(nil)
-                })
+            return Response(status: .ok, headers: headers, body: Self.emptyBody(length: answer.manifest.bytes.count))
         }
-        let manifest = try await registry.manifest(name, reference, namespace: namespace, accepting: accept)
-        return Response(
-            status: .ok,
-            headers: Self.manifestHeaders(manifest.descriptor),
-            body: .init(byteBuffer: ByteBuffer(bytes: manifest.bytes))
-        )
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.manifest.bytes)))
     }
 
     private func blob(_ request: Request, name: RepositoryName, digest: Digest, namespace: String?, eventLoop: any EventLoop) async throws
         -> Response
     {
-        let range = request.headers[.range].flatMap(Self.forwardableRange)
-        let answer = try await registry.blob(name, digest, namespace: namespace, range: range)
+        let answer = try await registry.blob(name, digest, namespace: namespace, rangeHeader: request.headers[.range])
         var headers = Self.apiHeaders(contentType: "application/octet-stream")
-        headers[.init("Docker-Content-Digest")!] = digest.description
+        headers[Self.contentDigest] = digest.description
         headers[.acceptRanges] = "bytes"
         headers[.eTag] = "\"\(digest)\""
-        if let contentRange = answer.contentRange { headers[.contentRange] = contentRange }
+        headers[Self.cacheStatus] = answer.cache.rawValue
+        if let range = answer.range, let length = answer.length { headers[.contentRange] = range.contentRange(length: length) }
         let length = answer.contentLength.map { Int($0) }
         if let length { headers[.contentLength] = String(length) }
-        let status: HTTPResponse.Status = answer.isPartial ? .partialContent : .ok
+        let status: HTTPResponse.Status = answer.range == nil ? .ok : .partialContent
         if request.method == .head {
-            return Response(
-                status: status, headers: headers,
-                body: ResponseBody(contentLength: length) { writer in
-                    try await writer.finish(nil)
-                })
+            return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
         }
         let body = answer.body
         return Response(

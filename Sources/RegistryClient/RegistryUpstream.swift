@@ -74,16 +74,9 @@ public struct RegistryUpstream: Upstream {
         return Descriptor(mediaType: MediaType(contentType: contentType), digest: digest, size: size)
     }
 
-    public func blob(_ repository: RepositoryName, _ digest: Digest, range: BlobRangeRequest?) async throws -> BlobResponse {
-        var extra = HTTPHeaders()
-        if let range { extra.add("Range", range.header) }
-        let response = try await exchange(.get, repository: repository, path: "blobs/\(digest)", extraHeaders: extra, small: false)
-        let contentRange = response.status == 206 ? response.headers["Content-Range"] : nil
-        return BlobResponse(
-            contentLength: response.headers["Content-Length"].flatMap { Int64($0) },
-            contentRange: contentRange,
-            body: response.body
-        )
+    public func blob(_ repository: RepositoryName, _ digest: Digest) async throws -> BlobResponse {
+        let response = try await exchange(.get, repository: repository, path: "blobs/\(digest)", small: false)
+        return BlobResponse(contentLength: response.headers["Content-Length"].flatMap { Int64($0) }, body: response.body)
     }
 
     public func tags(_ repository: RepositoryName, count: Int?, last: String?) async throws -> TagPage {

@@ -15,38 +15,23 @@ public protocol Upstream: Sendable {
     func manifestDescriptor(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws
         -> Descriptor
 
-    /// `GET /v2/<repository>/blobs/<digest>`, the whole blob or one byte range of it, streamed.
-    func blob(_ repository: RepositoryName, _ digest: Digest, range: BlobRangeRequest?) async throws -> BlobResponse
+    /// `GET /v2/<repository>/blobs/<digest>`, streamed.
+    func blob(_ repository: RepositoryName, _ digest: Digest) async throws -> BlobResponse
 
     /// `GET /v2/<repository>/tags/list`, one page.
     func tags(_ repository: RepositoryName, count: Int?, last: String?) async throws -> TagPage
 }
 
-/// A client's `Range` request, forwarded as it was understood.
-public struct BlobRangeRequest: Sendable, Hashable {
-    /// The value of the `Range` header, e.g. `bytes=0-1023`.
-    public var header: String
-
-    public init(header: String) {
-        self.header = header
-    }
-}
-
-/// A blob answer: the whole blob (`200`) or a part of it (`206`), with its body streaming.
+/// A blob answer, its body streaming.
 public struct BlobResponse: Sendable {
-    /// The number of bytes in `body`.
+    /// The number of bytes in `body`, when the upstream announced it.
     public var contentLength: Int64?
-    /// Set for a partial answer: `bytes first-last/total`.
-    public var contentRange: String?
     public var body: ByteStream
 
-    public init(contentLength: Int64?, contentRange: String?, body: ByteStream) {
+    public init(contentLength: Int64?, body: ByteStream) {
         self.contentLength = contentLength
-        self.contentRange = contentRange
         self.body = body
     }
-
-    public var isPartial: Bool { contentRange != nil }
 }
 
 /// One page of a tag list.

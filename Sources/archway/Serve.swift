@@ -23,6 +23,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The policies folder (overrides the configuration).")
     var policies: String?
 
+    @Flag(help: "Never contact an upstream; serve only what is cached.")
+    var offline = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.", transform: Serve.logLevel)
     var logLevel: Logger.Level = .info
 
@@ -53,6 +56,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let storage { configuration.storagePath = storage }
         if let policies { configuration.policiesPath = policies }
+        if offline { configuration.offline = true }
         let application = try ArchwayServer.makeApplication(configuration: configuration, logger: logger)
         try await application.runService()
     }

@@ -59,7 +59,7 @@ import Testing
             "cannot be read"
         ),
         ("tls:\n  certificate: a\n", 2, "TLS termination is not available yet"),
-        ("offline: true\n", 1, "offline: true needs the cache"),
+        ("offline: sometimes\n", 1, "offline must be true or false"),
     ])
     func mistakesNameTheLine(yaml: String, line: Int, message: String) {
         do {

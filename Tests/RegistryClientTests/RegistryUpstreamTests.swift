@@ -97,7 +97,7 @@ import Testing
                 let second = try await upstream.manifest(repository, .tag(try Tag("1")), accepting: accept)
                 #expect(second.digest == first.digest)
 
-                let blob = try await upstream.blob(repository, Digest.sha256(Self.blob), range: nil)
+                let blob = try await upstream.blob(repository, Digest.sha256(Self.blob))
                 let bytes = try await blob.body.collect(upTo: 1 << 20)
                 #expect(Data(buffer: bytes) == Self.blob)
             }

@@ -1,0 +1,157 @@
+import Foundation
+import NIOCore
+import OCI
+import Synchronization
+
+/// The content-addressed store on disk: `blobs/sha256/<2 hex>/<64 hex>`, one file per digest,
+/// shared by every repository and upstream.
+///
+/// Only verified content is ever in `blobs/`: small content (manifests) is checked before it is
+/// written, large content arrives through a ``Fill`` that checks as it writes. The store runs at
+/// most one fill per digest (single flight) and knows which digests are being filled or read,
+/// so eviction never removes a file in use.
+public final class BlobStore: Sendable {
+    public let layout: StorageLayout
+    private let state = Mutex(State())
+
+    struct State {
+        var fills: [Digest: Fill] = [:]
+        var readers: [Digest: Int] = [:]
+    }
+
+    /// Opens the store, creating its folders and removing what an earlier run left in `tmp/`.
+    public init(layout: StorageLayout) throws {
+        self.layout = layout
+        try layout.prepare()
+        let temporary = layout.temporaryDirectory
+        for leftover in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] {
+            try? FileManager.default.removeItem(at: temporary.appendingPathComponent(leftover))
+        }
+    }
+
+    private func path(_ digest: Digest) -> String { layout.blobPath(digest).path }
+
+    /// The length of stored content, nil when it is not stored.
+    public func length(of digest: Digest) -> Int64? {
+        var info = stat()
+        guard stat(path(digest), &info) == 0 else { return nil }
+        return Int64(info.st_size)
+    }
+
+    /// A reader of stored content from `range` (the whole content when nil); nil when not stored.
+    public func reader(_ digest: Digest, range: ClosedRange<Int64>? = nil) -> BlobReader? {
+        guard let file = try? FileDescriptor.open(path(digest), flags: O_RDONLY) else { return nil }
+        return BlobReader(
+            file: file,
+            fill: nil,
+            lease: Lease(store: self, digest: digest),
+            start: range?.lowerBound ?? 0,
+            end: range.map { $0.upperBound + 1 }
+        )
+    }
+
+    /// Stored content read whole, refusing more than `limit` bytes; nil when not stored.
+    public func data(_ digest: Digest, limit: Int) throws -> Data? {
+        guard let file = try? FileDescriptor.open(path(digest), flags: O_RDONLY) else { return nil }
+        let size = try file.size()
+        guard size <= Int64(limit) else { throw StorageError.lengthMismatch(expected: Int64(limit), actual: size) }
+        let buffer = try file.read(count: Int(size), at: 0)
+        return Data(buffer.readableBytesView)
+    }
+
+    /// Stores small content whole, after checking it against its digest.
+    public func store(_ bytes: Data, as digest: Digest) throws {
+        let actual = Digest.sha256(bytes)
+        guard actual == digest else {
+            throw StorageError.digestMismatch(expected: digest.description, actual: actual.description, bytes: Int64(bytes.count))
+        }
+        if length(of: digest) == Int64(bytes.count) { return }
+        let temporary = temporaryPath(digest)
+        let file = try FileDescriptor.open(temporary, flags: O_RDWR | O_CREAT | O_EXCL)
+        do {
+            try file.write(ByteBuffer(bytes: bytes), at: 0)
+            try file.synchronize()
+            try Fill.moveIntoPlace(temporary, path(digest))
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// The fill of `digest`: the running one if there is one (single flight), else a new one
+    /// that downloads with `open` on its own task and calls `finished` when done. Returns nil
+    /// when the content is already stored.
+    public func fill<Body: AsyncSequence & Sendable>(
+        _ digest: Digest,
+        open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
+        finished: @escaping @Sendable (Result<Int64, any Error>) async -> Void
+    ) throws -> Fill? where Body.Element == ByteBuffer {
+        let (fill, isNew): (Fill?, Bool) = try state.withLock { state in
+            if let running = state.fills[digest] { return (running, false) }
+            if length(of: digest) != nil { return (nil, false) }
+            let fill = try Fill(digest: digest, temporaryPath: temporaryPath(digest), finalPath: path(digest))
+            state.fills[digest] = fill
+            return (fill, true)
+        }
+        guard let fill, isNew else { return fill }
+        // The download belongs to the store, not to the request that started it: it finishes
+        // when every client has gone.
+        Task.detached {
+            let result = await fill.run(open)
+            self.state.withLock { _ = $0.fills.removeValue(forKey: digest) }
+            await finished(result)
+        }
+        return fill
+    }
+
+    /// A reader that follows a running fill from `range` (the whole content when nil).
+    public func reader(following fill: Fill, range: ClosedRange<Int64>? = nil) -> BlobReader {
+        BlobReader(
+            file: fill.file,
+            fill: fill,
+            lease: Lease(store: self, digest: fill.digest),
+            start: range?.lowerBound ?? 0,
+            end: range.map { $0.upperBound + 1 }
+        )
+    }
+
+    /// Removes stored content unless it is being filled or read. Returns whether it is gone.
+    @discardableResult
+    public func remove(_ digest: Digest) -> Bool {
+        state.withLock { state in
+            guard state.fills[digest] == nil, state.readers[digest, default: 0] == 0 else { return false }
+            return unlink(path(digest)) == 0 || errno == ENOENT
+        }
+    }
+
+    /// Whether a fill or a reader holds the digest.
+    public func isBusy(_ digest: Digest) -> Bool {
+        state.withLock { $0.fills[digest] != nil || $0.readers[digest, default: 0] > 0 }
+    }
+
+    /// How many downloads are running.
+    public var fillsInFlight: Int { state.withLock { $0.fills.count } }
+
+    private func temporaryPath(_ digest: Digest) -> String {
+        layout.temporaryDirectory.appendingPathComponent("\(digest.encoded).\(UInt64.random(in: 0...UInt64.max))").path
+    }
+
+    /// Marks a digest as being read for as long as the lease lives.
+    final class Lease: Sendable {
+        let store: BlobStore
+        let digest: Digest
+
+        init(store: BlobStore, digest: Digest) {
+            self.store = store
+            self.digest = digest
+            store.state.withLock { $0.readers[digest, default: 0] += 1 }
+        }
+
+        deinit {
+            store.state.withLock { state in
+                state.readers[digest, default: 1] -= 1
+                if state.readers[digest] == 0 { state.readers[digest] = nil }
+            }
+        }
+    }
+}

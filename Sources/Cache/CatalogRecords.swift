@@ -1,0 +1,59 @@
+import Foundation
+import GRDB
+import OCI
+
+/// A tag as asked: the answer depends on the `Accept` set, so it is part of the key.
+public struct TagKey: Sendable, Hashable {
+    public var upstream: String
+    public var repository: String
+    public var tag: String
+    /// The accepted media types, sorted and joined: the same set always gives the same key.
+    public var accept: String
+
+    public init(upstream: String, repository: String, tag: String, accepting: [String]) {
+        self.upstream = upstream
+        self.repository = repository
+        self.tag = tag
+        self.accept = Set(accepting).sorted().joined(separator: ",")
+    }
+}
+
+/// The last answer for a tag and when the upstream last confirmed it.
+public struct TagRecord: Sendable, Hashable {
+    public var descriptor: Descriptor
+    public var validatedAt: Date
+}
+
+public enum ContentKind: String, Sendable, Hashable {
+    case manifest
+    case blob
+}
+
+/// A stored digest as the catalog knows it.
+public struct ContentRecord: Sendable, Hashable {
+    public var digest: Digest
+    public var kind: ContentKind
+    public var mediaType: MediaType?
+    public var size: Int64
+    public var lastAccess: Date
+
+    init?(row: Row) {
+        guard let digest = Digest(row[0] as String), let kind = ContentKind(rawValue: row[1]) else { return nil }
+        self.digest = digest
+        self.kind = kind
+        self.mediaType = (row[2] as String?).map(MediaType.init(rawValue:))
+        self.size = row[3]
+        self.lastAccess = Date(timeIntervalSince1970: row[4])
+    }
+}
+
+/// Where a digest can be fetched: an upstream and a repository on it.
+public struct Origin: Sendable, Hashable {
+    public var upstream: String
+    public var repository: String
+
+    public init(upstream: String, repository: String) {
+        self.upstream = upstream
+        self.repository = repository
+    }
+}

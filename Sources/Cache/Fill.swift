@@ -1,0 +1,160 @@
+import Foundation
+import NIOCore
+import OCI
+import Synchronization
+
+/// One upstream download of one digest into `tmp/`, followed by any number of readers.
+///
+/// The download hashes as it writes and publishes the length written so far; readers
+/// (``BlobReader``) read the growing file from their own offset and wait for more. Slow readers
+/// never slow the download (the disk is the buffer), and the download goes on when every reader
+/// has left. On a digest match the file is synced and renamed into `blobs/`; on any failure
+/// it is removed and every reader fails: a reader never gets the last byte before the whole
+/// content was verified, so no client ever holds unverified content that looks complete.
+public final class Fill: Sendable {
+    public let digest: Digest
+    let temporaryPath: String
+    let finalPath: String
+    let file: FileDescriptor
+    private let state = Mutex(State())
+
+    struct State {
+        var lengthKnown = false
+        var expectedLength: Int64?
+        var written: Int64 = 0
+        var outcome: Result<Int64, any Error>?
+        var nextWaiter: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    /// What a reader sees at one moment.
+    struct Snapshot {
+        var lengthKnown: Bool
+        var expectedLength: Int64?
+        /// Bytes a reader may take: all of them once verified, all but the last before.
+        var readable: Int64
+        var outcome: Result<Int64, any Error>?
+    }
+
+    init(digest: Digest, temporaryPath: String, finalPath: String) throws(StorageError) {
+        self.digest = digest
+        self.temporaryPath = temporaryPath
+        self.finalPath = finalPath
+        self.file = try FileDescriptor.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL)
+    }
+
+    /// Downloads: `open` answers the upstream's announced length and the body.
+    func run<Body: AsyncSequence & Sendable>(
+        _ open: @Sendable () async throws -> (length: Int64?, body: Body)
+    ) async -> Result<Int64, any Error> where Body.Element == ByteBuffer {
+        let result: Result<Int64, any Error>
+        do {
+            let (length, body) = try await open()
+            update {
+                $0.lengthKnown = true
+                $0.expectedLength = length
+            }
+            var hasher = DigestHasher()
+            var offset: Int64 = 0
+            for try await chunk in body {
+                if let length, offset + Int64(chunk.readableBytes) > length {
+                    throw StorageError.lengthMismatch(expected: length, actual: offset + Int64(chunk.readableBytes))
+                }
+                try file.write(chunk, at: offset)
+                hasher.update(chunk)
+                offset += Int64(chunk.readableBytes)
+                let written = offset
+                update { $0.written = written }
+            }
+            if let length, offset != length { throw StorageError.lengthMismatch(expected: length, actual: offset) }
+            let actual = hasher.finalize()
+            guard actual == digest else {
+                throw StorageError.digestMismatch(expected: digest.description, actual: actual.description, bytes: offset)
+            }
+            try file.synchronize()
+            try Self.moveIntoPlace(temporaryPath, finalPath)
+            result = .success(offset)
+        } catch {
+            unlink(temporaryPath)
+            result = .failure(error)
+        }
+        update {
+            $0.lengthKnown = true
+            $0.outcome = result
+        }
+        return result
+    }
+
+    static func moveIntoPlace(_ temporaryPath: String, _ finalPath: String) throws(StorageError) {
+        let directory = (finalPath as NSString).deletingLastPathComponent
+        if mkdir(directory, 0o755) != 0, errno != EEXIST { throw StorageError.system("mkdir \(directory)", errno) }
+        guard rename(temporaryPath, finalPath) == 0 else { throw StorageError.system("rename into \(finalPath)", errno) }
+    }
+
+    // MARK: - Readers
+
+    var snapshot: Snapshot {
+        state.withLock { state in
+            let verified = if case .success = state.outcome { true } else { false }
+            return Snapshot(
+                lengthKnown: state.lengthKnown,
+                expectedLength: state.expectedLength,
+                readable: verified ? state.written : max(0, state.written - 1),
+                outcome: state.outcome
+            )
+        }
+    }
+
+    /// The upstream's announced length, once it answered; throws when it failed before.
+    public func length() async throws -> Int64? {
+        while true {
+            let snapshot = self.snapshot
+            if case .failure(let error) = snapshot.outcome { throw error }
+            if snapshot.lengthKnown { return snapshot.expectedLength }
+            await waitForChange(since: snapshot)
+        }
+    }
+
+    /// Waits for the download to end; returns its length or throws its failure.
+    public func result() async throws -> Int64 {
+        while true {
+            let snapshot = self.snapshot
+            if let outcome = snapshot.outcome { return try outcome.get() }
+            await waitForChange(since: snapshot)
+        }
+    }
+
+    /// Suspends until anything changed after `snapshot` was taken (or the task is cancelled).
+    func waitForChange(since snapshot: Snapshot) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let changed = state.withLock { state -> Bool in
+                    let readable = state.outcome == nil ? max(0, state.written - 1) : state.written
+                    if state.outcome != nil || readable != snapshot.readable || state.lengthKnown != snapshot.lengthKnown
+                        || Task.isCancelled
+                    {
+                        return true
+                    }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if changed { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    private func update(_ change: (inout State) -> Void) {
+        let waiters = state.withLock { state in
+            change(&state)
+            defer { state.waiters = [:] }
+            return state.waiters
+        }
+        for waiter in waiters.values { waiter.resume() }
+    }
+}

@@ -1,0 +1,59 @@
+import Metrics
+import OCI
+import RegistryClient
+
+/// Where an answer came from, as the `X-Cache` response header says it.
+public enum CacheStatus: String, Sendable, Hashable {
+    /// From the cache, without asking the upstream (or after it confirmed a tag).
+    case hit = "HIT"
+    /// From the upstream, now cached.
+    case miss = "MISS"
+    /// From the cache because the upstream failed: possibly out of date.
+    case stale = "STALE"
+}
+
+/// A manifest answer.
+public struct ManifestAnswer: Sendable {
+    public var manifest: Manifest
+    public var cache: CacheStatus
+}
+
+/// A blob answer: the whole blob, or the requested part of it.
+public struct BlobAnswer: Sendable {
+    /// The whole blob's length, when known (an upstream may not announce it).
+    public var length: Int64?
+    /// The part being served (a `206`), nil for the whole blob.
+    public var range: ByteRange?
+    public var body: ByteStream
+    public var cache: CacheStatus
+
+    /// The number of bytes in `body`, when known.
+    public var contentLength: Int64? { range?.count ?? length }
+}
+
+/// A `Range` that starts past the end: `416` with `Content-Range: bytes */length`.
+public struct RangeNotSatisfiable: Error, Hashable {
+    public let length: Int64
+}
+
+/// The cache's counters (swift-metrics; exported at `/metrics` by the operations work).
+struct CacheMetrics: Sendable {
+    let manifestHits = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "manifest"), ("result", "hit")])
+    let manifestMisses = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "manifest"), ("result", "miss")])
+    let manifestStale = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "manifest"), ("result", "stale")])
+    let blobHits = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "blob"), ("result", "hit")])
+    let blobMisses = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "blob"), ("result", "miss")])
+    let upstreamBytes = Counter(label: "archway_upstream_bytes_total")
+    let clientBytes = Counter(label: "archway_client_bytes_total")
+    let fillFailures = Counter(label: "archway_fill_failures_total")
+
+    func count(_ status: CacheStatus, manifest: Bool) {
+        switch (status, manifest) {
+        case (.hit, true): manifestHits.increment()
+        case (.miss, true): manifestMisses.increment()
+        case (.stale, _): manifestStale.increment()
+        case (.hit, false): blobHits.increment()
+        case (.miss, false): blobMisses.increment()
+        }
+    }
+}

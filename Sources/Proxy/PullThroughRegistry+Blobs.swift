@@ -1,0 +1,99 @@
+import Cache
+import CoreMetrics
+import Foundation
+import Logging
+import NIOCore
+import OCI
+import RegistryClient
+
+extension PullThroughRegistry {
+    /// A blob, or the part of it a `Range` header asks for. Stored blobs are served from disk
+    /// whichever repository asks; a miss starts (or joins) the one download of that digest and
+    /// streams it as it arrives.
+    public func blob(_ name: RepositoryName, _ digest: Digest, namespace: String?, rangeHeader: String?) async throws -> BlobAnswer {
+        let route = try router.route(name, namespace: namespace)
+        while true {
+            if let length = store.length(of: digest) {
+                let range = try Self.range(rangeHeader, length: length)
+                if let reader = store.reader(digest, range: range.map { $0.lowerBound...$0.upperBound }) {
+                    catalog.noteAccess(digest, at: now())
+                    metrics.count(.hit, manifest: false)
+                    return BlobAnswer(length: length, range: range, body: body(reader), cache: .hit)
+                }
+            }
+            if offline { throw offlineMiss("blob \(digest)") }
+            guard let fill = try startFill(digest, route: route) else { continue }  // it just completed
+            let length: Int64?
+            do {
+                length = try await fill.length()
+            } catch let error as UpstreamError {
+                throw wireError(error, route: route, what: .blob)
+            } catch let error as TransportError {
+                throw wireError(.transport(error), route: route, what: .blob)
+            }
+            let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
+            let reader = store.reader(following: fill, range: range.map { $0.lowerBound...$0.upperBound })
+            metrics.count(.miss, manifest: false)
+            return BlobAnswer(length: length, range: range, body: body(reader), cache: .miss)
+        }
+    }
+
+    /// Starts the download of a blob, or joins the one running. Nil when it is already stored.
+    private func startFill(_ digest: Digest, route: UpstreamRouter.Route) throws -> Fill? {
+        let upstream = route.upstream
+        let repository = route.repository
+        let key = route.key
+        let (catalog, evictor, logger, metrics, now) = (catalog, evictor, logger, metrics, now)
+        do {
+            return try store.fill(
+                digest,
+                open: {
+                    let response = try await upstream.blob(repository, digest)
+                    return (response.contentLength, response.body)
+                },
+                finished: { result in
+                    switch result {
+                    case .success(let size):
+                        metrics.upstreamBytes.increment(by: size)
+                        do {
+                            try await catalog.recordBlob(
+                                digest, size: size, upstream: upstream.name, repository: repository.value, at: now())
+                            try await evictor.evictIfNeeded()
+                        } catch {
+                            logger.error("catalog write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])
+                        }
+                    case .failure(let error):
+                        metrics.fillFailures.increment()
+                        logger.warning(
+                            "blob download failed", metadata: ["repository": "\(key)", "digest": "\(digest)", "error": "\(error)"])
+                    }
+                }
+            )
+        } catch {
+            logger.error("cannot start a blob download", metadata: ["digest": "\(digest)", "error": "\(error)"])
+            throw RegistryError(.unavailable, "the cache cannot store \(digest): \(error)")
+        }
+    }
+
+    /// The stream a client reads, counting what it sends.
+    private func body(_ reader: BlobReader) -> ByteStream {
+        let counter = metrics.clientBytes
+        return ByteStream {
+            {
+                let chunk = try await reader.next()
+                if let chunk { counter.increment(by: chunk.readableBytes) }
+                return chunk
+            }
+        }
+    }
+
+    /// The part of a `length`-byte blob a `Range` header asks for; nil for the whole blob
+    /// (no header, or one RFC 9110 lets a server ignore).
+    static func range(_ header: String?, length: Int64) throws -> ByteRange? {
+        switch ByteRange.parse(header, length: length) {
+        case .none: return nil
+        case .satisfiable(let range): return range
+        case .unsatisfiable: throw RangeNotSatisfiable(length: length)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Cache
+import CoreMetrics
+import Foundation
+import Logging
+import OCI
+import RegistryClient
+
+extension PullThroughRegistry {
+    /// A manifest by tag or digest. A HEAD asks the same question: the answer's bytes are
+    /// simply not sent.
+    public func manifest(_ name: RepositoryName, _ reference: ManifestReference, namespace: String?, accepting: [String])
+        async throws -> ManifestAnswer
+    {
+        let route = try router.route(name, namespace: namespace)
+        let answer: ManifestAnswer
+        switch reference {
+        case .digest(let digest):
+            answer = try await manifest(route, digest: digest, accepting: accepting)
+        case .tag(let tag):
+            answer = try await manifest(route, tag: tag, accepting: accepting)
+        }
+        metrics.count(answer.cache, manifest: true)
+        if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: now()) }
+        return answer
+    }
+
+    private func manifest(_ route: UpstreamRouter.Route, digest: Digest, accepting: [String]) async throws -> ManifestAnswer {
+        if let stored = try await storedManifest(digest, mediaType: nil) {
+            // Registries answer a digest only in a media type the client accepts (distribution:
+            // "OCI manifest found, but accept header does not support OCI manifests").
+            guard Self.accepts(accepting, stored.mediaType) else {
+                throw RegistryError(
+                    .manifestUnknown,
+                    "manifest \(digest) is a \(stored.mediaType), which the request's Accept does not include"
+                )
+            }
+            return ManifestAnswer(manifest: stored, cache: .hit)
+        }
+        if offline { throw offlineMiss("manifest \(digest)") }
+        let manifest = try await upstreamCall(route, what: .manifest) {
+            try await route.upstream.manifest(route.repository, .digest(digest), accepting: accepting)
+        }
+        try await save(manifest, route: route, tag: nil)
+        return ManifestAnswer(manifest: manifest, cache: .miss)
+    }
+
+    private func manifest(_ route: UpstreamRouter.Route, tag: Tag, accepting: [String]) async throws -> ManifestAnswer {
+        let key = TagKey(upstream: route.upstream.name, repository: route.repository.value, tag: tag.value, accepting: accepting)
+        if let record = try await catalog.tag(key),
+            let cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
+        {
+            if offline || now().timeIntervalSince(record.validatedAt) < tagTTL.seconds {
+                return ManifestAnswer(manifest: cached, cache: .hit)
+            }
+            return try await revalidate(route, tag: tag, key: key, cached: cached, accepting: accepting)
+        }
+        if offline { throw offlineMiss("tag \(route.key):\(tag)") }
+        let manifest = try await upstreamCall(route, what: .manifest) {
+            try await route.upstream.manifest(route.repository, .tag(tag), accepting: accepting)
+        }
+        try await save(manifest, route: route, tag: key)
+        return ManifestAnswer(manifest: manifest, cache: .miss)
+    }
+
+    /// A cached tag past its TTL: one HEAD says whether it still names the same digest. Only a
+    /// changed tag is fetched again; an unavailable upstream leaves the cached answer, stale.
+    private func revalidate(_ route: UpstreamRouter.Route, tag: Tag, key: TagKey, cached: Manifest, accepting: [String]) async throws
+        -> ManifestAnswer
+    {
+        do {
+            let current = try await route.upstream.manifestDescriptor(route.repository, .tag(tag), accepting: accepting)
+            if current.digest == cached.digest {
+                try await catalog.markValidated(key, at: now())
+                return ManifestAnswer(manifest: cached, cache: .hit)
+            }
+            var manifest = try await storedManifest(current.digest, mediaType: current.mediaType)
+            if manifest == nil {
+                manifest = try await route.upstream.manifest(route.repository, .digest(current.digest), accepting: accepting)
+            }
+            guard let manifest else { throw UpstreamError.invalidResponse("tag \(tag) moved to \(current.digest), which cannot be read") }
+            try await save(manifest, route: route, tag: key)
+            logger.info(
+                "tag moved",
+                metadata: ["repository": "\(route.key)", "tag": "\(tag)", "from": "\(cached.digest)", "to": "\(manifest.digest)"]
+            )
+            return ManifestAnswer(manifest: manifest, cache: .miss)
+        } catch let error as UpstreamError where error.isUnavailable {
+            logger.warning("serving a stale tag", metadata: ["repository": "\(route.key)", "tag": "\(tag)", "error": "\(error)"])
+            return ManifestAnswer(manifest: cached, cache: .stale)
+        } catch let error as UpstreamError {
+            if case .status(404, _, _) = error { try await catalog.removeTag(key) }
+            throw wireError(error, route: route, what: .manifest)
+        }
+    }
+
+    /// Whether an `Accept` list admits a media type; no `Accept` at all admits anything.
+    static func accepts(_ accepting: [String], _ mediaType: MediaType) -> Bool {
+        if accepting.isEmpty { return true }
+        return accepting.contains { entry in
+            let type = entry.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            return type == mediaType.rawValue || type == "*/*" || type == "application/*"
+        }
+    }
+
+    /// A manifest from the store, with its media type from the catalog (or its own JSON).
+    private func storedManifest(_ digest: Digest, mediaType: MediaType?) async throws -> Manifest? {
+        guard let bytes = try? store.data(digest, limit: Manifest.maximumSize) else { return nil }
+        var mediaType = mediaType
+        if mediaType == nil || mediaType?.rawValue.isEmpty == true {
+            mediaType = try await catalog.content(digest)?.mediaType
+        }
+        return try? Manifest(bytes: bytes, mediaType: mediaType, expected: digest)
+    }
+
+    /// Stores a manifest before its digest is ever returned, so a later GET by digest (even
+    /// with the upstream gone) finds it.
+    private func save(_ manifest: Manifest, route: UpstreamRouter.Route, tag: TagKey?) async throws {
+        do {
+            try store.store(manifest.bytes, as: manifest.digest)
+            try await catalog.recordManifest(
+                manifest.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: tag, at: now()
+            )
+            metrics.upstreamBytes.increment(by: Int64(manifest.bytes.count))
+        } catch {
+            // The answer is still right; only the cache missed it.
+            logger.error("could not cache a manifest", metadata: ["digest": "\(manifest.digest)", "error": "\(error)"])
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
