@@ -17,14 +17,16 @@ public final class ArchwayProcess: Sendable {
 
     /// Starts Archway with `configuration` (YAML without `listen` and `storage`, which this adds)
     /// and waits until `/v2/` answers.
-    public static func start(configuration: String, storage: URL? = nil) async throws -> ArchwayProcess {
+    public static func start(configuration: String, storage: URL? = nil, maxSize: String? = nil) async throws -> ArchwayProcess {
         let directory = try makeTemporaryDirectory(prefix: "archway-process")
         let archway = ArchwayProcess(
             port: try freeLoopbackPort(),
             directory: directory,
             storage: storage ?? directory.appendingPathComponent("storage", isDirectory: true)
         )
-        let yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n" + configuration
+        var yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n"
+        if let maxSize { yaml += "  max-size: \(maxSize)\n" }
+        yaml += configuration
         try yaml.write(to: archway.configFile, atomically: true, encoding: .utf8)
         try await archway.launch()
         return archway
@@ -106,10 +108,11 @@ public final class ArchwayProcess: Sendable {
 /// Runs `body` with an Archway process, closing it on every path.
 public func withArchwayProcess<T>(
     configuration: String,
+    maxSize: String? = nil,
     isolation: isolated (any Actor)? = #isolation,
     _ body: (ArchwayProcess) async throws -> T
 ) async throws -> T {
-    let archway = try await ArchwayProcess.start(configuration: configuration)
+    let archway = try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize)
     do {
         let result = try await body(archway)
         await archway.close()

@@ -89,6 +89,28 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Every cached answer for a tag, whatever `Accept` set asked it, most recently confirmed first.
+    public func tagAnswers(upstream: String, repository: String, tag: String) async throws -> [TagRecord] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT tag.digest, tag.validated_at, content.media_type, content.size FROM tag
+                    JOIN content ON content.digest = tag.digest
+                    WHERE upstream = ? AND repository = ? AND tag = ? ORDER BY validated_at DESC
+                    """,
+                arguments: [upstream, repository, tag]
+            ).compactMap { row in
+                Digest(row[0] as String).map { digest in
+                    TagRecord(
+                        descriptor: Descriptor(mediaType: MediaType(rawValue: row[2] ?? ""), digest: digest, size: row[3]),
+                        validatedAt: Date(timeIntervalSince1970: row[1])
+                    )
+                }
+            }
+        }
+    }
+
     /// Records a manifest stored in the blob store, where it came from, and the tag that
     /// answered it (when it was asked by tag).
     public func recordManifest(_ descriptor: Descriptor, upstream: String, repository: String, tag: TagKey?, at date: Date) async throws {

@@ -54,12 +54,35 @@ extension PullThroughRegistry {
             }
             return try await revalidate(route, tag: tag, key: key, cached: cached, accepting: accepting)
         }
-        if offline { throw offlineMiss("tag \(route.key):\(tag)") }
-        let manifest = try await upstreamCall(route, what: .manifest) {
-            try await route.upstream.manifest(route.repository, .tag(tag), accepting: accepting)
+        if offline {
+            guard let fallback = try await cachedAnswer(for: key, accepting: accepting) else {
+                throw offlineMiss("tag \(route.key):\(tag)")
+            }
+            return ManifestAnswer(manifest: fallback, cache: .hit)
         }
-        try await save(manifest, route: route, tag: key)
-        return ManifestAnswer(manifest: manifest, cache: .miss)
+        do {
+            let manifest = try await route.upstream.manifest(route.repository, .tag(tag), accepting: accepting)
+            try await save(manifest, route: route, tag: key)
+            return ManifestAnswer(manifest: manifest, cache: .miss)
+        } catch let error as UpstreamError {
+            if error.isUnavailable, let fallback = try await cachedAnswer(for: key, accepting: accepting) {
+                logger.warning("serving a stale tag", metadata: ["repository": "\(route.key)", "tag": "\(tag)", "error": "\(error)"])
+                return ManifestAnswer(manifest: fallback, cache: .stale)
+            }
+            throw wireError(error, route: route, what: .manifest)
+        }
+    }
+
+    /// A cached answer for the tag that another `Accept` set got, in a media type this one
+    /// accepts: better than nothing when the upstream cannot be asked.
+    private func cachedAnswer(for key: TagKey, accepting: [String]) async throws -> Manifest? {
+        for record in try await catalog.tagAnswers(upstream: key.upstream, repository: key.repository, tag: key.tag)
+        where Self.accepts(accepting, record.descriptor.mediaType) {
+            if let manifest = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType) {
+                return manifest
+            }
+        }
+        return nil
     }
 
     /// A cached tag past its TTL: one HEAD says whether it still names the same digest. Only a

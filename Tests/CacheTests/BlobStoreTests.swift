@@ -1,0 +1,129 @@
+import Cache
+import Foundation
+import NIOCore
+import OCI
+import Synchronization
+import Testing
+
+/// A body whose chunks the test hands over one at a time.
+final class ControlledBody: Sendable {
+    let stream: AsyncThrowingStream<ByteBuffer, any Error>
+    let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+
+    init() {
+        (stream, continuation) = AsyncThrowingStream.makeStream()
+    }
+
+    func send(_ bytes: [UInt8]) { continuation.yield(ByteBuffer(bytes: bytes)) }
+    func finish() { continuation.finish() }
+    func fail() { continuation.finish(throwing: CancellationError()) }
+}
+
+func temporaryStore() throws -> BlobStore {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-store-\(UInt64.random(in: 0...UInt64.max))")
+    return try BlobStore(layout: StorageLayout(root: root))
+}
+
+func readAll(_ reader: BlobReader) async throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    while let chunk = try await reader.next() { bytes += chunk.readableBytesView }
+    return bytes
+}
+
+@Suite struct BlobStoreTests {
+    @Test func smallContentIsVerifiedBeforeItIsStored() throws {
+        let store = try temporaryStore()
+        let bytes = Data("{\"schemaVersion\":2}".utf8)
+        #expect(throws: StorageError.self) { try store.store(bytes, as: Digest.sha256(Data("other".utf8))) }
+        #expect(store.length(of: Digest.sha256(Data("other".utf8))) == nil)
+        try store.store(bytes, as: Digest.sha256(bytes))
+        #expect(try store.data(Digest.sha256(bytes), limit: 1 << 20) == bytes)
+        #expect(store.length(of: Digest.sha256(bytes)) == Int64(bytes.count))
+    }
+
+    @Test func oneFillIsFollowedByEveryReaderAndTheLastByteWaitsForVerification() async throws {
+        let store = try temporaryStore()
+        let content: [UInt8] = Array(0..<200)
+        let digest = Digest.sha256(content)
+        let body = ControlledBody()
+        let opened = Tally()
+        let open: @Sendable () async throws -> (length: Int64?, body: AsyncThrowingStream<ByteBuffer, any Error>) = {
+            opened.add()
+            return (Int64(content.count), body.stream)
+        }
+        let fill = try #require(try store.fill(digest, open: open, finished: { _ in }))
+        let again = try #require(try store.fill(digest, open: open, finished: { _ in }))
+        #expect(fill === again, "single flight")
+        let first = store.reader(following: fill)
+        let second = store.reader(following: fill)
+        body.send(Array(content[0..<100]))
+        // A reader gets what was written, except the last byte, before the fill ends.
+        let early = try #require(try await first.next())
+        #expect(Array(early.readableBytesView) == Array(content[0..<99]))
+        body.send(Array(content[100...]))
+        body.finish()
+        #expect(try await fill.result() == 200)
+        #expect(try await readAll(first) == Array(content[99...]))
+        #expect(try await readAll(second) == content)
+        #expect(opened.value == 1)
+        #expect(store.length(of: digest) == 200)
+        let ranged = try #require(store.reader(digest, range: 10...19))
+        #expect(try await readAll(ranged) == Array(content[10...19]))
+    }
+
+    @Test(arguments: ["mismatch", "broken", "short"])
+    func failedFillsLeaveNothingAndFailEveryReader(failure: String) async throws {
+        let store = try temporaryStore()
+        let content: [UInt8] = Array(repeating: 7, count: 64)
+        let digest = Digest.sha256(content)
+        let body = ControlledBody()
+        let fill = try #require(
+            try store.fill(digest, open: { (Int64(content.count), body.stream) }, finished: { _ in })
+        )
+        let reader = store.reader(following: fill)
+        switch failure {
+        case "mismatch":
+            body.send(Array(repeating: 8, count: 64))
+            body.finish()
+        case "broken":
+            body.send(Array(content[0..<10]))
+            body.fail()
+        default:
+            body.send(Array(content[0..<10]))
+            body.finish()
+        }
+        await #expect(throws: (any Error).self) { _ = try await fill.result() }
+        await #expect(throws: (any Error).self) { _ = try await readAll(reader) }
+        #expect(store.length(of: digest) == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.layout.temporaryDirectory.path).isEmpty)
+    }
+
+    @Test func contentInUseIsNotRemoved() async throws {
+        let store = try temporaryStore()
+        let bytes = Data("in use".utf8)
+        let digest = Digest.sha256(bytes)
+        try store.store(bytes, as: digest)
+        var reader: BlobReader? = store.reader(digest)
+        #expect(reader != nil)
+        #expect(!store.remove(digest))
+        reader = nil
+        #expect(store.remove(digest))
+        #expect(store.length(of: digest) == nil)
+    }
+
+    @Test func startUpRemovesLeftoversInTmp() throws {
+        let store = try temporaryStore()
+        let leftover = store.layout.temporaryDirectory.appendingPathComponent("partial")
+        try Data("partial".utf8).write(to: leftover)
+        _ = try BlobStore(layout: store.layout)
+        #expect(!FileManager.default.fileExists(atPath: leftover.path))
+    }
+}
+
+/// A count shared by concurrent tasks.
+final class Tally: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func add() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}

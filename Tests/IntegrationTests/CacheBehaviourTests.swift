@@ -1,0 +1,250 @@
+import ArchwayTesting
+import Foundation
+import NIOCore
+import RegistryClient
+import Synchronization
+import Testing
+
+/// The pull-through cache with the real archway binary, a real docker-registry and a proxy
+/// between them that can hold, break or falsify blobs.
+@Suite(.serialized) struct CacheBehaviourTests {
+    @Test func eightConcurrentColdRequestsCostOneUpstreamFetchAndStreamBeforeItEnds() async throws {
+        try await withCacheEnvironment { env in
+            let blob = try await withTemporaryDirectory { directory in
+                let file = try makeLargeBlobFile(size: 64 << 20, seed: 7, in: directory)
+                return try await RegistryUploader(env.upstream).pushBlob(repository: "test/big", file: file)
+            }
+            try await withArchwayProcess(configuration: env.configuration()) { archway in
+                // The proxy sends 8 MiB, then holds the rest until every client has its first bytes:
+                // a client that only got bytes after the whole download would never get there.
+                env.proxy.setBlobFault(.holdAfter(8 << 20))
+                let firstBytes = Tally()
+                let url = "\(archway.url)/v2/registry.test/test/big/blobs/\(blob.digest)"
+                let results = try await withThrowingTaskGroup(of: (String, Int64, String?).self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            let response = try await CurlTransport().send(HTTPRequest(url: url))
+                            var hasher = StreamingSHA256()
+                            var first = true
+                            for try await chunk in response.body {
+                                if first {
+                                    first = false
+                                    firstBytes.add()
+                                }
+                                chunk.withUnsafeReadableBytes { hasher.update($0) }
+                            }
+                            return (hasher.finalizeDigest(), hasher.byteCount, response.headers["X-Cache"])
+                        }
+                    }
+                    try await waitUntil(timeout: .seconds(60), "every client's first bytes while the fill is held") {
+                        firstBytes.value == 8
+                    }
+                    #expect(CacheEnvironment.temporaryFiles(archway).count == 1, "one fill in tmp/")
+                    #expect(!FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, blob.digest).path))
+                    env.proxy.release()
+                    var results: [(String, Int64, String?)] = []
+                    for try await result in group { results.append(result) }
+                    return results
+                }
+                #expect(results.count == 8)
+                for (digest, size, cache) in results {
+                    #expect(digest == blob.digest)
+                    #expect(size == 64 << 20)
+                    #expect(cache == "MISS")
+                }
+                try await env.upstream.waitForAccessLog { $0.path.hasSuffix(blob.digest) }
+                #expect(env.upstream.requestCount(method: "GET", pathSuffix: "/blobs/\(blob.digest)") == 1)
+                let again = try await CacheEnvironment.fetch(url)
+                #expect(again.digest == blob.digest)
+                #expect(again.headers["X-Cache"] == "HIT")
+                #expect(env.upstream.requestCount(method: "GET", pathSuffix: "/blobs/\(blob.digest)") == 1)
+            }
+        }
+    }
+
+    @Test func pullsSurviveAnUpstreamOutage() async throws {
+        try await withCacheEnvironment { env in
+            // tag-ttl 0: every pull asks the upstream, so the outage is really felt.
+            try await withArchwayProcess(configuration: env.configuration(tagTTL: "0")) { archway in
+                try await withContainerd { containerd in
+                    try await withTemporaryDirectory { directory in
+                        let hosts = directory.appendingPathComponent("hosts")
+                        try Containerd.writeHostsToml(
+                            directory: hosts, registry: "registry.test", server: "http://127.0.0.1:9", mirror: archway.url)
+                        let source = "docker://\(archway.host)/registry.test/test/multi"
+                        let byDigest = "\(source)@\(env.images.multi.digest)"
+                        func pullEverything(_ round: String) async throws {
+                            for (index, reference) in ["\(source):1.0", byDigest].enumerated() {
+                                let layout = directory.appendingPathComponent("\(round)-\(index)")
+                                try await Skopeo.copy(
+                                    from: reference, to: "oci:\(layout.path):x", arguments: ["--all", "--src-tls-verify=false"]
+                                )
+                                .requireSuccess()
+                                #expect(try Skopeo.layoutEntry(layout, tag: "x").digest == env.images.multi.digest, "\(round) \(reference)")
+                            }
+                            for reference in ["registry.test/test/multi:1.0", "registry.test/test/multi@\(env.images.multi.digest)"] {
+                                let pull = try await containerd.pull(reference, hostsDir: hosts, platform: "linux/arm64")
+                                #expect(pull.succeeded, "\(round) ctr \(reference): \(pull)")
+                                #expect(try await containerd.imageConfigArchitecture(reference, platform: "linux/arm64") == "arm64")
+                                try await containerd.removeImage(reference)
+                            }
+                        }
+                        try await pullEverything("online")
+                        await env.proxy.stop()
+                        await env.upstream.stop()
+                        try await pullEverything("offline")
+
+                        let stale = try await httpRequest(
+                            "GET", "\(archway.url)/v2/registry.test/test/multi/manifests/1.0",
+                            headers: [
+                                "Accept": "application/vnd.oci.image.index.v1+json"
+                            ])
+                        #expect(stale.status == 200)
+                        #expect(stale.header("x-cache") == "STALE")
+                        let started = ContinuousClock.now
+                        let never = try await httpRequest("GET", "\(archway.url)/v2/registry.test/test/multi/manifests/never-pulled")
+                        #expect(never.status == 503)
+                        #expect(never.bodyText.contains("UNAVAILABLE"))
+                        #expect(ContinuousClock.now - started < .seconds(30), "a clear error, not a hang")
+                        #expect(try await httpRequest("GET", "\(archway.url)/v2/").status == 200)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func brokenOrLyingUpstreamsLeaveNothingInTheCache() async throws {
+        try await withCacheEnvironment { env in
+            try await withArchwayProcess(configuration: env.configuration()) { archway in
+                let layer = env.images.singleARM64.layers[0]
+                let url = "\(archway.url)/v2/registry.test/test/single/blobs/\(layer.digest)"
+                for fault in [FaultInjectingProxy.BlobFault.dropAfter(100), .corrupt] {
+                    env.proxy.setBlobFault(fault)
+                    let broken = try? await CacheEnvironment.fetch(url)
+                    #expect(broken == nil || broken?.digest != layer.digest, "\(fault): a client got the whole blob")
+                    try await waitUntil(timeout: .seconds(10), "the failed fill to be cleaned up") {
+                        CacheEnvironment.temporaryFiles(archway).isEmpty
+                    }
+                    #expect(!FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, layer.digest).path), "\(fault)")
+                }
+                env.proxy.setBlobFault(.none)
+                let good = try await CacheEnvironment.fetch(url)
+                #expect(good.status == 200)
+                #expect(good.digest == layer.digest)
+                #expect(good.headers["X-Cache"] == "MISS")
+                #expect(FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, layer.digest).path))
+                #expect(archway.output().contains("blob download failed"))
+            }
+        }
+    }
+
+    @Test func killedDuringAFillNothingPartialIsServedAndTheFillIsRedone() async throws {
+        try await withCacheEnvironment { env in
+            let blob = try await RegistryUploader(env.upstream).pushBlob(
+                repository: "test/kill", data: Data((0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+            )
+            let archway = try await ArchwayProcess.start(configuration: env.configuration())
+            defer { Task { await archway.close() } }
+            let url = "\(archway.url)/v2/registry.test/test/kill/blobs/\(blob.digest)"
+            env.proxy.setBlobFault(.holdAfter(1 << 20))
+            let client = Task { try? await CacheEnvironment.fetch(url) }
+            try await waitUntil(timeout: .seconds(20), "a partial fill in tmp/") {
+                CacheEnvironment.temporaryFiles(archway).count == 1
+            }
+            await archway.kill()
+            _ = await client.value
+            #expect(!FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, blob.digest).path))
+            env.proxy.setBlobFault(.none)
+            try await archway.restart()
+            #expect(CacheEnvironment.temporaryFiles(archway).isEmpty, "start-up removes leftovers in tmp/")
+            let answer = try await CacheEnvironment.fetch(url)
+            #expect(answer.digest == blob.digest)
+            #expect(answer.headers["X-Cache"] == "MISS")
+            try await env.upstream.waitForAccessLog { $0.path.hasSuffix(blob.digest) && $0.status == 200 }
+            #expect(env.upstream.requestCount(method: "GET", pathSuffix: "/blobs/\(blob.digest)") == 2)
+            await archway.close()
+        }
+    }
+
+    @Test func tagTTLDecidesWhenAMovedTagIsSeen() async throws {
+        try await withCacheEnvironment { env in
+            let uploader = RegistryUploader(env.upstream)
+            let accept = ["Accept": "application/vnd.oci.image.manifest.v1+json"]
+            try await withArchwayProcess(configuration: env.configuration(tagTTL: "1h")) { patient in
+                try await withArchwayProcess(configuration: env.configuration(tagTTL: "0")) { eager in
+                    let path = "/v2/registry.test/test/single/manifests/amd64"
+                    for archway in [patient, eager] {
+                        let first = try await httpRequest("GET", archway.url + path, headers: accept)
+                        #expect(first.header("docker-content-digest") == env.images.singleAMD64.manifestDigest)
+                    }
+                    // The tag moves upstream.
+                    let moved = try await ImageBuilder.pushImage(
+                        to: uploader, repository: "test/single", tag: "amd64", platform: .linuxAMD64, format: .oci, layerPayload: "moved"
+                    )
+                    var mark = env.upstream.accessLogMark()
+                    let cached = try await httpRequest("GET", patient.url + path, headers: accept)
+                    #expect(cached.header("docker-content-digest") == env.images.singleAMD64.manifestDigest, "not before tag-ttl")
+                    #expect(cached.header("x-cache") == "HIT")
+                    #expect(env.upstream.accessLog(since: mark).isEmpty)
+
+                    mark = env.upstream.accessLogMark()
+                    let fresh = try await httpRequest("GET", eager.url + path, headers: accept)
+                    #expect(fresh.header("docker-content-digest") == moved.manifestDigest, "tag-ttl 0 sees the move at once")
+                    try await env.upstream.waitForAccessLog { $0.path.hasSuffix(moved.manifestDigest) }
+                    let requests = env.upstream.accessLog(since: mark).map { "\($0.method) \($0.path)" }
+                    #expect(requests == ["HEAD /v2/test/single/manifests/amd64", "GET /v2/test/single/manifests/\(moved.manifestDigest)"])
+
+                    mark = env.upstream.accessLogMark()
+                    let again = try await httpRequest("GET", eager.url + path, headers: accept)
+                    #expect(again.header("x-cache") == "HIT")
+                    try await env.upstream.waitForAccessLog { _ in true }
+                    #expect(
+                        env.upstream.accessLog(since: mark).map { "\($0.method) \($0.path)" } == ["HEAD /v2/test/single/manifests/amd64"])
+                }
+            }
+        }
+    }
+
+    @Test func evictionKeepsTheStoreUnderItsLimitLeastRecentlyUsedFirst() async throws {
+        try await withCacheEnvironment { env in
+            let uploader = RegistryUploader(env.upstream)
+            var blobs: [BlobRef] = []
+            for index in 0..<5 {
+                blobs.append(try await uploader.pushBlob(repository: "test/evict", data: Data(repeating: UInt8(index), count: 1 << 20)))
+            }
+            try await withArchwayProcess(configuration: env.configuration(), maxSize: "3MiB") { archway in
+                func get(_ blob: BlobRef) async throws -> String? {
+                    let answer = try await CacheEnvironment.fetch("\(archway.url)/v2/registry.test/test/evict/blobs/\(blob.digest)")
+                    #expect(answer.digest == blob.digest)
+                    return answer.headers["X-Cache"]
+                }
+                func stored(_ blob: BlobRef) -> Bool {
+                    FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, blob.digest).path)
+                }
+                func storeSize() -> Int64 {
+                    blobs.filter(stored).reduce(0) { $0 + $1.size }
+                }
+                for blob in blobs[0..<3] { _ = try await get(blob) }
+                #expect(blobs[0..<3].allSatisfy(stored))
+                // Blob 0 is used again, so blob 1 is now the least recently used.
+                #expect(try await get(blobs[0]) == "HIT")
+                _ = try await get(blobs[3])
+                try await waitUntil(timeout: .seconds(10), "eviction after the fill") { !stored(blobs[1]) }
+                #expect(stored(blobs[0]) && stored(blobs[2]) && stored(blobs[3]))
+                #expect(storeSize() <= 3 << 20)
+                _ = try await get(blobs[4])
+                try await waitUntil(timeout: .seconds(10), "eviction after the fill") { !stored(blobs[2]) }
+                #expect(storeSize() <= 3 << 20)
+                #expect(try await get(blobs[1]) == "MISS", "an evicted blob is fetched again")
+            }
+        }
+    }
+}
+
+/// A count shared by concurrent tasks.
+final class Tally: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func add() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}

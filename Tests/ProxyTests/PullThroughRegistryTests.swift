@@ -1,0 +1,149 @@
+import ArchwayTesting
+import Cache
+import CoreMetrics
+import Foundation
+import Logging
+import MetricsTestKit
+import NIOCore
+import OCI
+import Proxy
+import RegistryClient
+import Synchronization
+import Testing
+
+/// A clock the test moves by hand.
+final class TestClock: Sendable {
+    private let date = Mutex(Date(timeIntervalSince1970: 1_000_000))
+
+    var now: Date { date.withLock { $0 } }
+    func advance(_ seconds: TimeInterval) { date.withLock { $0 += seconds } }
+}
+
+@Suite struct PullThroughRegistryTests {
+    let hub = InMemoryUpstream(name: "docker.io")
+    let clock = TestClock()
+    let registry: PullThroughRegistry
+    let amd64 = Platform(os: "linux", architecture: "amd64")
+
+    init() throws {
+        registry = try Self.registry(hub, clock: clock, offline: false)
+    }
+
+    static func registry(_ upstream: InMemoryUpstream, clock: TestClock, offline: Bool, store: BlobStore? = nil, catalog: Catalog? = nil)
+        throws
+        -> PullThroughRegistry
+    {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-proxy-\(UInt64.random(in: 0...UInt64.max))")
+        return PullThroughRegistry(
+            router: try UpstreamRouter([.init(upstream: upstream)], defaultUpstream: upstream.name),
+            store: try store ?? BlobStore(layout: StorageLayout(root: root)),
+            catalog: try catalog ?? Catalog.inMemory(),
+            tagTTL: .seconds(60),
+            offline: offline,
+            now: { clock.now },
+            logger: Logger(label: "test")
+        )
+    }
+
+    func pull(_ tag: String) async throws -> ManifestAnswer {
+        try await registry.manifest(
+            try RepositoryName("library/app"), .tag(try Tag(tag)), namespace: nil, accepting: [MediaType.ociManifest.rawValue])
+    }
+
+    @Test func aTagIsTrustedForItsTTLThenRevalidatedWithOneHEAD() async throws {
+        let old = InMemoryImages.image(hub, repository: "library/app", tag: "1", platform: amd64)
+        #expect(try await pull("1").cache == .miss)
+        let moved = InMemoryImages.image(hub, repository: "library/app", tag: "1", platform: amd64, layer: Data("new".utf8))
+        clock.advance(59)
+        let cached = try await pull("1")
+        #expect(cached.manifest.digest == old.digest, "not before tag-ttl")
+        #expect(cached.cache == .hit)
+        clock.advance(2)
+        let fresh = try await pull("1")
+        #expect(fresh.manifest.digest == moved.digest, "seen after tag-ttl")
+        #expect(fresh.cache == .miss)
+        clock.advance(61)
+        #expect(try await pull("1").cache == .hit, "unchanged after revalidation")
+        #expect(
+            hub.calls == ["manifest library/app 1", "head library/app 1", "manifest library/app \(moved.digest)", "head library/app 1"])
+    }
+
+    @Test func anUnavailableUpstreamGetsTheStaleAnswer() async throws {
+        let image = InMemoryImages.image(hub, repository: "library/app", tag: "1", platform: amd64)
+        _ = try await pull("1")
+        hub.isReachable = false
+        clock.advance(3600)
+        let stale = try await pull("1")
+        #expect(stale.cache == .stale)
+        #expect(stale.manifest.digest == image.digest)
+        await #expect {
+            _ = try await pull("2")
+        } throws: { ($0 as? RegistryError)?.code == .unavailable }
+    }
+
+    @Test func offlineNeverCallsTheUpstream() async throws {
+        let store = try temporaryStoreForProxy()
+        let catalog = try Catalog.inMemory()
+        let online = try Self.registry(hub, clock: clock, offline: false, store: store, catalog: catalog)
+        let image = InMemoryImages.image(hub, repository: "library/app", tag: "1", platform: amd64)
+        _ = try await online.manifest(try RepositoryName("library/app"), .tag(try Tag("1")), namespace: nil, accepting: [])
+        let calls = hub.calls
+        let offline = try Self.registry(hub, clock: clock, offline: true, store: store, catalog: catalog)
+        clock.advance(3600)
+        let answer = try await offline.manifest(try RepositoryName("library/app"), .tag(try Tag("1")), namespace: nil, accepting: [])
+        #expect(answer.manifest.digest == image.digest)
+        #expect(answer.cache == .hit)
+        await #expect {
+            _ = try await offline.blob(try RepositoryName("library/app"), Digest.sha256(Data("x".utf8)), namespace: nil, rangeHeader: nil)
+        } throws: { ($0 as? RegistryError)?.code == .unavailable }
+        #expect(hub.calls == calls)
+    }
+
+    @Test func aBlobCachedFromOneRepositoryIsServedToAnother() async throws {
+        let data = Data((0..<5000).map { UInt8($0 % 256) })
+        let digest = hub.addBlob(data)
+        let first = try await registry.blob(try RepositoryName("library/app"), digest, namespace: nil, rangeHeader: nil)
+        #expect(first.cache == .miss)
+        #expect(try await first.body.collect(upTo: 1 << 20).readableBytes == 5000)
+        _ = try await waitForStored(digest)
+        let other = try await registry.blob(try RepositoryName("someone/else"), digest, namespace: nil, rangeHeader: "bytes=-100")
+        #expect(other.cache == .hit)
+        #expect(other.range?.lowerBound == 4900)
+        #expect(Data(try await other.body.collect(upTo: 1 << 20).readableBytesView) == data.suffix(100))
+        #expect(hub.calls == ["blob library/app \(digest)"])
+        await #expect(throws: RangeNotSatisfiable.self) {
+            _ = try await registry.blob(try RepositoryName("library/app"), digest, namespace: nil, rangeHeader: "bytes=9999-")
+        }
+    }
+
+    @Test func countersMoveWithHitsAndMisses() async throws {
+        let metrics = TestMetrics()
+        try await withMetricsFactory(metrics) {
+            let registry = try Self.registry(hub, clock: clock, offline: false)
+            InMemoryImages.image(hub, repository: "library/app", tag: "1", platform: amd64)
+            for _ in 0..<3 {
+                _ = try await registry.manifest(try RepositoryName("library/app"), .tag(try Tag("1")), namespace: nil, accepting: [])
+            }
+        }
+        let hits = try metrics.expectCounter("archway_cache_requests_total", [("kind", "manifest"), ("result", "hit")])
+        let misses = try metrics.expectCounter("archway_cache_requests_total", [("kind", "manifest"), ("result", "miss")])
+        #expect(hits.totalValue == 2)
+        #expect(misses.totalValue == 1)
+    }
+
+    private func waitForStored(_ digest: Digest) async throws -> Bool {
+        for _ in 0..<200 {
+            if (try? await registry.blob(try RepositoryName("x/y"), digest, namespace: nil, rangeHeader: "bytes=0-0"))?.cache == .hit {
+                return true
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    private func temporaryStoreForProxy() throws -> BlobStore {
+        try BlobStore(
+            layout: StorageLayout(
+                root: FileManager.default.temporaryDirectory.appendingPathComponent("archway-proxy-\(UInt64.random(in: 0...UInt64.max))")))
+    }
+}
