@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Policies
 import Proxy
 import ProxyServer
 import RegistryClient
@@ -20,31 +21,10 @@ public enum ArchwayServer {
         logger: Logger,
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
-        let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
-        let store = try BlobStore(layout: layout)
-        let catalog = try Catalog(path: layout.catalogPath.path)
-        let entries = configuration.upstreams.map { upstream in
-            UpstreamRouter.Entry(
-                upstream: RegistryUpstream(
-                    name: upstream.name,
-                    baseURL: upstream.url,
-                    credentials: upstream.username.map { Credentials(username: $0, password: upstream.password ?? "") },
-                    transport: transport,
-                    logger: logger
-                ),
-                aliases: upstream.aliases
-            )
+        let (registry, store, catalog) = try makeRegistry(configuration: configuration, transport: transport, logger: logger)
+        if !registry.policies.rules.isEmpty {
+            logger.notice("policies loaded", metadata: ["rules": "\(registry.policies.rules.map(\.name).joined(separator: ","))"])
         }
-        let router = try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream)
-        let registry = PullThroughRegistry(
-            router: router,
-            store: store,
-            catalog: catalog,
-            maximumSize: configuration.storageMaxSize,
-            tagTTL: configuration.tagTTL,
-            offline: configuration.offline,
-            logger: logger
-        )
         let maintenance = CacheMaintenance(
             evictor: Evictor(store: store, catalog: catalog, maximumSize: configuration.storageMaxSize),
             interval: .seconds(10),
@@ -71,5 +51,40 @@ public enum ArchwayServer {
             },
             logger: logger
         )
+    }
+
+    /// The read path for a configuration: upstreams, routing, policies, the cache in
+    /// `configuration.storagePath`. Shared by `serve` and `policy preview`.
+    public static func makeRegistry(
+        configuration: Configuration,
+        transport: any HTTPTransport = CurlTransport(),
+        logger: Logger
+    ) throws -> (PullThroughRegistry, BlobStore, Catalog) {
+        let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
+        let store = try BlobStore(layout: layout)
+        let catalog = try Catalog(path: layout.catalogPath.path)
+        let entries = configuration.upstreams.map { upstream in
+            UpstreamRouter.Entry(
+                upstream: RegistryUpstream(
+                    name: upstream.name,
+                    baseURL: upstream.url,
+                    credentials: upstream.username.map { Credentials(username: $0, password: upstream.password ?? "") },
+                    transport: transport,
+                    logger: logger
+                ),
+                aliases: upstream.aliases
+            )
+        }
+        let registry = PullThroughRegistry(
+            router: try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream),
+            policies: try configuration.loadPolicies(),
+            store: store,
+            catalog: catalog,
+            maximumSize: configuration.storageMaxSize,
+            tagTTL: configuration.tagTTL,
+            offline: configuration.offline,
+            logger: logger
+        )
+        return (registry, store, catalog)
     }
 }

@@ -25,6 +25,9 @@ extension Configuration {
             context: "configuration"
         )
         var configuration = fallback
+        // With a configuration file, policies come only from its `policies` key, never from
+        // whatever ./policies happens to be beside the process.
+        configuration.policiesPath = nil
         if let listen = keys["listen"] {
             let text = try listen.string("listen")
             guard let address = ListenAddress(text) else { throw listen.error("listen must be HOST:PORT, not '\(text)'") }

@@ -1,4 +1,5 @@
 import Foundation
+import Policies
 
 /// Archway's configuration: the `archway.yaml` of DESIGN.md, validated.
 public struct Configuration: Sendable, Hashable {
@@ -99,5 +100,18 @@ public struct Configuration: Sendable, Hashable {
             defaultUpstream: "docker.io",
             policiesPath: hasPolicies ? policies : nil
         )
+    }
+}
+
+extension Configuration {
+    /// Every host name clients know the upstreams by (names and aliases).
+    public var upstreamHosts: Set<String> {
+        Set(upstreams.flatMap { [$0.name] + $0.aliases })
+    }
+
+    /// The rules of the policies folder; an empty set when there is none.
+    public func loadPolicies() throws(PolicyLoader.Failure) -> PolicySet {
+        guard let policiesPath else { return .empty }
+        return try PolicyLoader(upstreams: upstreamHosts).load(paths: [policiesPath])
     }
 }

@@ -63,6 +63,22 @@ public final class Catalog: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2: sources of referenced content") { db in
+            // Where a digest can be fetched is known before its content is stored (a synthesized
+            // index names children in other repositories), so it no longer hangs off `content`.
+            try db.execute(
+                sql: """
+                    CREATE TABLE source (
+                        digest TEXT NOT NULL,
+                        upstream TEXT NOT NULL,
+                        repository TEXT NOT NULL,
+                        PRIMARY KEY (digest, upstream, repository)
+                    );
+                    INSERT INTO source (digest, upstream, repository) SELECT digest, upstream, repository FROM origin;
+                    DROP TABLE origin;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -187,13 +203,23 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// Where content can be fetched from: (upstream, repository) pairs.
+    /// Where content can be fetched from: (upstream, repository) pairs, first recorded first.
     public func origins(_ digest: Digest) async throws -> [Origin] {
         try await database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT upstream, repository FROM origin WHERE digest = ? ORDER BY rowid", arguments: [digest.description]
+                db, sql: "SELECT upstream, repository FROM source WHERE digest = ? ORDER BY rowid", arguments: [digest.description]
             )
             .map { Origin(upstream: $0[0], repository: $0[1]) }
+        }
+    }
+
+    /// Records where content named by a manifest can be fetched, before it is ever stored.
+    public func recordOrigins(_ digests: [Digest], upstream: String, repository: String) async throws {
+        guard !digests.isEmpty else { return }
+        try await database.write { db in
+            for digest in digests {
+                try Self.insertOrigin(db, digest, upstream: upstream, repository: repository)
+            }
         }
     }
 
@@ -213,7 +239,7 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// Forgets content, with its origins and the tags that named it.
+    /// Forgets content and the tags that named it (where it can be fetched is kept).
     public func remove(_ digest: Digest) async throws {
         _ = try await database.write { db in
             try db.execute(sql: "DELETE FROM content WHERE digest = ?", arguments: [digest.description])
@@ -259,7 +285,7 @@ public final class Catalog: Sendable {
 
     private static func insertOrigin(_ db: Database, _ digest: Digest, upstream: String, repository: String) throws {
         try db.execute(
-            sql: "INSERT OR IGNORE INTO origin (digest, upstream, repository) VALUES (?, ?, ?)",
+            sql: "INSERT OR IGNORE INTO source (digest, upstream, repository) VALUES (?, ?, ?)",
             arguments: [digest.description, upstream, repository]
         )
     }

@@ -11,7 +11,10 @@ extension PullThroughRegistry {
     /// whichever repository asks; a miss starts (or joins) the one download of that digest and
     /// streams it as it arrives.
     public func blob(_ name: RepositoryName, _ digest: Digest, namespace: String?, rangeHeader: String?) async throws -> BlobAnswer {
-        let route = try router.route(name, namespace: namespace)
+        try await blob(try router.route(name, namespace: namespace), digest, rangeHeader: rangeHeader)
+    }
+
+    func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
         while true {
             if let length = store.length(of: digest) {
                 let range = try Self.range(rangeHeader, length: length)
@@ -22,7 +25,8 @@ extension PullThroughRegistry {
                 }
             }
             if offline { throw offlineMiss("blob \(digest)") }
-            guard let fill = try startFill(digest, route: route) else { continue }  // it just completed
+            let sources = try await candidates(for: digest, requested: route)
+            guard let fill = try startFill(digest, sources: sources) else { continue }  // it just completed
             let length: Int64?
             do {
                 length = try await fill.length()
@@ -38,8 +42,10 @@ extension PullThroughRegistry {
         }
     }
 
-    /// Starts the download of a blob, or joins the one running. Nil when it is already stored.
-    private func startFill(_ digest: Digest, route: UpstreamRouter.Route) throws -> Fill? {
+    /// Starts the download of a blob from the first of `sources` that has it, or joins the one
+    /// running. Nil when it is already stored.
+    private func startFill(_ digest: Digest, sources: [UpstreamRouter.Route]) throws -> Fill? {
+        let route = sources[0]
         let upstream = route.upstream
         let repository = route.repository
         let key = route.key
@@ -48,8 +54,17 @@ extension PullThroughRegistry {
             return try store.fill(
                 digest,
                 open: {
-                    let response = try await upstream.blob(repository, digest)
-                    return (response.contentLength, response.body)
+                    var notFound: (any Error)?
+                    for source in sources {
+                        do {
+                            let response = try await source.upstream.blob(source.repository, digest)
+                            return (response.contentLength, response.body)
+                        } catch let error as UpstreamError {
+                            guard case .status(404, _, _) = error else { throw error }
+                            notFound = error
+                        }
+                    }
+                    throw notFound ?? UpstreamError.status(404, errors: [], retryAfter: nil)
                 },
                 finished: { result in
                     switch result {

@@ -3,28 +3,37 @@ import CoreMetrics
 import Foundation
 import Logging
 import OCI
+import Policies
 import RegistryClient
 
 extension PullThroughRegistry {
     /// A manifest by tag or digest. A HEAD asks the same question: the answer's bytes are
     /// simply not sent.
-    public func manifest(_ name: RepositoryName, _ reference: ManifestReference, namespace: String?, accepting: [String])
-        async throws -> ManifestAnswer
-    {
+    public func manifest(
+        _ name: RepositoryName,
+        _ reference: ManifestReference,
+        namespace: String?,
+        accepting: [String],
+        clientPlatform: Platform? = nil
+    ) async throws -> ManifestAnswer {
         let route = try router.route(name, namespace: namespace)
         let answer: ManifestAnswer
         switch reference {
         case .digest(let digest):
             answer = try await manifest(route, digest: digest, accepting: accepting)
         case .tag(let tag):
-            answer = try await manifest(route, tag: tag, accepting: accepting)
+            if case .synthesize(let rule) = policies.decision(repository: route.key, tag: tag) {
+                answer = try await synthesized(route, tag: tag, rule: rule, accepting: accepting, clientPlatform: clientPlatform)
+            } else {
+                answer = try await manifest(route, tag: tag, accepting: accepting)
+            }
         }
         metrics.count(answer.cache, manifest: true)
         if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: now()) }
         return answer
     }
 
-    private func manifest(_ route: UpstreamRouter.Route, digest: Digest, accepting: [String]) async throws -> ManifestAnswer {
+    func manifest(_ route: UpstreamRouter.Route, digest: Digest, accepting: [String]) async throws -> ManifestAnswer {
         if let stored = try await storedManifest(digest, mediaType: nil) {
             // Registries answer a digest only in a media type the client accepts (distribution:
             // "OCI manifest found, but accept header does not support OCI manifests").
@@ -37,14 +46,21 @@ extension PullThroughRegistry {
             return ManifestAnswer(manifest: stored, cache: .hit)
         }
         if offline { throw offlineMiss("manifest \(digest)") }
-        let manifest = try await upstreamCall(route, what: .manifest) {
-            try await route.upstream.manifest(route.repository, .digest(digest), accepting: accepting)
+        var notFound: UpstreamError?
+        for candidate in try await candidates(for: digest, requested: route) {
+            do {
+                let manifest = try await candidate.upstream.manifest(candidate.repository, .digest(digest), accepting: accepting)
+                try await save(manifest, route: candidate, tag: nil)
+                return ManifestAnswer(manifest: manifest, cache: .miss)
+            } catch let error as UpstreamError {
+                guard case .status(404, _, _) = error else { throw wireError(error, route: candidate, what: .manifest) }
+                notFound = error
+            }
         }
-        try await save(manifest, route: route, tag: nil)
-        return ManifestAnswer(manifest: manifest, cache: .miss)
+        throw wireError(notFound ?? .status(404, errors: [], retryAfter: nil), route: route, what: .manifest)
     }
 
-    private func manifest(_ route: UpstreamRouter.Route, tag: Tag, accepting: [String]) async throws -> ManifestAnswer {
+    func manifest(_ route: UpstreamRouter.Route, tag: Tag, accepting: [String]) async throws -> ManifestAnswer {
         let key = TagKey(upstream: route.upstream.name, repository: route.repository.value, tag: tag.value, accepting: accepting)
         if let record = try await catalog.tag(key),
             let cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
@@ -116,6 +132,15 @@ extension PullThroughRegistry {
         }
     }
 
+    /// The digests a manifest names.
+    static func references(_ manifest: Manifest) -> [Digest] {
+        switch try? manifest.decoded() {
+        case .image(let image): [image.config.digest] + image.layers.map(\.digest)
+        case .index(let index): index.manifests.map(\.digest)
+        case nil: []
+        }
+    }
+
     /// Whether an `Accept` list admits a media type; no `Accept` at all admits anything.
     static func accepts(_ accepting: [String], _ mediaType: MediaType) -> Bool {
         if accepting.isEmpty { return true }
@@ -126,7 +151,7 @@ extension PullThroughRegistry {
     }
 
     /// A manifest from the store, with its media type from the catalog (or its own JSON).
-    private func storedManifest(_ digest: Digest, mediaType: MediaType?) async throws -> Manifest? {
+    func storedManifest(_ digest: Digest, mediaType: MediaType?) async throws -> Manifest? {
         guard let bytes = try? store.data(digest, limit: Manifest.maximumSize) else { return nil }
         var mediaType = mediaType
         if mediaType == nil || mediaType?.rawValue.isEmpty == true {
@@ -137,12 +162,14 @@ extension PullThroughRegistry {
 
     /// Stores a manifest before its digest is ever returned, so a later GET by digest (even
     /// with the upstream gone) finds it.
-    private func save(_ manifest: Manifest, route: UpstreamRouter.Route, tag: TagKey?) async throws {
+    func save(_ manifest: Manifest, route: UpstreamRouter.Route, tag: TagKey?) async throws {
         do {
             try store.store(manifest.bytes, as: manifest.digest)
             try await catalog.recordManifest(
                 manifest.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: tag, at: now()
             )
+            // What it names (config, layers, children) can be fetched from the same place.
+            try await catalog.recordOrigins(Self.references(manifest), upstream: route.upstream.name, repository: route.repository.value)
             metrics.upstreamBytes.increment(by: Int64(manifest.bytes.count))
         } catch {
             // The answer is still right; only the cache missed it.

@@ -2,6 +2,7 @@ import Cache
 import Foundation
 import Logging
 import OCI
+import Policies
 import RegistryClient
 
 /// The read path of the mirror, shaped like distribution's proxy stores: digests from the cache
@@ -19,9 +20,11 @@ public struct PullThroughRegistry: Sendable {
     let now: @Sendable () -> Date
     let logger: Logger
     let metrics = CacheMetrics()
+    public let policies: PolicySet
 
     public init(
         router: UpstreamRouter,
+        policies: PolicySet = .empty,
         store: BlobStore,
         catalog: Catalog,
         maximumSize: Int64? = nil,
@@ -31,6 +34,7 @@ public struct PullThroughRegistry: Sendable {
         logger: Logger
     ) {
         self.router = router
+        self.policies = policies
         self.store = store
         self.catalog = catalog
         self.evictor = Evictor(store: store, catalog: catalog, maximumSize: maximumSize)
@@ -45,19 +49,62 @@ public struct PullThroughRegistry: Sendable {
     public func tags(_ name: RepositoryName, namespace: String?, count: Int?, last: String?) async throws -> TagPage {
         let route = try router.route(name, namespace: namespace)
         if offline { throw RegistryError(.unavailable, "offline: tag lists are not cached") }
-        let upstreamPage = try await upstreamCall(route, what: .repository) {
-            try await route.upstream.tags(route.repository, count: count, last: last)
+        let rules = policies.rules(for: route.key)
+        var tags: Set<String>
+        var hasMore = false
+        if rules.isEmpty {
+            // Ask for the page the client asked for.
+            let page = try await upstreamCall(route, what: .repository) {
+                try await route.upstream.tags(route.repository, count: count, last: last)
+            }
+            tags = Set(page.tags)
+            hasMore = page.hasMore
+        } else {
+            // The repository may exist only through its rules: its own tags, when it has any,
+            // plus every tag the rules can synthesize.
+            do {
+                tags = Set(try await route.upstream.tags(route.repository, count: nil, last: nil).tags)
+            } catch let error as UpstreamError {
+                guard case .status(404, _, _) = error else { throw wireError(error, route: route, what: .repository) }
+                tags = []
+            }
+            tags.formUnion(try await synthesizableTags(route, rules: rules))
         }
         // Not every upstream paginates (distribution 2.8 ignores n and last): apply them here too,
         // on the lexically sorted list, so clients always get the spec's pagination.
-        var tags = upstreamPage.tags.sorted()
-        if let last { tags = tags.filter { $0 > last } }
-        var hasMore = upstreamPage.hasMore
-        if let count, tags.count > count {
-            tags = Array(tags.prefix(count))
+        var page = tags.sorted()
+        if let last { page = page.filter { $0 > last } }
+        if let count, page.count > count {
+            page = Array(page.prefix(count))
             hasMore = true
         }
-        return TagPage(name: name.value, tags: tags, hasMore: hasMore)
+        return TagPage(name: name.value, tags: page, hasMore: hasMore)
+    }
+
+    /// The tags rules can answer: for a member `{repository}:arm64-{tag}`, every `arm64-X` tag of
+    /// the member's repository gives `X`, when the rule's tag globs admit it.
+    func synthesizableTags(_ route: UpstreamRouter.Route, rules: [PolicyRule]) async throws -> Set<String> {
+        let marker = "0archway0tag0"
+        var result: Set<String> = []
+        for rule in rules {
+            for member in rule.members {
+                guard let expanded = member.expand(repository: route.key, tag: try Tag(marker)),
+                    case .tag(let pattern) = expanded.reference, pattern.value.contains(marker),
+                    !expanded.repository.value.contains(marker),
+                    let source = router.route(upstream: expanded.registry, repository: expanded.repository),
+                    let markerRange = pattern.value.range(of: marker)
+                else { continue }
+                let prefix = pattern.value[..<markerRange.lowerBound]
+                let suffix = pattern.value[markerRange.upperBound...]
+                guard let memberTags = try? await source.upstream.tags(source.repository, count: nil, last: nil).tags else { continue }
+                for memberTag in memberTags where memberTag.hasPrefix(prefix) && memberTag.hasSuffix(suffix) {
+                    let candidate = String(memberTag.dropFirst(prefix.count).dropLast(suffix.count))
+                    guard let tag = try? Tag(candidate), rule.applies(to: route.key, tag: tag) else { continue }
+                    result.insert(candidate)
+                }
+            }
+        }
+        return result
     }
 
     /// Runs an upstream call, turning its failure into the error the client should see.
@@ -77,6 +124,21 @@ public struct PullThroughRegistry: Sendable {
             logger.warning("upstream failed", metadata: ["repository": "\(route.key)", "error": "\(error)"])
         }
         return wire
+    }
+
+    /// Where a digest can be fetched: the places it was seen referenced first (its own repository,
+    /// or a member's when it is the child of a synthesized index), then the requested route.
+    func candidates(for digest: Digest, requested: UpstreamRouter.Route) async throws -> [UpstreamRouter.Route] {
+        var routes: [UpstreamRouter.Route] = []
+        for origin in try await catalog.origins(digest) {
+            guard let repository = try? RepositoryName(origin.repository),
+                let route = router.route(upstream: origin.upstream, repository: repository),
+                !routes.contains(where: { $0.key == route.key })
+            else { continue }
+            routes.append(route)
+        }
+        if !routes.contains(where: { $0.key == requested.key }) { routes.append(requested) }
+        return routes
     }
 
     func offlineMiss(_ what: String) -> RegistryError {

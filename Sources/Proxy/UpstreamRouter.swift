@@ -71,6 +71,13 @@ public struct UpstreamRouter: Sendable {
         return try route(entries[defaultIndex].upstream, name.value)
     }
 
+    /// The route to a repository on the upstream known by `host` (a policy member, a recorded
+    /// origin); nil when no configured upstream has that name.
+    public func route(upstream host: String, repository: RepositoryName) -> Route? {
+        guard let index = indexByHost[host.lowercased()] else { return nil }
+        return try? route(entries[index].upstream, repository.value)
+    }
+
     private func route(_ upstream: any Upstream, _ path: String) throws(RegistryError) -> Route {
         var path = path
         if upstream.name == "docker.io", !path.contains("/") {

@@ -9,6 +9,7 @@ extension RegistryResponder {
     static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
     static let cacheStatus = HTTPField.Name("X-Cache")!
+    static let platformHeader = HTTPField.Name("Archway-Platform")!
 
     static func apiHeaders(contentType: String) -> HTTPFields {
         [apiVersion: "registry/2.0", .contentType: contentType]

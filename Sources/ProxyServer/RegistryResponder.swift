@@ -87,7 +87,11 @@ public struct RegistryResponder: HTTPResponder {
         let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
-        let answer = try await registry.manifest(name, reference, namespace: namespace, accepting: accept)
+        let platform = ClientPlatform.detect(
+            header: request.headers[Self.platformHeader],
+            userAgent: request.headers[.userAgent]
+        )
+        let answer = try await registry.manifest(name, reference, namespace: namespace, accepting: accept, clientPlatform: platform)
         var headers = Self.manifestHeaders(answer.manifest.descriptor)
         headers[Self.cacheStatus] = answer.cache.rawValue
         if request.method == .head {

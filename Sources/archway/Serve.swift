@@ -42,12 +42,7 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "archway")
-        var configuration: Configuration
-        do {
-            configuration = try config.map { try Configuration.load(path: $0) } ?? Configuration.embeddedDefault()
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        var configuration = try loadConfiguration(config)
         if let listen {
             guard let address = Configuration.ListenAddress(listen) else {
                 throw ValidationError("--listen must be HOST:PORT, not '\(listen)'")

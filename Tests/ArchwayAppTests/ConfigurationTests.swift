@@ -72,6 +72,10 @@ import Testing
         }
     }
 
+    @Test func aConfigurationFileWithoutPoliciesHasNone() throws {
+        #expect(try Configuration.parse("listen: 127.0.0.1:5000\n", file: "a.yaml").policiesPath == nil)
+    }
+
     @Test func theEmbeddedDefault() {
         let configuration = Configuration.embeddedDefault(
             environment: ["XDG_CACHE_HOME": "/tmp/xdg", "HOME": "/home/u"], currentDirectory: "/nonexistent")
