@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "archway",
             dependencies: [
-                "ArchwayApp", "OCI", "Policies", "Proxy",
+                "ArchwayApp", "OCI", "Policies", "Proxy", "Cache",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "ArchwayTesting", "OCI", "Cache", "RegistryClient",
+                "Proxy", "ArchwayTesting", "OCI", "Cache", "RegistryClient", "Policies",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

@@ -31,8 +31,9 @@ public enum ArchwayServer {
             logger: logger
         )
         let listen = configuration.listen
+        let advisor = MismatchAdvisor(router: registry.router, catalog: catalog, offline: configuration.offline)
         return Application(
-            responder: RegistryResponder(registry: registry),
+            responder: RegistryResponder(registry: registry, warnMismatches: configuration.mismatchWarning, advisor: advisor),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
             services: [maintenance],
             onServerRunning: { channel in
@@ -63,6 +64,25 @@ public enum ArchwayServer {
         let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
         let store = try BlobStore(layout: layout)
         let catalog = try Catalog(path: layout.catalogPath.path)
+        let registry = PullThroughRegistry(
+            router: try makeRouter(configuration: configuration, transport: transport, logger: logger),
+            policies: try configuration.loadPolicies(),
+            store: store,
+            catalog: catalog,
+            maximumSize: configuration.storageMaxSize,
+            tagTTL: configuration.tagTTL,
+            offline: configuration.offline,
+            logger: logger
+        )
+        return (registry, store, catalog)
+    }
+
+    /// The configured upstreams, routed.
+    public static func makeRouter(
+        configuration: Configuration,
+        transport: any HTTPTransport = CurlTransport(),
+        logger: Logger
+    ) throws -> UpstreamRouter {
         let entries = configuration.upstreams.map { upstream in
             UpstreamRouter.Entry(
                 upstream: RegistryUpstream(
@@ -75,16 +95,6 @@ public enum ArchwayServer {
                 aliases: upstream.aliases
             )
         }
-        let registry = PullThroughRegistry(
-            router: try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream),
-            policies: try configuration.loadPolicies(),
-            store: store,
-            catalog: catalog,
-            maximumSize: configuration.storageMaxSize,
-            tagTTL: configuration.tagTTL,
-            offline: configuration.offline,
-            logger: logger
-        )
-        return (registry, store, catalog)
+        return try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream)
     }
 }

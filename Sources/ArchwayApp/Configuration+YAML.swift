@@ -21,7 +21,9 @@ extension Configuration {
         }
         let fallback = embeddedDefault()
         let keys = try document.mapping(
-            allowedKeys: ["listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies"],
+            allowedKeys: [
+                "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
+            ],
             context: "configuration"
         )
         var configuration = fallback
@@ -67,6 +69,7 @@ extension Configuration {
             configuration.tagTTL = ttl
         }
         if let value = keys["offline"] { configuration.offline = try value.bool("offline") }
+        if let value = keys["mismatch-warning"] { configuration.mismatchWarning = try value.bool("mismatch-warning") }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         return configuration
     }

@@ -52,6 +52,8 @@ public struct Configuration: Sendable, Hashable {
     public var tagTTL: Duration
     public var offline: Bool
     public var policiesPath: String?
+    /// Whether a pull that does not fit the client's platform gets a `Warning: 299` header.
+    public var mismatchWarning = true
 
     public init(
         listen: ListenAddress,

@@ -79,6 +79,27 @@ public final class Catalog: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3: architecture mismatches") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE mismatch (
+                        repository TEXT NOT NULL,
+                        reference TEXT NOT NULL,
+                        client_platform TEXT NOT NULL,
+                        image_platforms TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        rule TEXT,
+                        count INTEGER NOT NULL,
+                        first_seen REAL NOT NULL,
+                        last_seen REAL NOT NULL,
+                        last_client TEXT,
+                        user_agent TEXT,
+                        PRIMARY KEY (repository, reference, client_platform)
+                    );
+                    CREATE INDEX mismatch_by_last_seen ON mismatch(last_seen);
+                    """
+            )
+        }
         return migrator
     }
 

@@ -16,6 +16,13 @@ public enum CacheStatus: String, Sendable, Hashable {
 public struct ManifestAnswer: Sendable {
     public var manifest: Manifest
     public var cache: CacheStatus
+    /// A `Warning` header text when the answer does not fit the client's platform.
+    public var warning: String?
+
+    init(manifest: Manifest, cache: CacheStatus) {
+        self.manifest = manifest
+        self.cache = cache
+    }
 }
 
 /// A blob answer: the whole blob, or the requested part of it.

@@ -14,22 +14,27 @@ extension PullThroughRegistry {
         _ reference: ManifestReference,
         namespace: String?,
         accepting: [String],
-        clientPlatform: Platform? = nil
+        client: Client = .unknown
     ) async throws -> ManifestAnswer {
         let route = try router.route(name, namespace: namespace)
-        let answer: ManifestAnswer
+        var answer: ManifestAnswer
+        var rule: String?
         switch reference {
         case .digest(let digest):
             answer = try await manifest(route, digest: digest, accepting: accepting)
         case .tag(let tag):
-            if case .synthesize(let rule) = policies.decision(repository: route.key, tag: tag) {
-                answer = try await synthesized(route, tag: tag, rule: rule, accepting: accepting, clientPlatform: clientPlatform)
+            if case .synthesize(let policy) = policies.decision(repository: route.key, tag: tag) {
+                rule = policy.name
+                answer = try await synthesized(
+                    route, tag: tag, rule: policy, accepting: accepting, clientPlatform: auditor.platform(of: client)?.platform
+                )
             } else {
                 answer = try await manifest(route, tag: tag, accepting: accepting)
             }
         }
         metrics.count(answer.cache, manifest: true)
         if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: now()) }
+        answer.warning = await audit(answer, route: route, reference: reference, client: client, rule: rule)
         return answer
     }
 

@@ -21,6 +21,7 @@ public struct PullThroughRegistry: Sendable {
     let logger: Logger
     let metrics = CacheMetrics()
     public let policies: PolicySet
+    public let auditor: PlatformAuditor
 
     public init(
         router: UpstreamRouter,
@@ -42,6 +43,7 @@ public struct PullThroughRegistry: Sendable {
         self.offline = offline
         self.now = now
         self.logger = logger
+        self.auditor = PlatformAuditor(catalog: catalog, logger: logger, now: now)
     }
 
     // MARK: - Tags

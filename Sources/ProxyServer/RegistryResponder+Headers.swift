@@ -10,6 +10,7 @@ extension RegistryResponder {
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
     static let cacheStatus = HTTPField.Name("X-Cache")!
     static let platformHeader = HTTPField.Name("Archway-Platform")!
+    static let warningHeader = HTTPField.Name("Warning")!
 
     static func apiHeaders(contentType: String) -> HTTPFields {
         [apiVersion: "registry/2.0", .contentType: contentType]

@@ -16,9 +16,15 @@ public struct RegistryResponder: HTTPResponder {
     public typealias Context = ArchwayRequestContext
 
     let registry: PullThroughRegistry
+    /// Whether a pull that does not fit the client's platform gets a `Warning: 299` header.
+    let warnMismatches: Bool
 
-    public init(registry: PullThroughRegistry) {
+    let advisor: MismatchAdvisor?
+
+    public init(registry: PullThroughRegistry, warnMismatches: Bool = true, advisor: MismatchAdvisor? = nil) {
         self.registry = registry
+        self.warnMismatches = warnMismatches
+        self.advisor = advisor
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -68,8 +74,10 @@ public struct RegistryResponder: HTTPResponder {
         case .health:
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        case .mismatches:
+            return try await mismatches(request)
         case .manifest(let name, let reference):
-            return try await manifest(request, name: name, reference: reference, namespace: namespace)
+            return try await manifest(request, context: context, name: name, reference: reference, namespace: namespace)
         case .blob(let name, let digest):
             return try await blob(request, name: name, digest: digest, namespace: namespace, eventLoop: context.eventLoop)
         case .tags(let name):
@@ -81,19 +89,22 @@ public struct RegistryResponder: HTTPResponder {
         }
     }
 
-    private func manifest(_ request: Request, name: RepositoryName, reference: ManifestReference, namespace: String?) async throws
+    private func manifest(_ request: Request, context: Context, name: RepositoryName, reference: ManifestReference, namespace: String?)
+        async throws
         -> Response
     {
         let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
-        let platform = ClientPlatform.detect(
-            header: request.headers[Self.platformHeader],
-            userAgent: request.headers[.userAgent]
+        let client = Client(
+            address: context.remoteAddress?.ipAddress,
+            userAgent: request.headers[.userAgent],
+            platformHeader: request.headers[Self.platformHeader]
         )
-        let answer = try await registry.manifest(name, reference, namespace: namespace, accepting: accept, clientPlatform: platform)
+        let answer = try await registry.manifest(name, reference, namespace: namespace, accepting: accept, client: client)
         var headers = Self.manifestHeaders(answer.manifest.descriptor)
         headers[Self.cacheStatus] = answer.cache.rawValue
+        if warnMismatches, let warning = answer.warning { headers[Self.warningHeader] = warning }
         if request.method == .head {
             return Response(status: .ok, headers: headers, body: Self.emptyBody(length: answer.manifest.bytes.count))
         }
@@ -125,6 +136,20 @@ public struct RegistryResponder: HTTPResponder {
                 try await writer.finish(nil)
             }
         )
+    }
+
+    /// `GET /_archway/mismatches?since=24h`: the mismatch report as JSON.
+    private func mismatches(_ request: Request) async throws -> Response {
+        guard let advisor else { throw RegistryError(.notFound, "mismatch reports are not enabled") }
+        var since: Date?
+        if let text = request.uri.queryParameters["since"] {
+            guard let window = ReportWindow.parse(String(text)) else {
+                throw RegistryError(.unsupported, "since must be a duration such as 24h, 30m or 7d, not '\(text)'", status: 400)
+            }
+            since = Date().addingTimeInterval(-window)
+        }
+        let body = try MismatchReport.json(try await advisor.report(since: since))
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     private func tags(_ request: Request, name: RepositoryName, namespace: String?) async throws -> Response {

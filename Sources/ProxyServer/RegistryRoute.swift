@@ -13,6 +13,7 @@ public enum RegistryRoute: Sendable, Hashable {
     /// Blob uploads: a write, refused as unsupported.
     case upload
     case health
+    case mismatches
     case notFound
 
     /// Parses a raw request path (no query). Throws for a name, tag or digest that breaks the
@@ -24,6 +25,9 @@ public enum RegistryRoute: Sendable, Hashable {
             return
         case "/_archway/health":
             self = .health
+            return
+        case "/_archway/mismatches":
+            self = .mismatches
             return
         default: break
         }

@@ -64,7 +64,9 @@ import Testing
         -> ManifestAnswer
     {
         try await registry.manifest(
-            try RepositoryName("app"), .tag(try Tag(tag)), namespace: nil, accepting: accepting, clientPlatform: platform)
+            try RepositoryName("app"), .tag(try Tag(tag)), namespace: nil, accepting: accepting,
+            client: Client(platformHeader: platform?.description)
+        )
     }
 
     @Test func perArchitectureTagsBecomeOneDeterministicIndex() async throws {

@@ -1,0 +1,131 @@
+import Cache
+import CoreMetrics
+import Foundation
+import Logging
+import OCI
+import Synchronization
+
+/// Knows which platform clients run on and records the pulls that would fail on it.
+///
+/// A client's platform comes from, in order: its `Archway-Platform` header, its User-Agent
+/// (`os/linux arch/arm64`, as Docker and CRI-O send), or the child it chose from an index it was
+/// served within the last hour (clients fetch their platform's child by digest). Unknown stays
+/// unknown: no event is ever invented.
+public final class PlatformAuditor: Sendable {
+    /// What kind of pull would break.
+    public enum Kind: String, Sendable {
+        /// A tag that is a single image of another platform.
+        case singlePlatform = "single-platform"
+        /// An index without a child for the client's platform.
+        case indexLacksPlatform = "index-lacks-platform"
+        /// A child fetched by digest that an index lists for another platform.
+        case childOfOtherPlatform = "child-of-other-platform"
+    }
+
+    static let memory: TimeInterval = 3600
+    static let childrenRemembered = 512
+
+    private struct Seen {
+        var learned: (platform: Platform, at: Date)?
+        /// Children of indexes recently served to this address, with their platforms.
+        var children: [Digest: Platform] = [:]
+        var childrenAt: Date = .distantPast
+    }
+
+    private let seen = Mutex<[String: Seen]>([:])
+    let catalog: Catalog
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    public init(catalog: Catalog, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+        self.catalog = catalog
+        self.logger = logger
+        self.now = now
+    }
+
+    /// The client's platform and how it is known (`header`, `user-agent`, `learned`).
+    public func platform(of client: Client) -> (platform: Platform, source: String)? {
+        if let header = client.platformHeader, let platform = ClientPlatform.detect(header: header, userAgent: nil) {
+            return (platform, "header")
+        }
+        if let platform = ClientPlatform.detect(header: nil, userAgent: client.userAgent) {
+            return (platform, "user-agent")
+        }
+        guard let address = client.address else { return nil }
+        let date = now()
+        return seen.withLock { seen in
+            guard let learned = seen[address]?.learned, date.timeIntervalSince(learned.at) < Self.memory else { return nil }
+            return (learned.platform, "learned")
+        }
+    }
+
+    /// Remembers an index's children as served to a client, to learn from its next fetch.
+    func servedIndex(_ index: ImageIndex, to client: Client) {
+        guard let address = client.address else { return }
+        let date = now()
+        seen.withLock { seen in
+            var entry = seen[address] ?? Seen()
+            if date.timeIntervalSince(entry.childrenAt) > Self.memory || entry.children.count > Self.childrenRemembered {
+                entry.children = [:]
+            }
+            for child in index.manifests {
+                if let platform = child.platform, !child.isAttestation, !platform.isUnknown {
+                    entry.children[child.digest] = platform.normalized()
+                }
+            }
+            entry.childrenAt = date
+            seen[address] = entry
+        }
+    }
+
+    /// A child fetched by digest: the platform an index served to this client listed it for,
+    /// which the client is then known to run on.
+    func fetchedChild(_ digest: Digest, by client: Client) -> Platform? {
+        guard let address = client.address else { return nil }
+        let date = now()
+        return seen.withLock { seen in
+            guard var entry = seen[address], date.timeIntervalSince(entry.childrenAt) < Self.memory, let platform = entry.children[digest]
+            else { return nil }
+            entry.learned = (platform, date)
+            seen[address] = entry
+            return platform
+        }
+    }
+
+    /// Records one mismatch: a JSON log line, a catalog row, a counter. Returns the text of a
+    /// `Warning` header for the response.
+    @discardableResult
+    func record(
+        kind: Kind, repository: String, reference: String, client: Client, clientPlatform: Platform, imagePlatforms: [Platform],
+        rule: String?
+    ) async -> String {
+        let images = imagePlatforms.map(\.description).joined(separator: ",")
+        var metadata: Logger.Metadata = [
+            "event": "arch_mismatch",
+            "kind": "\(kind.rawValue)",
+            "repository": "\(repository)",
+            "reference": "\(reference)",
+            "client_platform": "\(clientPlatform)",
+            "image_platforms": "\(images)",
+            "client": "\(client.address ?? "")",
+            "user_agent": "\(client.userAgent ?? "")",
+        ]
+        if let rule { metadata["rule"] = "\(rule)" }
+        logger.warning("arch mismatch", metadata: metadata)
+        Counter(label: "archway_arch_mismatch_total", dimensions: [("client_arch", clientPlatform.architecture), ("kind", kind.rawValue)])
+            .increment()
+        let date = now()
+        do {
+            try await catalog.recordMismatch(
+                MismatchRecord(
+                    repository: repository, reference: reference, clientPlatform: clientPlatform.description, imagePlatforms: images,
+                    kind: kind.rawValue, rule: rule, firstSeen: date, lastSeen: date, lastClient: client.address,
+                    userAgent: client.userAgent
+                )
+            )
+        } catch {
+            logger.error("could not record a mismatch", metadata: ["error": "\(error)"])
+        }
+        return "299 archway \"\(repository):\(reference) has no image for \(clientPlatform) (it has \(images))\""
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import OCI
+import RegistryClient
+
+extension PullThroughRegistry {
+    /// Looks at a manifest answer with the client's eyes: learns its platform from the child it
+    /// fetches, and records the pulls that would give it an image of another platform. Returns a
+    /// `Warning` header text when there is a mismatch.
+    func audit(
+        _ answer: ManifestAnswer, route: UpstreamRouter.Route, reference: ManifestReference, client: Client, rule: String?
+    ) async -> String? {
+        guard let decoded = try? answer.manifest.decoded() else { return nil }
+        let known = auditor.platform(of: client)
+        switch (decoded, reference) {
+        case (.index(let index), _):
+            auditor.servedIndex(index, to: client)
+            // An index by digest follows its tag's HEAD: judge it once, by tag.
+            guard case .tag(let tag) = reference, let known else { return nil }
+            let platforms = index.manifests.filter { !$0.isAttestation }.compactMap(\.platform).filter { !$0.isUnknown }
+            guard !platforms.isEmpty, !platforms.contains(where: { $0.matches(known.platform) }) else { return nil }
+            return await auditor.record(
+                kind: .indexLacksPlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
+                imagePlatforms: platforms, rule: rule
+            )
+        case (.image, .digest(let digest)):
+            let listed = auditor.fetchedChild(digest, by: client)
+            // Only a platform the client stated can disagree with the child it chose.
+            guard let listed, let known, known.source != "learned", !listed.matches(known.platform) else { return nil }
+            return await auditor.record(
+                kind: .childOfOtherPlatform, repository: route.key, reference: digest.description, client: client,
+                clientPlatform: known.platform, imagePlatforms: [listed], rule: rule
+            )
+        case (.image(let image), .tag(let tag)):
+            guard let known, let platform = await platform(of: image, route: route), !platform.matches(known.platform) else { return nil }
+            return await auditor.record(
+                kind: .singlePlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
+                imagePlatforms: [platform], rule: rule
+            )
+        }
+    }
+
+    /// An image's platform from its config blob, read through the cache (the client fetches it
+    /// next anyway).
+    func platform(of image: ImageManifest, route: UpstreamRouter.Route) async -> Platform? {
+        guard let answer = try? await blob(route, image.config.digest, rangeHeader: nil),
+            let bytes = try? await answer.body.collect(upTo: 1 << 20),
+            let config = try? ImageConfig.decode(Data(buffer: bytes))
+        else { return nil }
+        return config.platform.normalized()
+    }
+}
