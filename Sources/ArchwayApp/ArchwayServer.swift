@@ -1,12 +1,16 @@
 import Cache
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
 import Logging
 import NIOCore
 import Policies
+import Prometheus
 import Proxy
 import ProxyServer
 import RegistryClient
+import ServiceLifecycle
 
 /// The composition root: turns a ``Configuration`` into the running mirror.
 ///
@@ -18,6 +22,7 @@ public enum ArchwayServer {
     public static func makeApplication(
         configuration: Configuration,
         transport: any HTTPTransport = CurlTransport(),
+        metrics: PrometheusCollectorRegistry? = nil,
         logger: Logger,
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
@@ -31,25 +36,53 @@ public enum ArchwayServer {
             logger: logger
         )
         let listen = configuration.listen
-        let advisor = MismatchAdvisor(router: registry.router, catalog: catalog, offline: configuration.offline)
+        // With TLS: HTTP/1.1 and HTTP/2, chosen by ALPN.
+        let server: HTTPServerBuilder
+        if let tls = configuration.tls {
+            server = try .http2Upgrade(tlsConfiguration: try tls.serverConfiguration())
+        } else {
+            server = .http1()
+        }
+        var metricsText: (@Sendable () async -> String)?
+        if let metrics {
+            metricsText = {
+                await registry.recordGauges()
+                return metrics.emitToString()
+            }
+        }
+        let responder = RegistryResponder(
+            registry: registry,
+            warnMismatches: configuration.mismatchWarning,
+            advisor: MismatchAdvisor(router: registry.router, catalog: catalog, offline: configuration.offline),
+            metricsText: metricsText
+        )
+        let services: [any Service] = [
+            maintenance,
+            PolicyReloader(configuration: configuration, store: registry.policyStore, logger: logger),
+            FillDrain(registry: registry, bound: configuration.shutdownTimeout, logger: logger),
+        ]
+        let running: @Sendable (any Channel) async -> Void = { channel in
+            let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
+            logger.notice(
+                "listening",
+                metadata: [
+                    "address": "\(address)",
+                    "storage": "\(configuration.storagePath)",
+                    "upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ","))",
+                    "default-upstream": "\(configuration.defaultUpstream)",
+                    "offline": "\(configuration.offline)",
+                    "tls": "\(configuration.tls != nil)",
+                ]
+            )
+            SystemdNotifier.notify("READY=1")
+            await onListening(address)
+        }
         return Application(
-            responder: RegistryResponder(registry: registry, warnMismatches: configuration.mismatchWarning, advisor: advisor),
+            responder: responder,
+            server: server,
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
-            services: [maintenance],
-            onServerRunning: { channel in
-                let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
-                logger.notice(
-                    "listening",
-                    metadata: [
-                        "address": "\(address)",
-                        "storage": "\(configuration.storagePath)",
-                        "upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ","))",
-                        "default-upstream": "\(configuration.defaultUpstream)",
-                        "offline": "\(configuration.offline)",
-                    ]
-                )
-                await onListening(address)
-            },
+            services: services,
+            onServerRunning: running,
             logger: logger
         )
     }
@@ -59,10 +92,11 @@ public enum ArchwayServer {
     public static func makeRegistry(
         configuration: Configuration,
         transport: any HTTPTransport = CurlTransport(),
+        ownsStorage: Bool = true,
         logger: Logger
     ) throws -> (PullThroughRegistry, BlobStore, Catalog) {
         let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
-        let store = try BlobStore(layout: layout)
+        let store = try BlobStore(layout: layout, ownsStorage: ownsStorage)
         let catalog = try Catalog(path: layout.catalogPath.path)
         let registry = PullThroughRegistry(
             router: try makeRouter(configuration: configuration, transport: transport, logger: logger),

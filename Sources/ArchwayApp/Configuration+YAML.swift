@@ -23,6 +23,7 @@ extension Configuration {
         let keys = try document.mapping(
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
+                "shutdown-timeout",
             ],
             context: "configuration"
         )
@@ -36,7 +37,20 @@ extension Configuration {
             configuration.listen = address
         }
         if let tls = keys["tls"] {
-            throw tls.error("tls: TLS termination is not available yet; put a TLS proxy in front of Archway or remove this key")
+            let entries = try tls.mapping(allowedKeys: ["certificate", "key", "client-ca"], context: "tls")
+            guard let certificate = entries["certificate"], let key = entries["key"] else {
+                throw tls.error("tls: 'certificate' and 'key' are both required (PEM files)")
+            }
+            func readable(_ value: YAMLValue, _ what: String) throws(LocatedError) -> String {
+                let path = absolute(try value.string(what), relativeTo: directory)
+                guard FileManager.default.isReadableFile(atPath: path) else { throw value.error("\(what) '\(path)' cannot be read") }
+                return path
+            }
+            configuration.tls = TLS(
+                certificate: try readable(certificate, "tls.certificate"),
+                key: try readable(key, "tls.key"),
+                clientCA: try entries["client-ca"].map { value throws(LocatedError) in try readable(value, "tls.client-ca") }
+            )
         }
         if let storage = keys["storage"] {
             let entries = try storage.mapping(allowedKeys: ["path", "max-size"], context: "storage")
@@ -69,7 +83,21 @@ extension Configuration {
             configuration.tagTTL = ttl
         }
         if let value = keys["offline"] { configuration.offline = try value.bool("offline") }
+        if let value = keys["shutdown-timeout"] {
+            let text = try value.string("shutdown-timeout")
+            guard let timeout = DurationText.parse(text) else {
+                throw value.error("shutdown-timeout must be a duration such as 30s, not '\(text)'")
+            }
+            configuration.shutdownTimeout = timeout
+        }
         if let value = keys["mismatch-warning"] { configuration.mismatchWarning = try value.bool("mismatch-warning") }
+        if let value = keys["shutdown-timeout"] {
+            let text = try value.string("shutdown-timeout")
+            guard let timeout = DurationText.parse(text) else {
+                throw value.error("shutdown-timeout must be a duration such as 30s, not '\(text)'")
+            }
+            configuration.shutdownTimeout = timeout
+        }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         return configuration
     }

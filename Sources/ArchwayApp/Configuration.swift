@@ -43,7 +43,21 @@ public struct Configuration: Sendable, Hashable {
         }
     }
 
+    /// TLS termination: PEM files; with `clientCA`, clients must present a certificate it signed.
+    public struct TLS: Sendable, Hashable {
+        public var certificate: String
+        public var key: String
+        public var clientCA: String?
+
+        public init(certificate: String, key: String, clientCA: String? = nil) {
+            self.certificate = certificate
+            self.key = key
+            self.clientCA = clientCA
+        }
+    }
+
     public var listen: ListenAddress
+    public var tls: TLS?
     public var storagePath: String
     /// Least recently used content is evicted above this many bytes (the cache issue enforces it).
     public var storageMaxSize: Int64?
@@ -54,6 +68,8 @@ public struct Configuration: Sendable, Hashable {
     public var policiesPath: String?
     /// Whether a pull that does not fit the client's platform gets a `Warning: 299` header.
     public var mismatchWarning = true
+    /// How long SIGTERM waits for in-flight responses and downloads before ending them.
+    public var shutdownTimeout: Duration = .seconds(30)
 
     public init(
         listen: ListenAddress,

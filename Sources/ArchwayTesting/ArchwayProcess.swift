@@ -17,12 +17,15 @@ public final class ArchwayProcess: Sendable {
 
     /// Starts Archway with `configuration` (YAML without `listen` and `storage`, which this adds)
     /// and waits until `/v2/` answers.
-    public static func start(configuration: String, storage: URL? = nil, maxSize: String? = nil) async throws -> ArchwayProcess {
+    public static func start(configuration: String, storage: URL? = nil, maxSize: String? = nil, tls: Bool = false) async throws
+        -> ArchwayProcess
+    {
         let directory = try makeTemporaryDirectory(prefix: "archway-process")
         let archway = ArchwayProcess(
             port: try freeLoopbackPort(),
             directory: directory,
-            storage: storage ?? directory.appendingPathComponent("storage", isDirectory: true)
+            storage: storage ?? directory.appendingPathComponent("storage", isDirectory: true),
+            scheme: tls ? "https" : "http"
         )
         var yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n"
         if let maxSize { yaml += "  max-size: \(maxSize)\n" }
@@ -32,10 +35,10 @@ public final class ArchwayProcess: Sendable {
         return archway
     }
 
-    private init(port: Int, directory: URL, storage: URL) {
+    private init(port: Int, directory: URL, storage: URL, scheme: String) {
         self.port = port
         self.host = "127.0.0.1:\(port)"
-        self.url = "http://127.0.0.1:\(port)"
+        self.url = "\(scheme)://127.0.0.1:\(port)"
         self.directory = directory
         self.storage = storage
         self.configFile = directory.appendingPathComponent("archway.yaml")
@@ -54,12 +57,15 @@ public final class ArchwayProcess: Sendable {
     }
 
     private func launch() async throws {
-        let child = try ChildProcess.start(try Self.binaryPath(), ["serve", "--config", configFile.path], outputFile: logFile)
+        let logged = output().components(separatedBy: #""msg":"listening""#).count
+        let child = try ChildProcess.start(
+            try Self.binaryPath(), ["serve", "--config", configFile.path, "--log-format", "json"], outputFile: logFile
+        )
         process.withLock { $0 = child }
         do {
-            try await waitUntil(timeout: .seconds(30), "archway to answer on \(url)/v2/") {
-                guard child.isRunning else { return true }
-                return await httpStatus("\(self.url)/v2/") == 200
+            // Ready once it logged that it listens (for TLS too, where a plain HTTP check cannot).
+            try await waitUntil(timeout: .seconds(30), "archway to listen on \(url)") {
+                !child.isRunning || self.output().components(separatedBy: #""msg":"listening""#).count > logged
             }
         } catch {
             await child.kill()
@@ -68,6 +74,17 @@ public final class ArchwayProcess: Sendable {
         guard child.isRunning else {
             throw HarnessError("archway exited at start-up:\n\(output())")
         }
+    }
+
+    /// Sends a signal (SIGHUP to reload, SIGTERM to drain).
+    @discardableResult
+    public func signal(_ signal: Int32) -> Bool {
+        process.withLock { $0 }?.signal(signal) ?? false
+    }
+
+    /// Waits for the process to exit; its exit code, nil if it did not exit in time.
+    public func waitForExit(timeout: Duration) async -> Int32? {
+        await process.withLock { $0 }?.waitForExit(timeout: timeout)?.exitCode
     }
 
     /// Stops with SIGTERM (SIGKILL after a bound); the storage stays.
@@ -109,10 +126,11 @@ public final class ArchwayProcess: Sendable {
 public func withArchwayProcess<T>(
     configuration: String,
     maxSize: String? = nil,
+    tls: Bool = false,
     isolation: isolated (any Actor)? = #isolation,
     _ body: (ArchwayProcess) async throws -> T
 ) async throws -> T {
-    let archway = try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize)
+    let archway = try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize, tls: tls)
     do {
         let result = try await body(archway)
         await archway.close()

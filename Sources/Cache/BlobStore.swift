@@ -20,9 +20,12 @@ public final class BlobStore: Sendable {
     }
 
     /// Opens the store, creating its folders and removing what an earlier run left in `tmp/`.
-    public init(layout: StorageLayout) throws {
+    /// A second process sharing the storage with a running server (`archway prefetch`) passes
+    /// `ownsStorage: false`: the server's downloads in `tmp/` are not leftovers.
+    public init(layout: StorageLayout, ownsStorage: Bool = true) throws {
         self.layout = layout
         try layout.prepare()
+        guard ownsStorage else { return }
         let temporary = layout.temporaryDirectory
         for leftover in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] {
             try? FileManager.default.removeItem(at: temporary.appendingPathComponent(leftover))
@@ -131,6 +134,11 @@ public final class BlobStore: Sendable {
 
     /// How many downloads are running.
     public var fillsInFlight: Int { state.withLock { $0.fills.count } }
+
+    /// How many readers follow running downloads.
+    public var followers: Int {
+        state.withLock { state in state.fills.keys.reduce(0) { $0 + state.readers[$1, default: 0] } }
+    }
 
     private func temporaryPath(_ digest: Digest) -> String {
         layout.temporaryDirectory.appendingPathComponent("\(digest.encoded).\(UInt64.random(in: 0...UInt64.max))").path

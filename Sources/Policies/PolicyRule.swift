@@ -22,6 +22,13 @@ public struct PolicyRule: Sendable, Hashable {
         self.location = location
     }
 
+    /// Stable across processes and replicas: what the rule says, hashed.
+    public var fingerprint: String {
+        let text =
+            "\(repository)|\(tags.map(\.pattern))|" + members.map { "\($0.from)@\($0.platform?.description ?? "")" }.joined(separator: ",")
+        return String(Digest.sha256(Data(text.utf8)).encoded.prefix(16))
+    }
+
     public func applies(to repository: String, tag: Tag) -> Bool {
         self.repository.matches(repository) && tags.contains { $0.matches(tag.value) }
     }

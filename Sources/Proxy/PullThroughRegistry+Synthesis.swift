@@ -1,4 +1,5 @@
 import Cache
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -18,8 +19,11 @@ extension PullThroughRegistry {
     func synthesized(_ route: UpstreamRouter.Route, tag: Tag, rule: PolicyRule, accepting: [String], clientPlatform: Platform?) async throws
         -> ManifestAnswer
     {
+        // The rule is part of the key: a changed rule (after a reload) never serves the old index.
         let key = TagKey(
-            upstream: route.upstream.name, repository: route.repository.value, tag: tag.value, accepting: [Self.synthesizedAccept])
+            upstream: route.upstream.name, repository: route.repository.value, tag: tag.value,
+            accepting: ["\(Self.synthesizedAccept):\(rule.fingerprint)"]
+        )
         var cached: Manifest?
         if let record = try await catalog.tag(key) {
             cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
@@ -52,6 +56,7 @@ extension PullThroughRegistry {
             index.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: key, at: now())
         let status: CacheStatus = report.usedStaleAnswers ? .stale : cached?.digest == index.digest ? .hit : .miss
         if status == .miss {
+            Counter(label: "archway_synthesized_indexes_total", dimensions: [("rule", rule.name)]).increment()
             logger.info(
                 "synthesized an index",
                 metadata: [

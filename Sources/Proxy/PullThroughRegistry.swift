@@ -20,7 +20,9 @@ public struct PullThroughRegistry: Sendable {
     let now: @Sendable () -> Date
     let logger: Logger
     let metrics = CacheMetrics()
-    public let policies: PolicySet
+    /// The policies in force (reloaded on SIGHUP).
+    public let policyStore: PolicyStore
+    public var policies: PolicySet { policyStore.current }
     public let auditor: PlatformAuditor
 
     public init(
@@ -35,7 +37,7 @@ public struct PullThroughRegistry: Sendable {
         logger: Logger
     ) {
         self.router = router
-        self.policies = policies
+        self.policyStore = PolicyStore(policies)
         self.store = store
         self.catalog = catalog
         self.evictor = Evictor(store: store, catalog: catalog, maximumSize: maximumSize)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -20,18 +21,27 @@ public struct RegistryResponder: HTTPResponder {
     let warnMismatches: Bool
 
     let advisor: MismatchAdvisor?
+    /// Renders `/metrics` (Prometheus text); nil: no metrics endpoint.
+    let metricsText: (@Sendable () async -> String)?
 
-    public init(registry: PullThroughRegistry, warnMismatches: Bool = true, advisor: MismatchAdvisor? = nil) {
+    public init(
+        registry: PullThroughRegistry,
+        warnMismatches: Bool = true,
+        advisor: MismatchAdvisor? = nil,
+        metricsText: (@Sendable () async -> String)? = nil
+    ) {
         self.registry = registry
         self.warnMismatches = warnMismatches
         self.advisor = advisor
+        self.metricsText = metricsText
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
+        let route = try? RegistryRoute(path: request.uri.path)
         let response: Response
         do {
-            response = try await route(request, context: context)
+            response = try await self.route(request, context: context)
         } catch let error as RegistryError {
             response = Self.errorResponse(error, method: request.method)
         } catch let error as RangeNotSatisfiable {
@@ -46,18 +56,42 @@ public struct RegistryResponder: HTTPResponder {
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             response = Self.errorResponse(
-                RegistryError(.unavailable, "internal error: \(error)"), method: request.method, status: .internalServerError)
+                RegistryError(.unavailable, "internal error: \(error)"), method: request.method, status: .internalServerError
+            )
         }
-        context.logger.info(
-            "request",
-            metadata: [
-                "method": "\(request.method)",
-                "path": "\(request.uri.path)",
-                "status": "\(response.status.code)",
-                "ms": "\((ContinuousClock.now - started).milliseconds)",
-            ]
+        let elapsed = ContinuousClock.now - started
+        let routeName = route?.name ?? "invalid"
+        Counter(
+            label: "archway_requests_total",
+            dimensions: [("route", routeName), ("method", request.method.rawValue), ("status", String(response.status.code))]
+        ).increment()
+        Timer(label: "archway_request_duration_seconds", dimensions: [("route", routeName)]).recordNanoseconds(
+            elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         )
+        var metadata: Logger.Metadata = [
+            "method": "\(request.method)",
+            "path": "\(request.uri.path)",
+            "status": "\(response.status.code)",
+            "ms": "\(elapsed.milliseconds)",
+            "client": "\(context.remoteAddress?.ipAddress ?? "")",
+        ]
+        if let cache = response.headers[Self.cacheStatus] { metadata["cache"] = "\(cache)" }
+        if let bytes = response.headers[.contentLength] { metadata["bytes"] = "\(bytes)" }
+        if let upstream = upstreamName(route, request) { metadata["upstream"] = "\(upstream)" }
+        if let agent = request.headers[.userAgent] { metadata["user_agent"] = "\(agent)" }
+        context.logger.info("request", metadata: metadata)
         return response
+    }
+
+    /// The upstream a registry route goes to, for the access log.
+    private func upstreamName(_ route: RegistryRoute?, _ request: Request) -> String? {
+        let namespace = request.uri.queryParameters["ns"].map(String.init)
+        switch route {
+        case .manifest(let name, _), .blob(let name, _), .tags(let name):
+            return (try? registry.router.route(name, namespace: namespace))?.upstream.name
+        default:
+            return nil
+        }
     }
 
     private func route(_ request: Request, context: Context) async throws -> Response {
@@ -76,6 +110,21 @@ public struct RegistryResponder: HTTPResponder {
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         case .mismatches:
             return try await mismatches(request)
+        case .ready:
+            let problems = await registry.readinessProblems()
+            let body =
+                problems.isEmpty
+                ? #"{"status":"ready"}"# : #"{"status":"unready","problems":"# + "[\(problems.map(\.jsonQuoted).joined(separator: ","))]}"
+            return Response(
+                status: problems.isEmpty ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: body))
+            )
+        case .metrics:
+            guard let metricsText else { throw RegistryError(.notFound, "no metrics endpoint") }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: await metricsText()))
+            )
         case .manifest(let name, let reference):
             return try await manifest(request, context: context, name: name, reference: reference, namespace: namespace)
         case .blob(let name, let digest):

@@ -13,11 +13,29 @@ public enum RegistryRoute: Sendable, Hashable {
     /// Blob uploads: a write, refused as unsupported.
     case upload
     case health
+    case ready
+    case metrics
     case mismatches
     case notFound
 
     /// Parses a raw request path (no query). Throws for a name, tag or digest that breaks the
     /// spec's grammar.
+    /// The route's name in metrics and logs.
+    public var name: String {
+        switch self {
+        case .base: "base"
+        case .manifest: "manifest"
+        case .blob: "blob"
+        case .tags: "tags"
+        case .upload: "upload"
+        case .health: "health"
+        case .ready: "ready"
+        case .metrics: "metrics"
+        case .mismatches: "mismatches"
+        case .notFound: "not_found"
+        }
+    }
+
     public init(path: String) throws(RegistryError) {
         switch path {
         case "/v2", "/v2/":
@@ -28,6 +46,12 @@ public enum RegistryRoute: Sendable, Hashable {
             return
         case "/_archway/mismatches":
             self = .mismatches
+            return
+        case "/_archway/ready":
+            self = .ready
+            return
+        case "/metrics":
+            self = .metrics
             return
         default: break
         }

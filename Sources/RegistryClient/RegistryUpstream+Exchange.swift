@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -67,7 +68,9 @@ extension RegistryUpstream {
         var attempt = 0
         while true {
             do {
+                let started = ContinuousClock.now
                 let response = try await transport.send(request)
+                record(response, after: ContinuousClock.now - started)
                 if [502, 503, 504].contains(response.status), attempt < Self.retryDelays.count {
                     _ = try? await response.body.collect(upTo: 64 << 10)
                     logger.debug("retrying", metadata: ["url": "\(request.url)", "status": "\(response.status)"])
@@ -75,11 +78,24 @@ extension RegistryUpstream {
                     return response
                 }
             } catch let error as TransportError {
+                Counter(label: "archway_upstream_requests_total", dimensions: [("upstream", name), ("status", "error")]).increment()
                 guard error.isConnectionFailure, attempt < Self.retryDelays.count else { throw UpstreamError.transport(error) }
                 logger.debug("retrying", metadata: ["url": "\(request.url)", "error": "\(error.message)"])
             }
             try await Task.sleep(for: Self.retryDelays[attempt])
             attempt += 1
+        }
+    }
+
+    /// Counts an upstream answer, times it, and notes Docker Hub's remaining pull allowance.
+    private func record(_ response: HTTPResponse, after duration: Duration) {
+        Counter(label: "archway_upstream_requests_total", dimensions: [("upstream", name), ("status", String(response.status))]).increment()
+        Timer(label: "archway_upstream_duration_seconds", dimensions: [("upstream", name)]).recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        )
+        // `ratelimit-remaining: 76;w=21600`
+        if let remaining = response.headers["ratelimit-remaining"]?.split(separator: ";").first.flatMap({ Int($0) }) {
+            Gauge(label: "archway_upstream_ratelimit_remaining", dimensions: [("upstream", name)]).record(remaining)
         }
     }
 

@@ -3,7 +3,11 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import Policies
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,10 +38,20 @@ struct Serve: AsyncParsableCommand {
         return level
     }
 
+    @Option(help: "Log format: json (one object per line), text, or auto (text on a terminal, json otherwise and under systemd).")
+    var logFormat: LogFormat = .auto
+
+    enum LogFormat: String, ExpressibleByArgument {
+        case auto, json, text
+    }
+
     func run() async throws {
         let level = logLevel
+        let text =
+            logFormat == .text
+            || (logFormat == .auto && isatty(STDERR_FILENO) != 0 && ProcessInfo.processInfo.environment["JOURNAL_STREAM"] == nil)
         LoggingSystem.bootstrap { label in
-            var handler = JSONLogHandler(label: label)
+            var handler: any LogHandler = text ? StreamLogHandler.standardError(label: label) : JSONLogHandler(label: label)
             handler.logLevel = level
             return handler
         }
@@ -52,7 +66,24 @@ struct Serve: AsyncParsableCommand {
         if let storage { configuration.storagePath = storage }
         if let policies { configuration.policiesPath = policies }
         if offline { configuration.offline = true }
-        let application = try ArchwayServer.makeApplication(configuration: configuration, logger: logger)
-        try await application.runService()
+        let metrics = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
+        let application: any Service
+        do {
+            application = try ArchwayServer.makeApplication(configuration: configuration, metrics: metrics, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        // SIGTERM: stop accepting, finish in-flight responses and downloads, up to the bound.
+        var group = ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.shutdownTimeout + .seconds(5)
+        group.maximumCancellationDuration = .seconds(5)
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch is CancellationError {
+            logger.warning("shutdown bound reached; in-flight work was ended")
+        }
+        logger.notice("stopped")
     }
 }

@@ -58,7 +58,8 @@ import Testing
             "upstreams:\n  - name: a.io\n    url: https://a.io\n    credentials: { username: u, password-file: /nonexistent/pass }\n", 4,
             "cannot be read"
         ),
-        ("tls:\n  certificate: a\n", 2, "TLS termination is not available yet"),
+        ("tls:\n  certificate: a\n", 2, "'certificate' and 'key' are both required"),
+        ("tls:\n  certificate: /nonexistent.crt\n  key: /nonexistent.key\n", 2, "tls.certificate '/nonexistent.crt' cannot be read"),
         ("offline: sometimes\n", 1, "offline must be true or false"),
     ])
     func mistakesNameTheLine(yaml: String, line: Int, message: String) {

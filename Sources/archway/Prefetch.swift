@@ -1,0 +1,146 @@
+import ArchwayApp
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import OCI
+import Proxy
+import RegistryClient
+import Synchronization
+
+struct Prefetch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Warm the cache with images, for sites that will run offline.",
+        discussion: "Every platform of an index unless --platform narrows it. Safe beside a running Archway on the same storage."
+    )
+
+    @Option(help: "The configuration file (its storage is warmed).")
+    var config: String?
+
+    @Option(name: .customLong("platform"), help: "Only this platform of an index (os/arch[/variant]); repeatable.")
+    var platforms: [String] = []
+
+    @Argument(help: "Images as clients pull them, e.g. docker.io/library/alpine:3.20.")
+    var images: [String]
+
+    func run() async throws {
+        let configuration = try loadConfiguration(config)
+        let wanted = try platforms.map { text in
+            guard let platform = try? Platform(parsing: text) else { throw ValidationError("--platform \(text) is not os/arch[/variant]") }
+            return platform.normalized()
+        }
+        var logger = Logger(label: "archway")
+        logger.logLevel = .critical
+        let (registry, _, _) = try ArchwayServer.makeRegistry(configuration: configuration, ownsStorage: false, logger: logger)
+        let progress = Progress(interactive: isatty(STDOUT_FILENO) != 0)
+        var failures = 0
+        for image in images {
+            do {
+                try await prefetch(image, registry: registry, platforms: wanted, progress: progress)
+            } catch {
+                failures += 1
+                progress.finish(image, "FAILED: \(error)")
+            }
+        }
+        progress.summary(images: images.count, failures: failures)
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    private func prefetch(_ image: String, registry: PullThroughRegistry, platforms: [Platform], progress: Progress) async throws {
+        let reference = try Reference(parsing: image)
+        guard let route = registry.router.route(upstream: reference.registry, repository: reference.repository) else {
+            throw ValidationError("'\(reference.registry)' is not a configured upstream")
+        }
+        // Routed by `ns`, which names any configured upstream, whatever its host looks like.
+        let name = route.repository
+        let namespace = route.upstream.name
+        let accept = MediaType.manifestTypes.map(\.rawValue)
+        let top = try await registry.manifest(
+            name, reference.digest.map(ManifestReference.digest) ?? .tag(reference.tag ?? .latest), namespace: namespace, accepting: accept
+        )
+        var manifests: [(Manifest, String)] = []
+        switch try top.manifest.decoded() {
+        case .index(let index):
+            for child in index.manifests where !child.isAttestation {
+                guard let platform = child.platform, !platform.isUnknown else { continue }
+                if !platforms.isEmpty, !platforms.contains(where: { $0.matches(platform) }) { continue }
+                let answer = try await registry.manifest(name, .digest(child.digest), namespace: namespace, accepting: accept)
+                manifests.append((answer.manifest, platform.description))
+            }
+        case .image:
+            manifests.append((top.manifest, "single-platform"))
+        }
+        for (manifest, platform) in manifests {
+            guard case .image(let image) = try manifest.decoded() else { continue }
+            for blob in [image.config] + image.layers {
+                let answer = try await registry.blob(name, blob.digest, namespace: namespace, rangeHeader: nil)
+                for try await chunk in answer.body {
+                    progress.advance(imageName: "\(reference)", platform: platform, bytes: chunk.readableBytes)
+                }
+            }
+        }
+        progress.finish("\(reference)", "\(manifests.count) image(s), \(top.manifest.digest)")
+    }
+}
+
+/// Progress on a terminal (one line rewritten in place: bytes, rate) or plain lines otherwise.
+final class Progress: Sendable {
+    let interactive: Bool
+    private let state = ProgressState()
+
+    init(interactive: Bool) {
+        self.interactive = interactive
+    }
+
+    func advance(imageName: String, platform: String, bytes: Int) {
+        let (total, rate, draw) = state.add(bytes)
+        guard interactive, draw else { return }
+        let line = "\(imageName) [\(platform)] \(Self.format(total)) at \(Self.format(Int64(rate)))/s"
+        FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+
+    func finish(_ image: String, _ status: String) {
+        let prefix = interactive ? "\r\u{1B}[K" : ""
+        FileHandle.standardOutput.write(Data("\(prefix)\(image): \(status)\n".utf8))
+    }
+
+    func summary(images: Int, failures: Int) {
+        let (total, _, _) = state.add(0)
+        print("prefetched \(images - failures) of \(images) images, \(Self.format(total)) read")
+    }
+
+    static func format(_ bytes: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
+
+/// Bytes so far, the start, and when the line was last drawn.
+final class ProgressState: Sendable {
+    private struct Counts {
+        var total: Int64 = 0
+        var started = ContinuousClock.now
+        var drawn = ContinuousClock.now - .seconds(1)
+    }
+
+    private let counts = Mutex(Counts())
+
+    /// Adds bytes; says whether to redraw (at most ten times a second).
+    func add(_ bytes: Int) -> (total: Int64, rate: Double, draw: Bool) {
+        counts.withLock { counts in
+            counts.total += Int64(bytes)
+            let now = ContinuousClock.now
+            let elapsed = max(
+                0.001, Double((now - counts.started).components.seconds) + Double((now - counts.started).components.attoseconds) / 1e18)
+            let draw = now - counts.drawn >= .milliseconds(100)
+            if draw { counts.drawn = now }
+            return (counts.total, Double(counts.total) / elapsed, draw)
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import ArchwayTesting
+import Foundation
+import Testing
+
+/// Deploying Archway: TLS and HTTP/2, generated client configuration, systemd, reload, drain,
+/// metrics, readiness and prefetch, with the real binary.
+@Suite(.serialized) struct OperationsTests {
+    static func configuration(_ upstream: String, extra: String = "") -> String {
+        """
+        upstreams:
+          - name: registry.test
+            url: \(upstream)
+        default-upstream: registry.test
+        \(extra)
+        """
+    }
+
+    @Test func tlsWithHTTP2ForSkopeoCurlAndCtrThroughGeneratedHostsToml() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            try await withTemporaryDirectory { directory in
+                let pki = try await TestCertificates.make(in: directory)
+                let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
+                try await withArchwayProcess(configuration: Self.configuration(upstream.url, extra: tls), tls: true) { archway in
+                    // skopeo trusts the test CA through --src-cert-dir.
+                    let certs = directory.appendingPathComponent("certs")
+                    try FileManager.default.createDirectory(at: certs, withIntermediateDirectories: true)
+                    try FileManager.default.copyItem(at: pki.caCertificate, to: certs.appendingPathComponent("ca.crt"))
+                    let inspect = try await Skopeo.inspectRaw(
+                        "docker://\(archway.host)/registry.test/test/multi:1.0", arguments: ["--cert-dir", certs.path]
+                    ).requireSuccess()
+                    #expect(sha256Digest(inspect.stdoutData) == images.multi.digest)
+
+                    let http2 = try await run(
+                        try requireProgram("curl"),
+                        [
+                            "-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--http2", "--cacert", pki.caCertificate.path,
+                            "\(archway.url)/v2/",
+                        ]
+                    ).requireSuccess()
+                    #expect(http2.stdout == "2 200")
+
+                    // containerd through the hosts.toml that `archway mirrors containerd` writes.
+                    let file = directory.appendingPathComponent("archway.yaml")
+                    try Self.configuration(upstream.url).write(to: file, atomically: true, encoding: .utf8)
+                    let hosts = directory.appendingPathComponent("certs.d")
+                    try await run(
+                        try ArchwayProcess.binaryPath(),
+                        [
+                            "mirrors", "containerd", "--url", archway.url, "--config", file.path, "--ca", pki.caCertificate.path,
+                            "--platform", "linux/arm64", "--write", hosts.path,
+                        ]
+                    ).requireSuccess()
+                    let generated = try String(contentsOf: hosts.appendingPathComponent("registry.test/hosts.toml"), encoding: .utf8)
+                    #expect(generated.contains(#"Archway-Platform = ["linux/arm64"]"#))
+                    try await withContainerd { containerd in
+                        let pull = try await containerd.pull(
+                            "registry.test/test/multi:1.0", hostsDir: hosts, platform: "linux/arm64", plainHTTP: false)
+                        #expect(pull.succeeded, "\(pull)")
+                        #expect(
+                            try await containerd.imageConfigArchitecture("registry.test/test/multi:1.0", platform: "linux/arm64") == "arm64"
+                        )
+                    }
+                    #expect(archway.output().contains(#""user_agent":"containerd/"#), "ctr came through Archway")
+                }
+
+                // Client certificates: only clients the CA signed get in.
+                let mutual = tls + "  client-ca: \(pki.caCertificate.path)\n"
+                try await withArchwayProcess(configuration: Self.configuration(upstream.url, extra: mutual), tls: true) { archway in
+                    let curl = try requireProgram("curl")
+                    let anonymous = try await run(
+                        curl, ["-s", "-o", "/dev/null", "--cacert", pki.caCertificate.path, "\(archway.url)/v2/"])
+                    #expect(!anonymous.succeeded, "a client without a certificate is refused")
+                    let admitted = try await run(
+                        curl,
+                        [
+                            "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", pki.caCertificate.path, "--cert",
+                            pki.clientCertificate.path,
+                            "--key", pki.clientKey.path, "\(archway.url)/v2/",
+                        ]
+                    )
+                    #expect(admitted.stdout == "200")
+                }
+
+                // A key that is not the certificate's stops start-up with a clear message.
+                let wrong = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.strayKey.path)\n"
+                let file = directory.appendingPathComponent("wrong.yaml")
+                try
+                    ("listen: 127.0.0.1:\(try freeLoopbackPort())\nstorage:\n  path: \(directory.appendingPathComponent("s").path)\n"
+                    + Self.configuration(upstream.url, extra: wrong)).write(to: file, atomically: true, encoding: .utf8)
+                let refused = try await run(
+                    try ArchwayProcess.binaryPath(), ["serve", "--config", file.path, "--log-format", "json"], timeout: .seconds(30))
+                #expect(refused.exitCode != 0)
+                #expect(refused.stderr.contains("cannot serve together"), "\(refused.stderr)")
+            }
+        }
+    }
+
+    @Test func systemdAnalyzeAcceptsTheUnit() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let unit = try String(contentsOf: root.appendingPathComponent("systemd/archway.service"), encoding: .utf8)
+        try await withTemporaryDirectory { directory in
+            // verify checks that ExecStart exists: point it at the binary just built.
+            let file = directory.appendingPathComponent("archway.service")
+            try unit.replacingOccurrences(of: "/usr/local/bin/archway", with: try ArchwayProcess.binaryPath())
+                .write(to: file, atomically: true, encoding: .utf8)
+            let verify = try await run(try requireProgram("systemd-analyze"), ["verify", file.path])
+            #expect(verify.succeeded, "\(verify)")
+            #expect(!verify.stderr.contains("archway.service:"), "\(verify.stderr)")
+        }
+        #expect(unit.contains("Type=notify") && unit.contains("DynamicUser=yes") && unit.contains("ExecReload="))
+    }
+
+    @Test func sighupReloadsPoliciesAndABrokenPolicyKeepsTheOldOnes() async throws {
+        try await withUpstreamRegistry { upstream in
+            let uploader = RegistryUploader(upstream)
+            let amd = try await ImageBuilder.pushImage(
+                to: uploader, repository: "test/app", tag: "amd64-1.0", platform: .linuxAMD64, format: .oci)
+            let arm = try await ImageBuilder.pushImage(
+                to: uploader, repository: "test/app", tag: "arm64-1.0", platform: .linuxARM64, format: .oci)
+            try await withTemporaryDirectory { directory in
+                let policies = directory.appendingPathComponent("policies")
+                try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
+                let file = policies.appendingPathComponent("app.yaml")
+                let rule = { (members: String) in "rules:\n  - repository: registry.test/test/app\n    members:\n\(members)" }
+                try rule("      - from: \"{repository}:amd64-{tag}\"\n").write(to: file, atomically: true, encoding: .utf8)
+                try await withArchwayProcess(configuration: Self.configuration(upstream.url, extra: "policies: \(policies.path)\n")) {
+                    archway in
+                    let url = "\(archway.url)/v2/registry.test/test/app/manifests/1.0"
+                    let accept = ["Accept": "application/vnd.oci.image.index.v1+json"]
+                    let before = try await httpRequest("GET", url, headers: accept)
+                    #expect(before.bodyText.contains(amd.manifestDigest) && !before.bodyText.contains(arm.manifestDigest))
+
+                    try rule("      - from: \"{repository}:amd64-{tag}\"\n      - from: \"{repository}:arm64-{tag}\"\n")
+                        .write(to: file, atomically: true, encoding: .utf8)
+                    archway.signal(SIGHUP)
+                    try await waitUntil(timeout: .seconds(10), "the reload") { archway.output().contains("policies reloaded") }
+                    let after = try await httpRequest("GET", url, headers: accept)
+                    #expect(after.bodyText.contains(amd.manifestDigest) && after.bodyText.contains(arm.manifestDigest))
+
+                    try rule("      - from: \"{repository}:{arch}\"\n").write(to: file, atomically: true, encoding: .utf8)
+                    archway.signal(SIGHUP)
+                    try await waitUntil(timeout: .seconds(10), "the refused reload") { archway.output().contains("policy reload refused") }
+                    #expect(archway.output().contains("app.yaml:4: from: unknown placeholder {arch}"))
+                    let kept = try await httpRequest("GET", url, headers: accept)
+                    #expect(kept.header("docker-content-digest") == after.header("docker-content-digest"))
+                    #expect(archway.isRunning)
+                }
+            }
+        }
+    }
+
+    @Test func sigtermLetsARunningDownloadFinishAndExitsZero() async throws {
+        try await withUpstreamRegistry { upstream in
+            let blob = try await RegistryUploader(upstream).pushBlob(
+                repository: "test/drain", data: Data((0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            )
+            let proxy = try await FaultInjectingProxy.start(upstream: upstream.url)
+            let archway = try await ArchwayProcess.start(configuration: Self.configuration(proxy.url))
+            proxy.setBlobFault(.holdAfter(1 << 20))
+            let download = Task { try await CacheEnvironment.fetch("\(archway.url)/v2/registry.test/test/drain/blobs/\(blob.digest)") }
+            try await waitUntil(timeout: .seconds(20), "the download to start") { CacheEnvironment.temporaryFiles(archway).count == 1 }
+            archway.signal(SIGTERM)
+            try await Task.sleep(for: .milliseconds(300))
+            proxy.release()
+            let result = try await download.value
+            #expect(result.digest == blob.digest, "the download in flight finished")
+            #expect(await archway.waitForExit(timeout: .seconds(60)) == 0)
+            #expect(FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, blob.digest).path))
+            await proxy.stop()
+            await archway.close()
+        }
+    }
+
+    @Test func metricsMoveAsAPullHappensAndReadinessIsReported() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            try await withArchwayProcess(configuration: Self.configuration(upstream.url)) { archway in
+                #expect(try await httpRequest("GET", "\(archway.url)/_archway/ready").status == 200)
+                #expect(try await httpRequest("GET", "\(archway.url)/_archway/health").status == 200)
+                let before = try PrometheusText.parse(try await httpRequest("GET", "\(archway.url)/metrics").bodyText)
+                let layer = images.singleAMD64.layers[0]
+                for _ in 0..<2 {
+                    _ = try await httpRequest("GET", "\(archway.url)/v2/registry.test/test/single/blobs/\(layer.digest)")
+                }
+                let after = try PrometheusText.parse(try await httpRequest("GET", "\(archway.url)/metrics").bodyText)
+                let blobRequests = #"archway_requests_total{method="GET",route="blob",status="200"}"#
+                #expect((after[blobRequests] ?? 0) - (before[blobRequests] ?? 0) == 2)
+                #expect(after[#"archway_cache_requests_total{kind="blob",result="miss"}"#] == 1)
+                #expect(after[#"archway_cache_requests_total{kind="blob",result="hit"}"#] == 1)
+                #expect((after["archway_upstream_bytes_total"] ?? 0) >= Double(layer.size))
+                #expect((after["archway_client_bytes_total"] ?? 0) >= Double(2 * layer.size))
+                #expect(after.keys.contains { $0.hasPrefix("archway_upstream_requests_total{") })
+                #expect(after["archway_cache_size_bytes"] ?? 0 >= Double(layer.size))
+            }
+        }
+    }
+
+    @Test func prefetchThenOfflineServesEveryPlatform() async throws {
+        try await withUpstreamRegistry { upstream in
+            _ = try await StandardImages.seed(upstream)
+            try await withTemporaryDirectory { directory in
+                let storage = directory.appendingPathComponent("storage")
+                let file = directory.appendingPathComponent("archway.yaml")
+                try ("storage:\n  path: \(storage.path)\n" + Self.configuration(upstream.url)).write(
+                    to: file, atomically: true, encoding: .utf8)
+                let prefetch = try await run(
+                    try ArchwayProcess.binaryPath(), ["prefetch", "--config", file.path, "registry.test/test/multi:1.0"]
+                )
+                .requireSuccess()
+                #expect(prefetch.stdout.contains("registry.test/test/multi:1.0: 2 image(s)"), "\(prefetch.stdout)")
+                let missing = try await run(
+                    try ArchwayProcess.binaryPath(), ["prefetch", "--config", file.path, "registry.test/test/nothing:1"])
+                #expect(missing.exitCode == 1)
+                await upstream.stop()
+                let archway = try await ArchwayProcess.start(
+                    configuration: Self.configuration(upstream.url, extra: "offline: true\n"), storage: storage)
+                for arch in ["amd64", "arm64"] {
+                    let layout = directory.appendingPathComponent(arch)
+                    try await Skopeo.copy(
+                        from: "docker://\(archway.host)/registry.test/test/multi:1.0", to: "oci:\(layout.path):x",
+                        arguments: ["--override-arch", arch, "--src-tls-verify=false"]
+                    ).requireSuccess()
+                    #expect(try Skopeo.image(inOCILayout: layout, tag: "x").architecture == arch)
+                }
+                await archway.close()
+                try await upstream.restart()
+            }
+        }
+    }
+}
+
+/// The samples of a Prometheus text exposition, by `name{labels}` as printed.
+enum PrometheusText {
+    static func parse(_ text: String) throws -> [String: Double] {
+        var samples: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                throw HarnessError("not Prometheus text: \(line)")
+            }
+            var key = String(line[..<space])
+            // Labels in a fixed (sorted) order, whatever order the exporter printed them in.
+            if let open = key.firstIndex(of: "{"), key.hasSuffix("}") {
+                let labels = key[key.index(after: open)..<key.index(before: key.endIndex)].split(separator: ",").sorted()
+                key = String(key[..<open]) + "{" + labels.joined(separator: ",") + "}"
+            }
+            samples[key] = value
+        }
+        return samples
+    }
+}
