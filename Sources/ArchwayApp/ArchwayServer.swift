@@ -21,7 +21,7 @@ public enum ArchwayServer {
     /// that asked for port 0 learns the port.
     public static func makeApplication(
         configuration: Configuration,
-        transport: any HTTPTransport = CurlTransport(),
+        transport: (any HTTPTransport)? = nil,
         metrics: PrometheusCollectorRegistry? = nil,
         logger: Logger,
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
@@ -91,7 +91,7 @@ public enum ArchwayServer {
     /// `configuration.storagePath`. Shared by `serve` and `policy preview`.
     public static func makeRegistry(
         configuration: Configuration,
-        transport: any HTTPTransport = CurlTransport(),
+        transport: (any HTTPTransport)? = nil,
         ownsStorage: Bool = true,
         logger: Logger
     ) throws -> (PullThroughRegistry, BlobStore, Catalog) {
@@ -114,9 +114,10 @@ public enum ArchwayServer {
     /// The configured upstreams, routed.
     public static func makeRouter(
         configuration: Configuration,
-        transport: any HTTPTransport = CurlTransport(),
+        transport: (any HTTPTransport)? = nil,
         logger: Logger
     ) throws -> UpstreamRouter {
+        let transport = transport ?? CurlTransport(connectTimeout: configuration.connectTimeout, stallTimeout: configuration.stallTimeout)
         let entries = configuration.upstreams.map { upstream in
             UpstreamRouter.Entry(
                 upstream: RegistryUpstream(

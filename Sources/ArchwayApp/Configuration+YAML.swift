@@ -23,7 +23,7 @@ extension Configuration {
         let keys = try document.mapping(
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
-                "shutdown-timeout",
+                "shutdown-timeout", "connect-timeout", "stall-timeout",
             ],
             context: "configuration"
         )
@@ -83,21 +83,18 @@ extension Configuration {
             configuration.tagTTL = ttl
         }
         if let value = keys["offline"] { configuration.offline = try value.bool("offline") }
-        if let value = keys["shutdown-timeout"] {
-            let text = try value.string("shutdown-timeout")
-            guard let timeout = DurationText.parse(text) else {
-                throw value.error("shutdown-timeout must be a duration such as 30s, not '\(text)'")
-            }
-            configuration.shutdownTimeout = timeout
-        }
         if let value = keys["mismatch-warning"] { configuration.mismatchWarning = try value.bool("mismatch-warning") }
-        if let value = keys["shutdown-timeout"] {
-            let text = try value.string("shutdown-timeout")
-            guard let timeout = DurationText.parse(text) else {
-                throw value.error("shutdown-timeout must be a duration such as 30s, not '\(text)'")
+        func duration(_ key: String) throws(LocatedError) -> Duration? {
+            guard let value = keys[key] else { return nil }
+            let text = try value.string(key)
+            guard let duration = DurationText.parse(text), duration > .zero else {
+                throw value.error("\(key) must be a positive duration such as 30s, not '\(text)'")
             }
-            configuration.shutdownTimeout = timeout
+            return duration
         }
+        if let timeout = try duration("shutdown-timeout") { configuration.shutdownTimeout = timeout }
+        if let timeout = try duration("connect-timeout") { configuration.connectTimeout = timeout }
+        if let timeout = try duration("stall-timeout") { configuration.stallTimeout = timeout }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         return configuration
     }

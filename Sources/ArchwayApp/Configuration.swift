@@ -70,6 +70,10 @@ public struct Configuration: Sendable, Hashable {
     public var mismatchWarning = true
     /// How long SIGTERM waits for in-flight responses and downloads before ending them.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// How long connecting to an upstream may take.
+    public var connectTimeout: Duration = .seconds(10)
+    /// An upstream transfer that moves nothing for this long is abandoned.
+    public var stallTimeout: Duration = .seconds(30)
 
     public init(
         listen: ListenAddress,

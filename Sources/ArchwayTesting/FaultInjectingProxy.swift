@@ -21,7 +21,18 @@ public final class FaultInjectingProxy: Sendable {
         case holdAfter(Int)
     }
 
+    public enum ManifestFault: Sendable, Hashable {
+        case none
+        /// Answers every manifest request with this status and these headers (e.g. 429 + Retry-After).
+        case status(Int, [String: String])
+        /// Answers 200 with bytes that are not JSON.
+        case notJSON
+        /// Answers 200 with a 5 MiB body.
+        case huge
+    }
+
     public let port: Int
+    private let manifestFault = Mutex(ManifestFault.none)
     public var url: String { "http://127.0.0.1:\(port)" }
     private let fault = Mutex(BlobFault.none)
     private let gate = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
@@ -54,6 +65,10 @@ public final class FaultInjectingProxy: Sendable {
         gate.withLock { $0.open = false }
     }
 
+    public func setManifestFault(_ fault: ManifestFault) {
+        manifestFault.withLock { $0 = fault }
+    }
+
     /// Lets held blobs continue.
     public func release() {
         let waiters = gate.withLock { gate in
@@ -71,6 +86,24 @@ public final class FaultInjectingProxy: Sendable {
         _ = try? await task?.value
     }
 
+    private func manifestFaultResponse() -> Response? {
+        let json: HTTPField = HTTPField(name: .contentType, value: "application/vnd.oci.image.manifest.v1+json")
+        switch manifestFault.withLock({ $0 }) {
+        case .none:
+            return nil
+        case .status(let status, let headers):
+            var fields = HTTPFields()
+            for (name, value) in headers { if let name = HTTPField.Name(name) { fields[name] = value } }
+            return Response(status: .init(code: status), headers: fields)
+        case .notJSON:
+            return Response(
+                status: .ok, headers: [json.name: json.value], body: .init(byteBuffer: ByteBuffer(string: "<html>not a manifest</html>")))
+        case .huge:
+            let body = ByteBuffer(repeating: UInt8(ascii: " "), count: 5 << 20)
+            return Response(status: .ok, headers: [json.name: json.value], body: .init(byteBuffer: body))
+        }
+    }
+
     private func waitForGate() async {
         await withCheckedContinuation { continuation in
             let open = gate.withLock { gate in
@@ -82,6 +115,7 @@ public final class FaultInjectingProxy: Sendable {
     }
 
     private func forward(_ request: Request, to upstream: String, transport: CurlTransport) async throws -> Response {
+        if request.uri.path.contains("/manifests/"), let response = manifestFaultResponse() { return response }
         var headers = RegistryClient.HTTPHeaders()
         for field in request.headers {
             let name = field.name.canonicalName

@@ -17,7 +17,7 @@ extension UpstreamError {
             return RegistryError(.denied, "upstream \(upstream) refused access (\(self))")
         case .status(429, _, let retryAfter):
             let wait = retryAfter.map { ", retry after \($0)" } ?? ""
-            return RegistryError(.tooManyRequests, "upstream \(upstream) rate-limits this mirror\(wait)")
+            return RegistryError(.tooManyRequests, "upstream \(upstream) rate-limits this mirror\(wait)", detail: retryAfter)
         case .status(let status, let errors, _) where (400..<500).contains(status):
             // The upstream said no: pass its answer on, with its status.
             var error = errors.first ?? unknown(subject, upstream: upstream)

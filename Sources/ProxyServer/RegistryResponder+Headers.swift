@@ -27,7 +27,11 @@ extension RegistryResponder {
     /// The spec's error body with the status its code calls for. A HEAD gets the status only.
     static func errorResponse(_ error: RegistryError, method: HTTPRequest.Method, status: HTTPResponse.Status? = nil) -> Response {
         let status = status ?? HTTPResponse.Status(code: error.status)
-        let headers = apiHeaders(contentType: "application/json")
+        var headers = apiHeaders(contentType: "application/json")
+        // A rate-limited upstream's wait is passed on, so clients back off as long as it asked.
+        if error.code == .tooManyRequests, let wait = error.detail, !wait.isEmpty, wait.allSatisfy(\.isNumber) {
+            headers[.retryAfter] = wait
+        }
         if method == .head {
             return Response(status: status, headers: headers)
         }
