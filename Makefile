@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_PACKAGES := libcurl4-openssl-dev libsqlite3-dev
 TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv
 
-.PHONY: run build test format lint deps test-deps clean
+.PHONY: run build test format lint deps test-deps clean fuzz soak
 
 # Installs the listed Debian packages that are not installed yet.
 define ensure_packages
@@ -41,5 +41,30 @@ format:
 lint:
 	swift-format lint --strict --parallel --recursive Package.swift Sources Tests
 
+# libFuzzer targets (parsers of paths, references, policies, manifests, ranges), FUZZ_SECONDS each.
+# Release builds: in debug SwiftPM renames an executable's entry point, which libFuzzer provides.
+# The seeds in Fuzz/corpus stay as they are; what a run discovers goes to .build-fuzz/corpus.
+FUZZ_TARGETS := FuzzReference FuzzPolicy FuzzManifest FuzzRange
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@for target in $(FUZZ_TARGETS); do \
+		ARCHWAY_FUZZ=1 $(SWIFT) build -c release --scratch-path .build-fuzz --product $$target || exit 1; \
+	done
+	@mkdir -p .build-fuzz/crashes
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p .build-fuzz/corpus/$$target; \
+		echo "== $$target for $(FUZZ_SECONDS)s"; \
+		.build-fuzz/release/$$target .build-fuzz/corpus/$$target Fuzz/corpus/$$target \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=.build-fuzz/crashes/$$target- || exit 1; \
+	done
+
+# 200 concurrent clients for SOAK_SECONDS against a release build; prints the numbers.
+SOAK_SECONDS ?= 300
+soak: deps
+	$(call ensure_packages,docker-registry skopeo wrk)
+	$(SWIFT) build -c release --product archway
+	python3 scripts/soak.py --seconds $(SOAK_SECONDS) --clients 200
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

@@ -1,10 +1,14 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+/// `ARCHWAY_FUZZ=1` (make fuzz) instruments the parsers for libFuzzer and adds the fuzz targets.
+let fuzzing = Context.environment["ARCHWAY_FUZZ"] == "1"
+
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
+let instrumented: [SwiftSetting] = strict + (fuzzing ? [.unsafeFlags(["-sanitize=fuzzer"])] : [])
 
 let package = Package(
     name: "archway",
@@ -24,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // The vocabulary: pure values, no I/O.
@@ -33,9 +38,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: instrumented
         ),
-        .target(name: "Policies", dependencies: ["OCI", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "Policies", dependencies: ["OCI", .product(name: "Yams", package: "Yams")], swiftSettings: instrumented),
         .target(
             name: "Cache",
             dependencies: [
@@ -80,10 +85,12 @@ let package = Package(
             dependencies: [
                 "Proxy", "OCI", "RegistryClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: instrumented
         ),
         // The composition root as a library, so tests start exactly what `archway serve` starts.
         .target(
@@ -159,6 +166,7 @@ let package = Package(
             name: "ProxyServerTests",
             dependencies: [
                 "ProxyServer", "ArchwayTesting", "OCI", "Proxy",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
@@ -171,6 +179,27 @@ let package = Package(
         ),
         .testTarget(name: "HarnessTests", dependencies: ["ArchwayTesting"], swiftSettings: strict),
         // Real software: docker-registry upstream, skopeo and containerd clients, the archway binary.
-        .testTarget(name: "IntegrationTests", dependencies: ["ArchwayTesting", "OCI"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ArchwayTesting", "OCI", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth")],
+            swiftSettings: strict
+        ),
     ]
 )
+
+if fuzzing {
+    for (name, dependencies) in [
+        ("FuzzReference", ["OCI", "ProxyServer"]), ("FuzzPolicy", ["OCI", "Policies"]), ("FuzzManifest", ["OCI"]), ("FuzzRange", ["OCI"]),
+    ] {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: dependencies.map { .target(name: $0) },
+                path: "Fuzz/\(name)",
+                swiftSettings: strict + [.unsafeFlags(["-sanitize=fuzzer", "-parse-as-library"])],
+                linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
+            )
+        )
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

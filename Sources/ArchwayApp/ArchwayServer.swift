@@ -54,7 +54,8 @@ public enum ArchwayServer {
             registry: registry,
             warnMismatches: configuration.mismatchWarning,
             advisor: MismatchAdvisor(router: registry.router, catalog: catalog, offline: configuration.offline),
-            metricsText: metricsText
+            metricsText: metricsText,
+            authentication: configuration.clientAuthentication
         )
         let services: [any Service] = [
             maintenance,
@@ -127,9 +128,23 @@ public enum ArchwayServer {
                     transport: transport,
                     logger: logger
                 ),
-                aliases: upstream.aliases
+                aliases: upstream.aliases,
+                allow: upstream.allow.compactMap { try? Glob($0) },
+                isPrivate: upstream.isPrivate
             )
         }
         return try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream)
+    }
+}
+
+extension Configuration {
+    /// Who may pull, when anyone is restricted: htpasswd users, or every client certificate.
+    var clientAuthentication: ClientAuthentication? {
+        guard authentication != nil || tls?.clientCA != nil else { return nil }
+        return ClientAuthentication(
+            users: authentication?.users ?? [:],
+            required: authentication?.required ?? false,
+            mutualTLS: tls?.clientCA != nil
+        )
     }
 }

@@ -23,7 +23,7 @@ extension Configuration {
         let keys = try document.mapping(
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
-                "shutdown-timeout", "connect-timeout", "stall-timeout",
+                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth",
             ],
             context: "configuration"
         )
@@ -96,6 +96,25 @@ extension Configuration {
         if let timeout = try duration("connect-timeout") { configuration.connectTimeout = timeout }
         if let timeout = try duration("stall-timeout") { configuration.stallTimeout = timeout }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
+        if let value = keys["auth"] {
+            let entries = try value.mapping(allowedKeys: ["htpasswd", "required"], context: "auth")
+            guard let file = entries["htpasswd"] else {
+                throw value.error("auth: 'htpasswd' is required (a file of user:bcrypt-hash lines)")
+            }
+            let path = absolute(try file.string("auth.htpasswd"), relativeTo: directory)
+            configuration.authentication = Authentication(
+                users: try Self.htpasswd(path, from: file),
+                required: try entries["required"]?.bool("auth.required") ?? true
+            )
+        }
+        if let upstream = configuration.upstreams.first(where: \.isPrivate), configuration.authentication == nil,
+            configuration.tls?.clientCA == nil
+        {
+            throw LocatedError(
+                SourceLocation(file: file, line: 1),
+                "upstream \(upstream.name) is private, but no client can authenticate: configure auth.htpasswd or tls.client-ca"
+            )
+        }
         return configuration
     }
 
@@ -105,7 +124,7 @@ extension Configuration {
         let entries = try value.sequence("upstreams")
         guard !entries.isEmpty else { throw value.error("upstreams must list at least one upstream") }
         for entry in entries {
-            let keys = try entry.mapping(allowedKeys: ["name", "url", "aliases", "credentials"], context: "upstream")
+            let keys = try entry.mapping(allowedKeys: ["name", "url", "aliases", "credentials", "allow", "private"], context: "upstream")
             guard let nameValue = keys["name"] else { throw entry.error("upstream: 'name' is required (the registry host clients know)") }
             guard let urlValue = keys["url"] else { throw entry.error("upstream: 'url' is required (where Archway fetches)") }
             let name = try nameValue.string("upstream name").lowercased()
@@ -120,6 +139,13 @@ extension Configuration {
             }
             var upstream = Upstream(name: name, url: url)
             if let aliases = keys["aliases"] { upstream.aliases = try aliases.strings("aliases").map { $0.lowercased() } }
+            if let allow = keys["allow"] {
+                upstream.allow = try allow.strings("allow")
+                for pattern in upstream.allow {
+                    do { _ = try Glob(pattern) } catch { throw allow.error("allow: \(error.reason)") }
+                }
+            }
+            if let isPrivate = keys["private"] { upstream.isPrivate = try isPrivate.bool("private") }
             for host in [name] + upstream.aliases {
                 guard hosts.insert(host).inserted else { throw entry.error("upstream host '\(host)' is configured twice") }
             }
@@ -142,6 +168,27 @@ extension Configuration {
             upstreams.append(upstream)
         }
         return upstreams
+    }
+
+    /// `user:hash` lines; only bcrypt hashes (`$2y$`, `$2b$`, `$2a$`, as `htpasswd -B` writes).
+    private static func htpasswd(_ path: String, from value: YAMLValue) throws(LocatedError) -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw value.error("auth.htpasswd '\(path)' cannot be read")
+        }
+        var users: [String: String] = [:]
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let entry = line.trimmingCharacters(in: .whitespaces)
+            if entry.isEmpty || entry.hasPrefix("#") { continue }
+            guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex else {
+                throw LocatedError(SourceLocation(file: path, line: index + 1), "expected user:bcrypt-hash")
+            }
+            let hash = String(entry[entry.index(after: colon)...])
+            guard ["$2y$", "$2b$", "$2a$"].contains(where: { hash.hasPrefix($0) }) else {
+                throw LocatedError(SourceLocation(file: path, line: index + 1), "only bcrypt hashes are accepted (htpasswd -B)")
+            }
+            users[String(entry[..<colon])] = hash
+        }
+        return users
     }
 
     private static func absolute(_ path: String, relativeTo directory: String) -> String {

@@ -33,6 +33,10 @@ public struct Configuration: Sendable, Hashable {
         public var aliases: [String]
         public var username: String?
         public var password: String?
+        /// Repository globs clients may pull from this upstream; empty: all.
+        public var allow: [String] = []
+        /// Only authenticated clients may pull from this upstream.
+        public var isPrivate = false
 
         public init(name: String, url: String, aliases: [String] = [], username: String? = nil, password: String? = nil) {
             self.name = name
@@ -56,8 +60,16 @@ public struct Configuration: Sendable, Hashable {
         }
     }
 
+    /// Clients' credentials: bcrypt entries of an htpasswd file.
+    public struct Authentication: Sendable, Hashable {
+        public var users: [String: String]
+        /// Every pull needs credentials (otherwise only private upstreams do).
+        public var required: Bool
+    }
+
     public var listen: ListenAddress
     public var tls: TLS?
+    public var authentication: Authentication?
     public var storagePath: String
     /// Least recently used content is evicted above this many bytes (the cache issue enforces it).
     public var storageMaxSize: Int64?

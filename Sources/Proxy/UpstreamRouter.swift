@@ -1,4 +1,5 @@
 import OCI
+import Policies
 import RegistryClient
 
 /// Decides which upstream a `/v2/<name>/...` request goes to, and under which repository.
@@ -12,6 +13,8 @@ public struct UpstreamRouter: Sendable {
         public let upstream: any Upstream
         /// The repository on the upstream, `library/` added on Docker Hub.
         public let repository: RepositoryName
+        /// Only authenticated clients may pull from this upstream.
+        public var isPrivate = false
         /// `<upstream name>/<repository>`: how policies, the cache and logs name it.
         public var key: String { "\(upstream.name)/\(repository)" }
     }
@@ -20,10 +23,16 @@ public struct UpstreamRouter: Sendable {
     public struct Entry: Sendable {
         public let upstream: any Upstream
         public let aliases: [String]
+        /// Repository globs clients may pull (`library/*`, `team/**`); empty: all.
+        public let allow: [Glob]
+        /// Only authenticated clients may pull from this upstream.
+        public let isPrivate: Bool
 
-        public init(upstream: any Upstream, aliases: [String] = []) {
+        public init(upstream: any Upstream, aliases: [String] = [], allow: [Glob] = [], isPrivate: Bool = false) {
             self.upstream = upstream
             self.aliases = aliases
+            self.allow = allow
+            self.isPrivate = isPrivate
         }
     }
 
@@ -62,13 +71,23 @@ public struct UpstreamRouter: Sendable {
             guard let index = indexByHost[namespace.lowercased()] else {
                 throw RegistryError(.nameUnknown, "registry '\(namespace)' (ns) is not an upstream of this mirror")
             }
-            return try route(entries[index].upstream, name.value)
+            return try allowed(entries[index], name.value)
         }
         let components = name.components
         if components.count > 1, let index = indexByHost[String(components[0])] {
-            return try route(entries[index].upstream, components.dropFirst().joined(separator: "/"))
+            return try allowed(entries[index], components.dropFirst().joined(separator: "/"))
         }
-        return try route(entries[defaultIndex].upstream, name.value)
+        return try allowed(entries[defaultIndex], name.value)
+    }
+
+    /// A client's route, refused when the upstream's allow list does not admit the repository.
+    private func allowed(_ entry: Entry, _ path: String) throws(RegistryError) -> Route {
+        var route = try route(entry.upstream, path)
+        route.isPrivate = entry.isPrivate
+        guard entry.allow.isEmpty || entry.allow.contains(where: { $0.matches(route.repository.value) }) else {
+            throw RegistryError(.denied, "\(route.key) is not among the repositories this mirror serves from \(entry.upstream.name)")
+        }
+        return route
     }
 
     /// The route to a repository on the upstream known by `host` (a policy member, a recorded

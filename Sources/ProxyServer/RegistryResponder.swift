@@ -23,13 +23,17 @@ public struct RegistryResponder: HTTPResponder {
     let advisor: MismatchAdvisor?
     /// Renders `/metrics` (Prometheus text); nil: no metrics endpoint.
     let metricsText: (@Sendable () async -> String)?
+    /// Who may pull; nil: everyone.
+    let authentication: ClientAuthentication?
 
     public init(
         registry: PullThroughRegistry,
         warnMismatches: Bool = true,
         advisor: MismatchAdvisor? = nil,
-        metricsText: (@Sendable () async -> String)? = nil
+        metricsText: (@Sendable () async -> String)? = nil,
+        authentication: ClientAuthentication? = nil
     ) {
+        self.authentication = authentication
         self.registry = registry
         self.warnMismatches = warnMismatches
         self.advisor = advisor
@@ -44,6 +48,10 @@ public struct RegistryResponder: HTTPResponder {
             response = try await self.route(request, context: context)
         } catch let error as RegistryError {
             response = Self.errorResponse(error, method: request.method)
+        } catch let error as Unauthorized {
+            var refusal = Self.errorResponse(RegistryError(.unauthorized, error.message), method: request.method)
+            refusal.headers[.wwwAuthenticate] = #"Basic realm="archway""#
+            response = refusal
         } catch let error as RangeNotSatisfiable {
             var failure = Self.errorResponse(
                 RegistryError(.rangeInvalid, "the range starts past the end of the \(error.length)-byte blob"),
@@ -83,6 +91,30 @@ public struct RegistryResponder: HTTPResponder {
         return response
     }
 
+    /// Refuses a request that needs credentials it does not carry (`401` with a Basic challenge)
+    /// or carries wrong ones. The operational endpoints stay open.
+    private func authorize(_ request: Request, route: RegistryRoute, namespace: String?) throws {
+        guard let authentication else { return }
+        switch route {
+        case .health, .ready, .metrics, .mismatches, .notFound: return
+        default: break
+        }
+        let outcome = authentication.authenticate(request.headers[.authorization])
+        guard outcome != .invalid else { throw Unauthorized(message: "the credentials are not valid") }
+        guard outcome == .anonymous else { return }
+        if authentication.required { throw Unauthorized(message: "authentication required") }
+        // Clients learn from the `/v2/` ping whether to send credentials (skopeo and podman send
+        // them only after a challenge there); without credentials they still pull public content.
+        if route == .base, authentication.hasUsers { throw Unauthorized(message: "credentials are accepted here") }
+        switch route {
+        case .manifest(let name, _), .blob(let name, _), .tags(let name):
+            if (try? registry.router.route(name, namespace: namespace))?.isPrivate == true {
+                throw Unauthorized(message: "this repository is served to authenticated clients only")
+            }
+        default: break
+        }
+    }
+
     /// The upstream a registry route goes to, for the access log.
     private func upstreamName(_ route: RegistryRoute?, _ request: Request) -> String? {
         let namespace = request.uri.queryParameters["ns"].map(String.init)
@@ -101,7 +133,9 @@ public struct RegistryResponder: HTTPResponder {
             throw RegistryError(.unsupported, "this registry is a read-only mirror: \(request.method) is not supported")
         }
         let namespace = request.uri.queryParameters["ns"].map(String.init)
-        switch try RegistryRoute(path: request.uri.path) {
+        let route = try RegistryRoute(path: request.uri.path)
+        try authorize(request, route: route, namespace: namespace)
+        switch route {
         case .base:
             return Response(
                 status: .ok, headers: Self.apiHeaders(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: "{}")))
@@ -224,4 +258,9 @@ public struct RegistryResponder: HTTPResponder {
         let body = try encoder.encode(page)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
+}
+
+/// A request without the credentials it needs.
+struct Unauthorized: Error {
+    let message: String
 }

@@ -54,10 +54,9 @@ public func requireProgram(_ name: String) throws -> String {
 }
 
 private func isExecutableFile(_ path: String) -> Bool {
-    var info = stat()
-    guard stat(path, &info) == 0 else { return false }
-    guard (info.st_mode & S_IFMT) == S_IFREG else { return false }
-    return access(path, X_OK) == 0
+    var isDirectory: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+        && FileManager.default.isExecutableFile(atPath: path)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds 127.0.0.1:0, reads the port the kernel

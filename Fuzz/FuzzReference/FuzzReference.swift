@@ -1,0 +1,17 @@
+import OCI
+import ProxyServer
+
+/// libFuzzer entry: request paths and image references, the first things a client controls.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzReference(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    _ = try? RegistryRoute(path: text)
+    _ = try? RegistryRoute(path: "/v2/" + text)
+    _ = try? Reference(parsing: text)
+    _ = try? ManifestReference(parsing: text)
+    _ = try? RepositoryName(text)
+    _ = try? Tag(text)
+    _ = Digest(text)
+    _ = try? Platform(parsing: text).normalized()
+    return 0
+}
