@@ -42,13 +42,15 @@ lint:
 	swift-format lint --strict --parallel --recursive Package.swift Sources Tests
 
 # libFuzzer targets (parsers of paths, references, policies, manifests, ranges), FUZZ_SECONDS each.
-# Release builds: in debug SwiftPM renames an executable's entry point, which libFuzzer provides.
+# The fuzzers start libFuzzer themselves (SwiftPM renames executables' entry points), linked with
+# the toolchain's libFuzzer runtime without main.
+FUZZ_RUNTIME = $(firstword $(wildcard $(dir $(shell readlink -f $(shell command -v swift)))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
 # The seeds in Fuzz/corpus stay as they are; what a run discovers goes to .build-fuzz/corpus.
 FUZZ_TARGETS := FuzzReference FuzzPolicy FuzzManifest FuzzRange
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@for target in $(FUZZ_TARGETS); do \
-		ARCHWAY_FUZZ=1 $(SWIFT) build -c release --scratch-path .build-fuzz --product $$target || exit 1; \
+		ARCHWAY_FUZZ=1 ARCHWAY_FUZZ_RUNTIME=$(FUZZ_RUNTIME) $(SWIFT) build -c release --scratch-path .build-fuzz --product $$target || exit 1; \
 	done
 	@mkdir -p .build-fuzz/crashes
 	@for target in $(FUZZ_TARGETS); do \

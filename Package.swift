@@ -188,16 +188,19 @@ let package = Package(
 )
 
 if fuzzing {
+    // libFuzzer's runtime without main (make fuzz finds it in the toolchain).
+    let runtime = Context.environment["ARCHWAY_FUZZ_RUNTIME"] ?? ""
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
     for (name, dependencies) in [
         ("FuzzReference", ["OCI", "ProxyServer"]), ("FuzzPolicy", ["OCI", "Policies"]), ("FuzzManifest", ["OCI"]), ("FuzzRange", ["OCI"]),
     ] {
         package.targets.append(
             .executableTarget(
                 name: name,
-                dependencies: dependencies.map { .target(name: $0) },
+                dependencies: (dependencies + ["FuzzSupport"]).map { .target(name: $0) },
                 path: "Fuzz/\(name)",
-                swiftSettings: strict + [.unsafeFlags(["-sanitize=fuzzer", "-parse-as-library"])],
-                linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
+                swiftSettings: strict + [.unsafeFlags(["-sanitize=fuzzer"])],
+                linkerSettings: [.unsafeFlags([runtime, "-lstdc++"])]
             )
         )
         package.products.append(.executable(name: name, targets: [name]))

@@ -1,9 +1,9 @@
 import Foundation
+import FuzzSupport
 import OCI
 
 /// libFuzzer entry: what upstreams answer: manifests, indexes, image configs, error bodies.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzManifest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+func fuzzManifest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Data(UnsafeBufferPointer(start: data, count: size))
     for mediaType in [nil, MediaType.ociManifest, .ociIndex, .dockerManifest, .dockerManifestList] as [MediaType?] {
         if let manifest = try? Manifest(bytes: bytes, mediaType: mediaType, expected: nil) {
@@ -17,4 +17,11 @@ public func fuzzManifest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = try? ImageConfig.decode(bytes).platform.normalized()
     _ = RegistryError.decodeBody(bytes)
     return 0
+}
+
+@main
+enum Fuzzer {
+    static func main() {
+        exit(runFuzzer { data, size in data.map { fuzzManifest($0, size) } ?? 0 })
+    }
 }

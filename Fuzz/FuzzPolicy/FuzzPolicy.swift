@@ -1,9 +1,10 @@
+import Foundation
+import FuzzSupport
 import OCI
 import Policies
 
 /// libFuzzer entry: policy files, which operators write by hand, and the decisions they make.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzPolicy(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+func fuzzPolicy(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
     let loader = PolicyLoader(upstreams: ["docker.io", "ghcr.io", "registry.internal:5000"])
     guard let rules = try? loader.parse(text, file: "fuzz.yaml") else { return 0 }
@@ -15,4 +16,11 @@ public func fuzzPolicy(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     return 0
+}
+
+@main
+enum Fuzzer {
+    static func main() {
+        exit(runFuzzer { data, size in data.map { fuzzPolicy($0, size) } ?? 0 })
+    }
 }

@@ -1,8 +1,9 @@
+import Foundation
+import FuzzSupport
 import OCI
 
 /// libFuzzer entry: `Range` headers, against blobs of several lengths.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzRange(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+func fuzzRange(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
     for length in [0, 1, 1000, Int64.max / 2] as [Int64] {
         if case .satisfiable(let range) = ByteRange.parse(text, length: length) {
@@ -11,4 +12,11 @@ public func fuzzRange(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     return 0
+}
+
+@main
+enum Fuzzer {
+    static func main() {
+        exit(runFuzzer { data, size in data.map { fuzzRange($0, size) } ?? 0 })
+    }
 }

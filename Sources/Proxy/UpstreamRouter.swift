@@ -59,13 +59,6 @@ public struct UpstreamRouter: Sendable {
         self.defaultIndex = defaultIndex
     }
 
-    public var upstreams: [any Upstream] { entries.map(\.upstream) }
-
-    /// The upstream known by this host name or alias.
-    public func upstream(named host: String) -> (any Upstream)? {
-        indexByHost[host.lowercased()].map { entries[$0].upstream }
-    }
-
     public func route(_ name: RepositoryName, namespace: String?) throws(RegistryError) -> Route {
         if let namespace {
             guard let index = indexByHost[namespace.lowercased()] else {

@@ -11,9 +11,6 @@ public struct TransportError: Error, Hashable, CustomStringConvertible {
 
     public var description: String { message }
 
-    /// A timeout (connect, low speed or total), as opposed to a refused or broken connection.
-    public var isTimeout: Bool { code == 28 }
-
     /// The connection failed before any answer (refused, reset, closed early): worth another try.
     public var isConnectionFailure: Bool {
         // CURLE_COULDNT_CONNECT, CURLE_SSL_CONNECT_ERROR, CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR
