@@ -5,21 +5,11 @@ import Testing
 /// Upstreams that hang, fail, rate-limit or lie, hostile ranges, and a full disk, against the
 /// real archway binary: clear errors, nothing wrong cached, nobody held forever.
 @Suite(.serialized) struct FaultToleranceTests {
-    static func configuration(_ upstream: String, extra: String = "") -> String {
-        """
-        upstreams:
-          - name: registry.test
-            url: \(upstream)
-        default-upstream: registry.test
-        \(extra)
-        """
-    }
-
     @Test func aStalledUpstreamTimesOutWithAClearError() async throws {
         let stalling = try StallingServer()
         defer { stalling.stop() }
         try await withArchwayProcess(
-            configuration: Self.configuration(stalling.url, extra: "connect-timeout: 2s\nstall-timeout: 2s\n")
+            configuration: singleUpstreamConfiguration(stalling.url, extra: "connect-timeout: 2s\nstall-timeout: 2s\n")
         ) { archway in
             for path in ["manifests/1.0", "blobs/sha256:\(String(repeating: "a", count: 64))"] {
                 let started = ContinuousClock.now
@@ -40,7 +30,7 @@ import Testing
             let images = try await StandardImages.seed(upstream)
             let proxy = try await FaultInjectingProxy.start(upstream: upstream.url)
             defer { Task { await proxy.stop() } }
-            try await withArchwayProcess(configuration: Self.configuration(proxy.url, extra: "tag-ttl: 0\n")) { archway in
+            try await withArchwayProcess(configuration: singleUpstreamConfiguration(proxy.url, extra: "tag-ttl: 0\n")) { archway in
                 let tag = "\(archway.url)/v2/test/single/manifests/amd64"
                 let accept = ["Accept": "application/vnd.oci.image.manifest.v1+json"]
 
@@ -85,7 +75,7 @@ import Testing
         try await withUpstreamRegistry { upstream in
             let blob = try await RegistryUploader(upstream).pushBlob(
                 repository: "test/range", data: Data((0..<1000).map { UInt8($0 % 251) }))
-            try await withArchwayProcess(configuration: Self.configuration(upstream.url)) { archway in
+            try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url)) { archway in
                 let url = "\(archway.url)/v2/test/range/blobs/\(blob.digest)"
                 _ = try await httpRequest("GET", url)
                 let cases: [(String, Int, String?, Int)] = [
@@ -126,7 +116,7 @@ import Testing
                     return
                 }
                 defer { Task { _ = try? await run("/bin/umount", ["-l", storage.path]) } }
-                let archway = try await ArchwayProcess.start(configuration: Self.configuration(upstream.url), storage: storage)
+                let archway = try await ArchwayProcess.start(configuration: singleUpstreamConfiguration(upstream.url), storage: storage)
                 let layer = images.singleAMD64.layers[0]
                 let small = "\(archway.url)/v2/test/single/blobs/\(layer.digest)"
                 #expect(try await httpRequest("GET", small).status == 200)

@@ -5,23 +5,13 @@ import Testing
 /// Deploying Archway: TLS and HTTP/2, generated client configuration, systemd, reload, drain,
 /// metrics, readiness and prefetch, with the real binary.
 @Suite(.serialized) struct OperationsTests {
-    static func configuration(_ upstream: String, extra: String = "") -> String {
-        """
-        upstreams:
-          - name: registry.test
-            url: \(upstream)
-        default-upstream: registry.test
-        \(extra)
-        """
-    }
-
     @Test func tlsWithHTTP2ForSkopeoCurlAndCtrThroughGeneratedHostsToml() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
             try await withTemporaryDirectory { directory in
                 let pki = try await TestCertificates.make(in: directory)
                 let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
-                try await withArchwayProcess(configuration: Self.configuration(upstream.url, extra: tls), tls: true) { archway in
+                try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: tls), tls: true) { archway in
                     // skopeo trusts the test CA through --src-cert-dir.
                     let certs = directory.appendingPathComponent("certs")
                     try FileManager.default.createDirectory(at: certs, withIntermediateDirectories: true)
@@ -42,7 +32,7 @@ import Testing
 
                     // containerd through the hosts.toml that `archway mirrors containerd` writes.
                     let file = directory.appendingPathComponent("archway.yaml")
-                    try Self.configuration(upstream.url).write(to: file, atomically: true, encoding: .utf8)
+                    try singleUpstreamConfiguration(upstream.url).write(to: file, atomically: true, encoding: .utf8)
                     let hosts = directory.appendingPathComponent("certs.d")
                     try await run(
                         try ArchwayProcess.binaryPath(),
@@ -66,7 +56,8 @@ import Testing
 
                 // Client certificates: only clients the CA signed get in.
                 let mutual = tls + "  client-ca: \(pki.caCertificate.path)\n"
-                try await withArchwayProcess(configuration: Self.configuration(upstream.url, extra: mutual), tls: true) { archway in
+                try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: mutual), tls: true) {
+                    archway in
                     let curl = try requireProgram("curl")
                     let anonymous = try await run(
                         curl, ["-s", "-o", "/dev/null", "--cacert", pki.caCertificate.path, "\(archway.url)/v2/"])
@@ -87,7 +78,7 @@ import Testing
                 let file = directory.appendingPathComponent("wrong.yaml")
                 try
                     ("listen: 127.0.0.1:\(try freeLoopbackPort())\nstorage:\n  path: \(directory.appendingPathComponent("s").path)\n"
-                    + Self.configuration(upstream.url, extra: wrong)).write(to: file, atomically: true, encoding: .utf8)
+                    + singleUpstreamConfiguration(upstream.url, extra: wrong)).write(to: file, atomically: true, encoding: .utf8)
                 let refused = try await run(
                     try ArchwayProcess.binaryPath(), ["serve", "--config", file.path, "--log-format", "json"], timeout: .seconds(30))
                 #expect(refused.exitCode != 0)
@@ -124,7 +115,9 @@ import Testing
                 let file = policies.appendingPathComponent("app.yaml")
                 let rule = { (members: String) in "rules:\n  - repository: registry.test/test/app\n    members:\n\(members)" }
                 try rule("      - from: \"{repository}:amd64-{tag}\"\n").write(to: file, atomically: true, encoding: .utf8)
-                try await withArchwayProcess(configuration: Self.configuration(upstream.url, extra: "policies: \(policies.path)\n")) {
+                try await withArchwayProcess(
+                    configuration: singleUpstreamConfiguration(upstream.url, extra: "policies: \(policies.path)\n")
+                ) {
                     archway in
                     let url = "\(archway.url)/v2/registry.test/test/app/manifests/1.0"
                     let accept = ["Accept": "application/vnd.oci.image.index.v1+json"]
@@ -156,7 +149,7 @@ import Testing
                 repository: "test/drain", data: Data((0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
             )
             let proxy = try await FaultInjectingProxy.start(upstream: upstream.url)
-            let archway = try await ArchwayProcess.start(configuration: Self.configuration(proxy.url))
+            let archway = try await ArchwayProcess.start(configuration: singleUpstreamConfiguration(proxy.url))
             proxy.setBlobFault(.holdAfter(1 << 20))
             let download = Task { try await CacheEnvironment.fetch("\(archway.url)/v2/registry.test/test/drain/blobs/\(blob.digest)") }
             try await waitUntil(timeout: .seconds(20), "the download to start") { CacheEnvironment.temporaryFiles(archway).count == 1 }
@@ -175,7 +168,7 @@ import Testing
     @Test func metricsMoveAsAPullHappensAndReadinessIsReported() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
-            try await withArchwayProcess(configuration: Self.configuration(upstream.url)) { archway in
+            try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url)) { archway in
                 #expect(try await httpRequest("GET", "\(archway.url)/_archway/ready").status == 200)
                 #expect(try await httpRequest("GET", "\(archway.url)/_archway/health").status == 200)
                 let before = try PrometheusText.parse(try await httpRequest("GET", "\(archway.url)/metrics").bodyText)
@@ -202,7 +195,7 @@ import Testing
             try await withTemporaryDirectory { directory in
                 let storage = directory.appendingPathComponent("storage")
                 let file = directory.appendingPathComponent("archway.yaml")
-                try ("storage:\n  path: \(storage.path)\n" + Self.configuration(upstream.url)).write(
+                try ("storage:\n  path: \(storage.path)\n" + singleUpstreamConfiguration(upstream.url)).write(
                     to: file, atomically: true, encoding: .utf8)
                 let prefetch = try await run(
                     try ArchwayProcess.binaryPath(), ["prefetch", "--config", file.path, "registry.test/test/multi:1.0"]
@@ -214,7 +207,7 @@ import Testing
                 #expect(missing.exitCode == 1)
                 await upstream.stop()
                 let archway = try await ArchwayProcess.start(
-                    configuration: Self.configuration(upstream.url, extra: "offline: true\n"), storage: storage)
+                    configuration: singleUpstreamConfiguration(upstream.url, extra: "offline: true\n"), storage: storage)
                 for arch in ["amd64", "arm64"] {
                     let layout = directory.appendingPathComponent(arch)
                     try await Skopeo.copy(

@@ -33,3 +33,14 @@ func withPullThrough<T>(isolation: isolated (any Actor)? = #isolation, _ body: (
         }
     }
 }
+
+/// Archway's configuration (without listen and storage) for one upstream, `registry.test`.
+func singleUpstreamConfiguration(_ upstream: String, extra: String = "") -> String {
+    """
+    upstreams:
+      - name: registry.test
+        url: \(upstream)
+    default-upstream: registry.test
+    \(extra)
+    """
+}
