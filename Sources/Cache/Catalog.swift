@@ -112,17 +112,12 @@ public final class Catalog: Sendable {
                 let row = try Row.fetchOne(
                     db,
                     sql: """
-                        SELECT tag.digest, tag.validated_at, content.media_type, content.size FROM tag
-                        JOIN content ON content.digest = tag.digest
-                        WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ?
+                        \(TagRecord.selection) WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ?
                         """,
                     arguments: [key.upstream, key.repository, key.tag, key.accept]
-                ), let digest = Digest(row[0] as String)
+                )
             else { return nil }
-            return TagRecord(
-                descriptor: Descriptor(mediaType: MediaType(rawValue: row[2] ?? ""), digest: digest, size: row[3]),
-                validatedAt: Date(timeIntervalSince1970: row[1])
-            )
+            return TagRecord(row: row)
         }
     }
 
@@ -132,19 +127,10 @@ public final class Catalog: Sendable {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT tag.digest, tag.validated_at, content.media_type, content.size FROM tag
-                    JOIN content ON content.digest = tag.digest
-                    WHERE upstream = ? AND repository = ? AND tag = ? ORDER BY validated_at DESC
+                    \(TagRecord.selection) WHERE upstream = ? AND repository = ? AND tag = ? ORDER BY validated_at DESC
                     """,
                 arguments: [upstream, repository, tag]
-            ).compactMap { row in
-                Digest(row[0] as String).map { digest in
-                    TagRecord(
-                        descriptor: Descriptor(mediaType: MediaType(rawValue: row[2] ?? ""), digest: digest, size: row[3]),
-                        validatedAt: Date(timeIntervalSince1970: row[1])
-                    )
-                }
-            }
+            ).compactMap(TagRecord.init(row:))
         }
     }
 

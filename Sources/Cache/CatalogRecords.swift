@@ -22,6 +22,18 @@ public struct TagKey: Sendable, Hashable {
 public struct TagRecord: Sendable, Hashable {
     public var descriptor: Descriptor
     public var validatedAt: Date
+
+    /// The columns `init(row:)` reads, for a query to add its `WHERE` to.
+    static let selection = """
+        SELECT tag.digest, tag.validated_at, content.media_type, content.size FROM tag
+        JOIN content ON content.digest = tag.digest
+        """
+
+    init?(row: Row) {
+        guard let digest = Digest(row[0] as String) else { return nil }
+        descriptor = Descriptor(mediaType: MediaType(rawValue: row[2] ?? ""), digest: digest, size: row[3])
+        validatedAt = Date(timeIntervalSince1970: row[1])
+    }
 }
 
 public enum ContentKind: String, Sendable, Hashable {

@@ -33,7 +33,9 @@ extension PullThroughRegistry {
                 clientPlatform: known.platform, imagePlatforms: [listed], rule: rule
             )
         case (.image(let image), .tag(let tag)):
-            guard let known, let platform = await platform(of: image, route: route), !platform.matches(known.platform) else { return nil }
+            guard let known, let platform = try? await platform(of: image, route: route), !platform.matches(known.platform) else {
+                return nil
+            }
             return await auditor.record(
                 kind: .singlePlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
                 imagePlatforms: [platform], rule: rule
@@ -42,12 +44,10 @@ extension PullThroughRegistry {
     }
 
     /// An image's platform from its config blob, read through the cache (the client fetches it
-    /// next anyway).
-    func platform(of image: ImageManifest, route: UpstreamRouter.Route) async -> Platform? {
-        guard let answer = try? await blob(route, image.config.digest, rangeHeader: nil),
-            let bytes = try? await answer.body.collect(upTo: 1 << 20),
-            let config = try? ImageConfig.decode(Data(buffer: bytes))
-        else { return nil }
-        return config.platform.normalized()
+    /// next anyway). Throws what fetching or decoding the config throws.
+    func platform(of image: ImageManifest, route: UpstreamRouter.Route) async throws -> Platform {
+        let answer = try await blob(route, image.config.digest, rangeHeader: nil)
+        let bytes = try await answer.body.collect(upTo: 1 << 20)
+        return try ImageConfig.decode(Data(buffer: bytes)).platform.normalized()
     }
 }

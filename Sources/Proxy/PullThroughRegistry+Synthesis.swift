@@ -158,9 +158,7 @@ extension PullThroughRegistry {
                 let kept = declared.map { declared in children.filter { $0.0.matches(declared) } } ?? children
                 return kept.isEmpty ? .missing("its index lists no platform") : .children(kept, stale: answer.cache == .stale)
             case .image(let image):
-                let configAnswer = try await blob(route, image.config.digest, rangeHeader: nil)
-                let bytes = try await configAnswer.body.collect(upTo: 1 << 20)
-                let platform = try ImageConfig.decode(Data(buffer: bytes)).platform.normalized()
+                let platform = try await platform(of: image, route: route)
                 if let declared, !platform.matches(declared) {
                     return .excluded("declared platform \(declared), but its config says \(platform)")
                 }
