@@ -41,7 +41,7 @@ public enum ArchwayServer {
         if let tls = configuration.tls {
             server = try .http2Upgrade(tlsConfiguration: try tls.serverConfiguration())
         } else {
-            server = .http1()
+            server = .http1Sendfile
         }
         var metricsText: (@Sendable () async -> String)?
         if let metrics {

@@ -41,18 +41,28 @@ public struct JSONLogHandler: LogHandler {
         output.write(line)
     }
 
-    /// UTC, millisecond precision: `2026-11-29T15:13:17.123Z`.
+    /// UTC, millisecond precision: `2026-11-29T15:13:17.123Z`. Formatted by hand: this runs
+    /// for every access-log line.
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-            parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
-            Int32(now.tv_nsec / 1_000_000)
-        )
+        var text = ""
+        text.reserveCapacity(24)
+        func append(_ value: Int32, digits: Int, then separator: String) {
+            let decimal = String(value)
+            text += String(repeating: "0", count: max(0, digits - decimal.count)) + decimal + separator
+        }
+        append(parts.tm_year + 1900, digits: 4, then: "-")
+        append(parts.tm_mon + 1, digits: 2, then: "-")
+        append(parts.tm_mday, digits: 2, then: "T")
+        append(parts.tm_hour, digits: 2, then: ":")
+        append(parts.tm_min, digits: 2, then: ":")
+        append(parts.tm_sec, digits: 2, then: ".")
+        append(Int32(now.tv_nsec / 1_000_000), digits: 3, then: "Z")
+        return text
     }
 }
 
@@ -67,6 +77,21 @@ public final class JSONLogOutput: Sendable {
     public static let standardError = JSONLogOutput(handle: .standardError)
 
     func write(_ line: String) {
-        handle.withLock { $0.write(Data(line.utf8)) }
+        var line = line
+        line.withUTF8 { bytes in
+            handle.withLock { handle in
+                var written = 0
+                while written < bytes.count {
+                    let result = Glibc.write(handle.fileDescriptor, bytes.baseAddress! + written, bytes.count - written)
+                    if result > 0 {
+                        written += result
+                    } else if result < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        return  // a log line that cannot be written is dropped, not retried forever
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import OCI
 import Synchronization
@@ -52,6 +53,19 @@ public final class BlobReader: Sendable {
             if let end, offset >= end { return nil }
             await fill.waitForChange(since: snapshot)
         }
+    }
+}
+
+extension BlobReader {
+    /// Stored content as a region of a file, for a server that lets the kernel send it
+    /// (`sendfile`): a duplicate of the open descriptor, which the caller owns and closes, and
+    /// the bytes `start..<end`. Nil while the content is still being filled. Keep the reader alive
+    /// until the bytes are sent: its lease keeps eviction away from the digest.
+    public func duplicateStoredRegion() -> (descriptor: Int32, start: Int64, end: Int64)? {
+        guard fill == nil, let end = try? end ?? file.size() else { return nil }
+        let copy = fcntl(file.fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { return nil }
+        return (copy, start, end)
     }
 }
 

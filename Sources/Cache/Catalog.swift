@@ -8,10 +8,12 @@ import Synchronization
 /// each digest can be fetched from (upstream + repository).
 ///
 /// Access times are noted in memory and written in batches (``flushAccesses()``), so a cache
-/// hit costs no SQLite write.
+/// hit costs no SQLite write; recently used tag answers are kept in memory too (written
+/// through), so a warm tag costs no SQLite read.
 public final class Catalog: Sendable {
     let database: any DatabaseWriter
     private let pendingAccesses = Mutex<[Digest: Date]>([:])
+    private let recentTags = RecentlyUsed<TagKey, TagRecord>(budget: 20_000)
 
     /// Opens (creating and migrating) the catalog at `path`.
     public convenience init(path: String) throws {
@@ -107,7 +109,8 @@ public final class Catalog: Sendable {
 
     /// The last answer for a tag asked with this `Accept` set.
     public func tag(_ key: TagKey) async throws -> TagRecord? {
-        try await database.read { db in
+        if let record = recentTags.value(for: key) { return record }
+        let record: TagRecord? = try await database.read { db in
             guard
                 let row = try Row.fetchOne(
                     db,
@@ -119,6 +122,8 @@ public final class Catalog: Sendable {
             else { return nil }
             return TagRecord(row: row)
         }
+        if let record { recentTags.set(record, for: key) }
+        return record
     }
 
     /// Every cached answer for a tag, whatever `Accept` set asked it, most recently confirmed first.
@@ -150,6 +155,7 @@ public final class Catalog: Sendable {
                 )
             }
         }
+        if let tag { recentTags.set(TagRecord(descriptor: descriptor, validatedAt: date), for: tag) }
     }
 
     /// The upstream confirmed the tag still names the same digest.
@@ -160,6 +166,7 @@ public final class Catalog: Sendable {
                 arguments: [date.timeIntervalSince1970, key.upstream, key.repository, key.tag, key.accept]
             )
         }
+        recentTags.update(key) { $0.validatedAt = date }
     }
 
     /// Forgets a tag (the upstream no longer has it).
@@ -170,6 +177,7 @@ public final class Catalog: Sendable {
                 arguments: [key.upstream, key.repository, key.tag, key.accept]
             )
         }
+        recentTags.remove(key)
     }
 
     // MARK: - Content
@@ -251,6 +259,7 @@ public final class Catalog: Sendable {
         _ = try await database.write { db in
             try db.execute(sql: "DELETE FROM content WHERE digest = ?", arguments: [digest.description])
         }
+        recentTags.removeAll { $0.descriptor.digest == digest }
     }
 
     // MARK: - Access times

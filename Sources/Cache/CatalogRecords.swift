@@ -29,6 +29,11 @@ public struct TagRecord: Sendable, Hashable {
         JOIN content ON content.digest = tag.digest
         """
 
+    init(descriptor: Descriptor, validatedAt: Date) {
+        self.descriptor = descriptor
+        self.validatedAt = validatedAt
+    }
+
     init?(row: Row) {
         guard let digest = Digest(row[0] as String) else { return nil }
         descriptor = Descriptor(mediaType: MediaType(rawValue: row[2] ?? ""), digest: digest, size: row[3])

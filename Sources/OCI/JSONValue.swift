@@ -61,6 +61,10 @@ enum JSONValue: Hashable, Sendable, Codable {
 
     /// `text` as a JSON string literal, quotes included.
     static func quoted(_ text: String) -> String {
+        // Most text (log fields, names, digests) has nothing to escape: copy it whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }) {
+            return "\"" + text + "\""
+        }
         var result = "\""
         result.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {

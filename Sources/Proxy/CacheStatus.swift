@@ -1,3 +1,4 @@
+import Cache
 import Metrics
 import OCI
 import RegistryClient
@@ -33,6 +34,15 @@ public struct BlobAnswer: Sendable {
     public var range: ByteRange?
     public var body: ByteStream
     public var cache: CacheStatus
+    /// The reader behind `body` when the content is stored whole, for a server that can send
+    /// the file without reading it (``countSent(_:)`` then counts what it sent).
+    public var stored: BlobReader?
+    let sentBytes: Counter
+
+    /// Counts bytes sent to a client without going through `body`.
+    public func countSent(_ bytes: Int64) {
+        sentBytes.increment(by: bytes)
+    }
 
     /// The number of bytes in `body`, when known.
     public var contentLength: Int64? { range?.count ?? length }

@@ -1,3 +1,4 @@
+import Cache
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -11,8 +12,11 @@ extension PullThroughRegistry {
     func audit(
         _ answer: ManifestAnswer, route: UpstreamRouter.Route, reference: ManifestReference, client: Client, rule: String?
     ) async -> String? {
-        guard let decoded = try? answer.manifest.decoded() else { return nil }
         let known = auditor.platform(of: client)
+        // Only indexes teach platforms, and an image by tag is judged only for a client whose
+        // platform is known: most image answers are audited without decoding their JSON.
+        if answer.manifest.mediaType.isImageManifest, case .tag = reference, known == nil { return nil }
+        guard let decoded = decodedManifest(answer.manifest) else { return nil }
         switch (decoded, reference) {
         case (.index(let index), _):
             auditor.servedIndex(index, to: client)
@@ -41,6 +45,15 @@ extension PullThroughRegistry {
                 imagePlatforms: [platform], rule: rule
             )
         }
+    }
+
+    /// A manifest's decoded form, remembered by digest (containerd asks for the same index on
+    /// every pull).
+    func decodedManifest(_ manifest: Manifest) -> DecodedManifest? {
+        if let decoded = recentDecodedManifests.value(for: manifest.digest) { return decoded }
+        guard let decoded = try? manifest.decoded() else { return nil }
+        recentDecodedManifests.set(decoded, for: manifest.digest)
+        return decoded
     }
 
     /// An image's platform from its config blob, read through the cache (the client fetches it

@@ -21,7 +21,8 @@ extension PullThroughRegistry {
                 if let reader = store.reader(digest, range: range.map { $0.lowerBound...$0.upperBound }) {
                     catalog.noteAccess(digest, at: now())
                     metrics.count(.hit, manifest: false)
-                    return BlobAnswer(length: length, range: range, body: body(reader), cache: .hit)
+                    return BlobAnswer(
+                        length: length, range: range, body: body(reader), cache: .hit, stored: reader, sentBytes: metrics.clientBytes)
                 }
             }
             if offline { throw offlineMiss("blob \(digest)") }
@@ -38,7 +39,8 @@ extension PullThroughRegistry {
             let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
             let reader = store.reader(following: fill, range: range.map { $0.lowerBound...$0.upperBound })
             metrics.count(.miss, manifest: false)
-            return BlobAnswer(length: length, range: range, body: body(reader), cache: .miss)
+            return BlobAnswer(
+                length: length, range: range, body: body(reader), cache: .miss, stored: nil, sentBytes: metrics.clientBytes)
         }
     }
 

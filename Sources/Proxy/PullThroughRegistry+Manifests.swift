@@ -157,12 +157,16 @@ extension PullThroughRegistry {
 
     /// A manifest from the store, with its media type from the catalog (or its own JSON).
     func storedManifest(_ digest: Digest, mediaType: MediaType?) async throws -> Manifest? {
-        guard let bytes = try? store.data(digest, limit: Manifest.maximumSize) else { return nil }
-        var mediaType = mediaType
-        if mediaType == nil || mediaType?.rawValue.isEmpty == true {
-            mediaType = try await catalog.content(digest)?.mediaType
+        let mediaType = mediaType?.rawValue.isEmpty == true ? nil : mediaType
+        if let recent = recentManifests.value(for: digest), mediaType == nil || recent.mediaType == mediaType {
+            return recent
         }
-        return try? Manifest(bytes: bytes, mediaType: mediaType, expected: digest)
+        guard let bytes = try? store.data(digest, limit: Manifest.maximumSize) else { return nil }
+        var resolved = mediaType
+        if resolved == nil { resolved = try await catalog.content(digest)?.mediaType }
+        let manifest = try? Manifest(bytes: bytes, mediaType: resolved, expected: digest)
+        if let manifest { recentManifests.set(manifest, for: digest) }
+        return manifest
     }
 
     /// Stores a manifest before its digest is ever returned, so a later GET by digest (even

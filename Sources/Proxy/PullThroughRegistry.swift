@@ -20,6 +20,10 @@ public struct PullThroughRegistry: Sendable {
     let now: @Sendable () -> Date
     let logger: Logger
     let metrics = CacheMetrics()
+    /// Manifests served recently, already verified: a warm manifest costs no file read and no
+    /// hashing. Content never changes under a digest, so there is nothing to invalidate.
+    let recentManifests = RecentlyUsed<Digest, Manifest>(budget: 32 << 20) { $0.bytes.count + 256 }
+    let recentDecodedManifests = RecentlyUsed<Digest, DecodedManifest>(budget: 4096)
     /// The policies in force (reloaded on SIGHUP).
     public let policyStore: PolicyStore
     public var policies: PolicySet { policyStore.current }

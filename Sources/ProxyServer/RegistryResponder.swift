@@ -42,10 +42,11 @@ public struct RegistryResponder: HTTPResponder {
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
-        let route = try? RegistryRoute(path: request.uri.path)
+        let parsed = Result { () throws(RegistryError) in try RegistryRoute(path: request.uri.path) }
+        let route = try? parsed.get()
         let response: Response
         do {
-            response = try await self.route(request, context: context)
+            response = try await self.route(request, parsed, context: context)
         } catch let error as RegistryError {
             response = Self.errorResponse(error, method: request.method)
         } catch let error as Unauthorized {
@@ -76,6 +77,7 @@ public struct RegistryResponder: HTTPResponder {
         Timer(label: "archway_request_duration_seconds", dimensions: [("route", routeName)]).recordNanoseconds(
             elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         )
+        guard context.logger.logLevel <= .info else { return response }
         var metadata: Logger.Metadata = [
             "method": "\(request.method)",
             "path": "\(request.uri.path)",
@@ -126,14 +128,14 @@ public struct RegistryResponder: HTTPResponder {
         }
     }
 
-    private func route(_ request: Request, context: Context) async throws -> Response {
+    private func route(_ request: Request, _ parsed: Result<RegistryRoute, RegistryError>, context: Context) async throws -> Response {
         switch request.method {
         case .get, .head: break
         default:
             throw RegistryError(.unsupported, "this registry is a read-only mirror: \(request.method) is not supported")
         }
         let namespace = request.uri.queryParameters["ns"].map(String.init)
-        let route = try RegistryRoute(path: request.uri.path)
+        let route = try parsed.get()
         try authorize(request, route: route, namespace: namespace)
         switch route {
         case .base:
@@ -162,7 +164,7 @@ public struct RegistryResponder: HTTPResponder {
         case .manifest(let name, let reference):
             return try await manifest(request, context: context, name: name, reference: reference, namespace: namespace)
         case .blob(let name, let digest):
-            return try await blob(request, name: name, digest: digest, namespace: namespace, eventLoop: context.eventLoop)
+            return try await blob(request, name: name, digest: digest, namespace: namespace, channel: context.channel)
         case .tags(let name):
             return try await tags(request, name: name, namespace: namespace)
         case .upload:
@@ -177,7 +179,7 @@ public struct RegistryResponder: HTTPResponder {
         -> Response
     {
         let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { String(Self.trimmed($0)) }
             .filter { !$0.isEmpty }
         let client = Client(
             address: context.remoteAddress?.ipAddress,
@@ -194,7 +196,7 @@ public struct RegistryResponder: HTTPResponder {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.manifest.bytes)))
     }
 
-    private func blob(_ request: Request, name: RepositoryName, digest: Digest, namespace: String?, eventLoop: any EventLoop) async throws
+    private func blob(_ request: Request, name: RepositoryName, digest: Digest, namespace: String?, channel: any Channel) async throws
         -> Response
     {
         let answer = try await registry.blob(name, digest, namespace: namespace, rangeHeader: request.headers[.range])
@@ -210,7 +212,14 @@ public struct RegistryResponder: HTTPResponder {
         if request.method == .head {
             return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
         }
+        if let stored = answer.stored, let length, let job = await Self.queueSendfile(stored, on: channel) {
+            answer.countSent(Int64(length))
+            Self.sendfileResponses.increment()
+            headers[SendfileHandler.markerField] = String(job)
+            return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
+        }
         let body = answer.body
+        let eventLoop = channel.eventLoop
         return Response(
             status: status,
             headers: headers,

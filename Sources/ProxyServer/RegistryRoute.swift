@@ -1,4 +1,3 @@
-import Foundation
 import OCI
 
 /// A request path of the registry API, parsed and validated.
@@ -18,8 +17,6 @@ public enum RegistryRoute: Sendable, Hashable {
     case mismatches
     case notFound
 
-    /// Parses a raw request path (no query). Throws for a name, tag or digest that breaks the
-    /// spec's grammar.
     /// The route's name in metrics and logs.
     public var name: String {
         switch self {
@@ -36,6 +33,8 @@ public enum RegistryRoute: Sendable, Hashable {
         }
     }
 
+    /// Parses a raw request path (no query). Throws for a name, tag or digest that breaks the
+    /// spec's grammar.
     public init(path: String) throws(RegistryError) {
         switch path {
         case "/v2", "/v2/":
@@ -68,16 +67,29 @@ public enum RegistryRoute: Sendable, Hashable {
             self = .upload
             return
         }
-        if let marker = rest.range(of: "/manifests/", options: .backwards) {
+        if let marker = Self.lastRange(of: "/manifests/", in: rest) {
             let name = try RepositoryName(String(rest[..<marker.lowerBound]))
             self = .manifest(name, try ManifestReference(parsing: String(rest[marker.upperBound...])))
             return
         }
-        if let marker = rest.range(of: "/blobs/", options: .backwards) {
+        if let marker = Self.lastRange(of: "/blobs/", in: rest) {
             let name = try RepositoryName(String(rest[..<marker.lowerBound]))
             self = .blob(name, try Digest(parsing: String(rest[marker.upperBound...])))
             return
         }
         self = .notFound
+    }
+
+    /// Where `marker` (ASCII) last occurs in `text`, compared byte by byte: a path is bytes, and
+    /// this runs on every request.
+    private static func lastRange(of marker: StaticString, in text: Substring) -> Range<Substring.Index>? {
+        let pattern = UnsafeBufferPointer(start: marker.utf8Start, count: marker.utf8CodeUnitCount)
+        let bytes = text.utf8
+        guard var start = bytes.index(bytes.endIndex, offsetBy: -pattern.count, limitedBy: bytes.startIndex) else { return nil }
+        while true {
+            if bytes[start...].starts(with: pattern) { return start..<bytes.index(start, offsetBy: pattern.count) }
+            guard start > bytes.startIndex else { return nil }
+            start = bytes.index(before: start)
+        }
     }
 }

@@ -121,6 +121,11 @@ import Testing
         #expect(object["level"] == "notice")
         #expect(object["path"] == "/v2/a\"b\nc")
         #expect(object["status"] == "404")
-        #expect(object["ts"]?.hasSuffix("Z") == true)
+        let timestamp = try #require(object["ts"])
+        #expect(timestamp.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(timestamp)")
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let logged = try #require(formatter.date(from: timestamp))
+        #expect(abs(logged.timeIntervalSinceNow) < 60)
     }
 }

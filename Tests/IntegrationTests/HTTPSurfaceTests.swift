@@ -113,4 +113,47 @@ import Testing
             #expect(head.headers["docker-content-digest"] == layer.digest)
         }
     }
+
+    /// Stored blobs go out through `sendfile`, whole and in ranges, interleaved with streamed
+    /// answers on one kept-alive connection; every byte is the upstream's.
+    @Test func storedBlobsAreSentByTheKernelOnAKeptAliveConnection() async throws {
+        try await withPullThrough { env in
+            try await withTemporaryDirectory { directory in
+                let layer = env.images.singleAMD64.layers[0]
+                let path = "/v2/registry.test/test/single/blobs/\(layer.digest)"
+                let original = directory.appendingPathComponent("upstream")
+                let curl = try requireProgram("curl")
+                _ = try await run(curl, ["-s", "-o", original.path, "\(env.upstream.url)/v2/test/single/blobs/\(layer.digest)"])
+                let metrics = "\(env.archway.url)/metrics"
+                let before = try PrometheusText.parse(try await Self.curl([metrics]).body)
+                let files = (0..<5).map { directory.appendingPathComponent("answer\($0)") }
+                // A miss (streamed), a hit, a range of it, a manifest, the hit again: one connection.
+                let result = try await run(
+                    curl,
+                    [
+                        "-s", "-w", "%{http_code} %{num_connects}\n",
+                        "-o", files[0].path, env.archway.url + path, "--next",
+                        "-w", "%{http_code} %{num_connects}\n", "-o", files[1].path, env.archway.url + path, "--next",
+                        "-w", "%{http_code} %{num_connects}\n", "-H", "Range: bytes=7-1030", "-o", files[2].path,
+                        env.archway.url + path, "--next",
+                        "-w", "%{http_code} %{num_connects}\n", "-H", "Accept: \(Self.oci)", "-o", files[3].path,
+                        env.archway.url + "/v2/registry.test/test/single/manifests/amd64", "--next",
+                        "-w", "%{http_code} %{num_connects}\n", "-o", files[4].path, env.archway.url + path,
+                    ],
+                    timeout: .seconds(60)
+                )
+                #expect(result.stdout == "200 1\n200 0\n206 0\n200 0\n200 0\n", "one connection, reused")
+                let upstreamBytes = try Data(contentsOf: original)
+                try #require(upstreamBytes.count == layer.size)
+                #expect(try Data(contentsOf: files[0]) == upstreamBytes)
+                #expect(try Data(contentsOf: files[1]) == upstreamBytes)
+                #expect(try Data(contentsOf: files[2]) == upstreamBytes[7...1030])
+                #expect(try Data(contentsOf: files[3]).count > 0)
+                #expect(try Data(contentsOf: files[4]) == upstreamBytes)
+                let after = try PrometheusText.parse(try await Self.curl([metrics]).body)
+                let sent = (after["archway_sendfile_responses_total"] ?? 0) - (before["archway_sendfile_responses_total"] ?? 0)
+                #expect(sent == 3, "the hit, the range and the second hit went through sendfile")
+            }
+        }
+    }
 }

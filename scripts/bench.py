@@ -1,0 +1,1190 @@
+#!/usr/bin/env python3
+"""Benchmark: Archway against the other ways to cache a registry, on this machine (`make bench`).
+
+What it starts (all on 127.0.0.1, all data in one temporary folder that is removed at the end):
+  - upstream: a real `docker-registry` (distribution 2.8) seeded over the registry API with a
+    256 MiB and a 1 GiB random blob (pushed from files in chunked PATCH uploads) and two
+    single-architecture images (`bench/app:amd64-1.0`, `bench/app:arm64-1.0`: 3 layers, a config
+    and an OCI manifest each);
+  - the peers, each pointing at that upstream:
+      archway       the release binary (`--archway`), with a policy that synthesizes
+                    `bench/app:multi` from the two per-architecture tags;
+      distribution  a second docker-registry with `proxy.remoteurl` (its own storage);
+      nginx-cache   nginx with `proxy_cache` (key $uri + $http_accept, blobs cached a year,
+                    manifests 10 minutes, `proxy_cache_lock on`, buffering and sendfile on);
+      nginx-static  nginx serving the 256 MiB blob's file at the same URL path with sendfile
+                    (the practical limit for a warm blob).
+
+What it measures (sections, pick with --only), each from --runs runs, reporting the median:
+  warm-blob   server CPU seconds per GiB (utime+stime from /proc/<pid>/stat; nginx: master and
+              all its children) and throughput, over 4 sequential curl downloads of the cached
+              256 MiB blob;
+  cold-blob   8 concurrent curl clients on a freshly pushed 128 MiB blob: upstream GETs of that
+              digest (the upstream's own "response completed" log lines, counted once the
+              upstream has gone quiet), first and slowest time to first byte, total time; every
+              client's bytes are kept and checked against the digest afterwards;
+  manifests   `wrk -t2 -c16 --latency` on a cached manifest by tag and by digest: req/s, p99;
+  synth       the same on Archway's synthesized index tag, beside its plain tag rate;
+  pull        `skopeo copy` of a freshly pushed image, cold then warm: seconds;
+  memory      peak resident memory (VmRSS sampled every 50 ms, and VmHWM after resetting it via
+              clear_refs) during 8 concurrent downloads of a cold 1 GiB blob.
+
+Output: a table on stdout (each peer's median and the ratio Archway/peer), PASS/MISS for the
+targets, and in --out: bench-<UTC timestamp>.json (raw samples, medians, ratios, commit, nproc),
+latest.json, and a PNG bar chart of the ratios drawn by gnuplot.
+
+Everything it starts it stops by pid, in a finally block (also on Ctrl-C and SIGTERM).
+Python 3 standard library only; needs docker-registry, nginx, curl, wrk, skopeo and gnuplot.
+"""
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NGINX = "/usr/sbin/nginx"
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+ACCEPT = ", ".join([
+    OCI_MANIFEST,
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+])
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+
+UPSTREAM_NAME = "bench.test"          # Archway's name for the upstream (its default upstream)
+APP_REPO = "bench/app"                # the per-architecture images, and the synthesized tag
+SYNTH_TAG = "multi"
+WARM_BLOB_SIZE = 256 * MiB
+COLD_BLOB_SIZE = 128 * MiB
+HUGE_BLOB_SIZE = 1 * GiB
+LAYER_SIZE = 4 * MiB
+CLIENTS = 8                           # concurrent clients in cold-blob and memory
+WARM_DOWNLOADS = 4                    # sequential downloads per warm-blob run
+DOWNLOAD_TIMEOUT = 900                # seconds, per curl
+
+ARCHWAY, DISTRIBUTION, NGINX_CACHE, NGINX_STATIC = "archway", "distribution", "nginx-cache", "nginx-static"
+PEERS = [ARCHWAY, DISTRIBUTION, NGINX_CACHE, NGINX_STATIC]
+PROXIES = [ARCHWAY, DISTRIBUTION, NGINX_CACHE]
+LOWER, HIGHER = "lower", "higher"
+
+# key, label, unit, which direction is better. The table and the plot follow this order.
+METRICS = [
+    ("warm_blob_cpu", "warm blob 256 MiB: server CPU", "s/GiB", LOWER),
+    ("warm_blob_rate", "warm blob 256 MiB: throughput", "MiB/s", HIGHER),
+    ("cold_fetches", "cold blob 128 MiB x8: upstream GETs", "count", LOWER),
+    ("cold_ttfb_first", "cold blob x8: first TTFB", "s", LOWER),
+    ("cold_ttfb_slowest", "cold blob x8: slowest TTFB", "s", LOWER),
+    ("cold_ttfb_spread", "cold blob x8: slowest/first TTFB", "x", LOWER),
+    ("cold_total", "cold blob x8: total time", "s", LOWER),
+    ("manifest_tag_rps", "manifest by tag, warm", "req/s", HIGHER),
+    ("manifest_tag_p99", "manifest by tag, warm: p99", "ms", LOWER),
+    ("manifest_digest_rps", "manifest by digest, warm", "req/s", HIGHER),
+    ("manifest_digest_p99", "manifest by digest, warm: p99", "ms", LOWER),
+    ("synth_rps", "synthesized index by tag, warm", "req/s", HIGHER),
+    ("synth_p99", "synthesized index by tag: p99", "ms", LOWER),
+    ("pull_cold", "skopeo pull 3x4 MiB, cold", "s", LOWER),
+    ("pull_warm", "skopeo pull 3x4 MiB, warm", "s", LOWER),
+    ("peak_rss", "peak RSS, 8x 1 GiB cold", "MiB", LOWER),
+]
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+# ---------------------------------------------------------------- processes and /proc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, process=None, seconds=30):
+    """Waits until something answers HTTP at url (any status); fails early if process exits."""
+    parts = urllib.parse.urlsplit(url)
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited ({process.returncode}) before answering at {url}; "
+                               f"its log ends:\n{log_tail(getattr(process, 'log_path', None))}")
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            conn.request("GET", parts.path or "/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+def log_tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except (OSError, TypeError):
+        return "(no log)"
+
+
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    return data[data.rindex(")") + 2:].split()
+
+
+def child_pids(parent):
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(proc_stat(int(entry))[1]) == parent:
+                    children.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return children
+
+
+def cpu_seconds(pids):
+    """{pid: utime+stime in seconds} for the pids that still exist."""
+    result = {}
+    for pid in pids:
+        try:
+            fields = proc_stat(pid)
+            result[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except OSError:
+            pass
+    return result
+
+
+def cpu_delta(before, after):
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def proc_status_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss(pids):
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def io_counters(pid):
+    """Bytes read and written by a process (rchar + wchar: sockets and files alike)."""
+    total = 0
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith(("rchar:", "wchar:")):
+                total += int(line.split()[1])
+    return total
+
+
+class Supervisor:
+    """Owns every process the benchmark starts; stop_all() ends them by pid, clients first."""
+
+    def __init__(self, work):
+        self.work = work
+        self.servers = []
+        self.clients = set()
+        self.lock = threading.Lock()
+
+    def start_server(self, name, argv):
+        logfile = open(os.path.join(self.work, f"{name}.log"), "wb")
+        # A session of its own: Ctrl-C reaches the benchmark only, which stops servers in order.
+        process = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        logfile.close()
+        process.log_path = logfile.name
+        self.servers.append((name, process))
+        return process
+
+    def track(self, process):
+        with self.lock:
+            self.clients.add(process)
+
+    def untrack(self, process):
+        with self.lock:
+            self.clients.discard(process)
+
+    def stop_all(self):
+        with self.lock:
+            clients = list(self.clients)
+        for process in clients:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for _, process in reversed(self.servers):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _, process in reversed(self.servers):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# ---------------------------------------------------------------- registry API (pushes go to the upstream)
+
+
+def random_file(path, size):
+    """Writes size random bytes to path in 8 MiB pieces; returns the sha256 digest."""
+    sha = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = os.urandom(min(8 * MiB, left))
+            sha.update(piece)
+            f.write(piece)
+            left -= len(piece)
+    return "sha256:" + sha.hexdigest()
+
+
+class RegistryAPI:
+    """The few distribution API calls needed to seed the upstream: blob uploads and manifest puts."""
+
+    def __init__(self, base):
+        self.base = base
+        parts = urllib.parse.urlsplit(base)
+        self.host, self.port = parts.hostname, parts.port
+
+    def call(self, method, target, body=None, headers=None, expect=(200, 201, 202, 204)):
+        if target.startswith("http"):
+            parts = urllib.parse.urlsplit(target)
+            target = parts.path + ("?" + parts.query if parts.query else "")
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
+        try:
+            conn.request(method, target, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+            if response.status not in expect:
+                raise RuntimeError(f"{method} {target}: {response.status} {data[:300]!r}")
+            return response.status, response.headers, data
+        finally:
+            conn.close()
+
+    def start_upload(self, repo):
+        _, headers, _ = self.call("POST", f"/v2/{repo}/blobs/uploads/")
+        return headers["Location"]
+
+    @staticmethod
+    def with_digest(location, digest):
+        return f"{location}{'&' if '?' in location else '?'}digest={digest}"
+
+    def push_bytes(self, repo, data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        location = self.start_upload(repo)
+        self.call("PUT", self.with_digest(location, digest), body=data,
+                  headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
+        return digest
+
+    def push_file(self, repo, path, digest, chunk=32 * MiB):
+        """Chunked upload: one PATCH per chunk read from the file, then the closing PUT."""
+        location = self.start_upload(repo)
+        offset = 0
+        with open(path, "rb") as f:
+            while piece := f.read(chunk):
+                _, headers, _ = self.call("PATCH", location, body=piece, headers={
+                    "Content-Type": "application/octet-stream", "Content-Length": str(len(piece)),
+                    "Content-Range": f"{offset}-{offset + len(piece) - 1}"})
+                location = headers["Location"]
+                offset += len(piece)
+        self.call("PUT", self.with_digest(location, digest), headers={"Content-Length": "0"})
+
+    def push_manifest(self, repo, tag, manifest, media_type):
+        self.call("PUT", f"/v2/{repo}/manifests/{tag}", body=manifest, headers={"Content-Type": media_type})
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+    def push_image(self, repo, tag, arch, layers=3, layer_size=LAYER_SIZE):
+        """A single-architecture OCI image of random layers; returns the manifest digest."""
+        descriptors = []
+        for _ in range(layers):
+            data = os.urandom(layer_size)
+            descriptors.append({"mediaType": OCI_LAYER, "digest": self.push_bytes(repo, data), "size": len(data)})
+        config = json.dumps({"architecture": arch, "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descriptors]}}).encode()
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": self.push_bytes(repo, config), "size": len(config)},
+            "layers": descriptors,
+        }, separators=(",", ":")).encode()
+        return self.push_manifest(repo, tag, manifest, OCI_MANIFEST)
+
+    def push_random_blob(self, repo, path, size):
+        """A fresh random blob of size bytes, staged in path (deleted after the push unless kept)."""
+        digest = random_file(path, size)
+        self.push_file(repo, path, digest)
+        return digest
+
+
+# ---------------------------------------------------------------- upstream and peers
+
+
+class Upstream:
+    """The docker-registry everything pulls from. Its JSON log has one 'response completed' line per
+    request, with method and URI: that is where upstream fetches are counted."""
+
+    def __init__(self, supervisor, work):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = os.path.join(work, "upstream.yml")
+        write_distribution_config(config, self.port, os.path.join(work, "upstream-storage"), level="info")
+        self.process = supervisor.start_server("upstream", ["docker-registry", "serve", config])
+        self.log_path = os.path.join(work, "upstream.log")
+        self.log_offset = 0
+        self.requests = []       # (method, uri) of every completed request, in order
+        wait_http(f"{self.url}/v2/", self.process)
+        self.api = RegistryAPI(self.url)
+
+    def wait_quiet(self, quiet=0.75, timeout=120):
+        """Waits until the upstream has read and written nothing for `quiet` seconds: no transfer in
+        flight, so every fetch started so far has completed and logged its line."""
+        deadline = time.time() + timeout
+        last, since = io_counters(self.process.pid), time.time()
+        while time.time() < deadline:
+            time.sleep(0.1)
+            now = io_counters(self.process.pid)
+            if now != last:
+                last, since = now, time.time()
+            elif time.time() - since >= quiet:
+                return
+        log("warning: upstream never went quiet; counts may miss a transfer in flight")
+
+    def poll_log(self):
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.log_offset += end
+        for line in data[:end].splitlines():
+            if b"response completed" not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            self.requests.append((entry.get("http.request.method"), entry.get("http.request.uri", "")))
+
+    def blob_requests(self, digest, method="GET"):
+        """How many requests for that blob (under any repository) the upstream has completed."""
+        self.wait_quiet()
+        self.poll_log()
+        suffix = f"/blobs/{digest}"
+        return sum(1 for m, uri in self.requests if m == method and uri.split("?")[0].endswith(suffix))
+
+
+@dataclass
+class Peer:
+    """A server under test: its name, base URL and process (nginx: the master, whose children count too)."""
+    name: str
+    url: str
+    process: subprocess.Popen
+    multi_process: bool = False
+    notes: dict = field(default_factory=dict)
+
+    def pids(self):
+        pids = [self.process.pid]
+        if self.multi_process:
+            pids += child_pids(self.process.pid)
+        return pids
+
+    def alive(self):
+        return self.process.poll() is None
+
+
+def write_distribution_config(path, port, storage, level="error", proxy=None):
+    text = (
+        "version: 0.1\n"
+        f"log:\n  level: {level}\n  formatter: json\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  cache:\n    blobdescriptor: inmemory\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: archway-bench\n"
+    )
+    if proxy:
+        text += f"proxy:\n  remoteurl: {proxy}\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def start_archway(supervisor, work, binary, upstream):
+    port = free_port()
+    policies = os.path.join(work, "policies")
+    os.makedirs(policies, exist_ok=True)
+    with open(os.path.join(policies, "bench.yaml"), "w") as f:
+        f.write("rules:\n"
+                "  - name: bench-multi\n"
+                f"    repository: {UPSTREAM_NAME}/{APP_REPO}\n"
+                f"    tags: [\"{SYNTH_TAG}\"]\n"
+                "    members:\n"
+                "      - from: \"{repository}:amd64-1.0\"\n"
+                "      - from: \"{repository}:arm64-1.0\"\n"
+                "        platform: linux/arm64\n")
+    config = os.path.join(work, "archway.yaml")
+    with open(config, "w") as f:
+        f.write(f"listen: 127.0.0.1:{port}\n"
+                f"storage:\n  path: {os.path.join(work, 'archway-cache')}\n"
+                f"upstreams:\n  - name: {UPSTREAM_NAME}\n    url: {upstream.url}\n"
+                f"default-upstream: {UPSTREAM_NAME}\n"
+                f"policies: {policies}\n")
+    check = subprocess.run([binary, "policy", "check", policies, "--config", config], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"archway policy check failed:\n{check.stdout}{check.stderr}")
+    process = supervisor.start_server(ARCHWAY, [binary, "serve", "--config", config, "--log-level", "warning",
+                                                 "--log-format", "json"])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/v2/", process)
+    return Peer(ARCHWAY, url, process)
+
+
+def start_distribution_proxy(supervisor, work, upstream):
+    port = free_port()
+    config = os.path.join(work, "distribution.yml")
+    write_distribution_config(config, port, os.path.join(work, "distribution-storage"), proxy=upstream.url)
+    process = supervisor.start_server(DISTRIBUTION, ["docker-registry", "serve", config])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/v2/", process)
+    return Peer(DISTRIBUTION, url, process)
+
+
+def nginx_main_config(prefix, server_block, http_extra=""):
+    temp = os.path.join(prefix, "temp")
+    user = "user root;\n" if os.geteuid() == 0 else ""   # workers must read files in our 0700 temp dir
+    return (
+        f"{user}worker_processes 1;\n"
+        f"pid {prefix}/nginx.pid;\n"
+        f"error_log {prefix}/error.log warn;\n"
+        "events { worker_connections 1024; }\n"
+        "http {\n"
+        "  access_log off;\n"
+        "  sendfile on;\n  tcp_nopush on;\n"
+        "  keepalive_requests 1000000;\n"
+        "  default_type application/octet-stream;\n"
+        f"  client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n"
+        f"  fastcgi_temp_path {temp}/fastcgi;\n  uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n"
+        f"{http_extra}"
+        f"{server_block}"
+        "}\n"
+    )
+
+
+def start_nginx(supervisor, name, prefix, config_text, port):
+    os.makedirs(os.path.join(prefix, "temp"), exist_ok=True)
+    config = os.path.join(prefix, "nginx.conf")
+    with open(config, "w") as f:
+        f.write(config_text)
+    process = supervisor.start_server(name, [NGINX, "-p", prefix, "-c", config, "-g", "daemon off;"])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/v2/", process)
+    return Peer(name, url, process, multi_process=True)
+
+
+def start_nginx_cache(supervisor, work, upstream):
+    """nginx as the popular registry caches configure it: proxy_cache keyed by URI and Accept,
+    one upstream request per cache entry (proxy_cache_lock, long lock timeouts for big blobs)."""
+    port, prefix = free_port(), os.path.join(work, "nginx-cache")
+    http_extra = (
+        f"  proxy_cache_path {prefix}/cache levels=1:2 keys_zone=registry:32m max_size=64g inactive=7d use_temp_path=off;\n"
+        f"  upstream origin {{ server 127.0.0.1:{upstream.port}; keepalive 16; }}\n"
+    )
+    server = (
+        "  server {\n"
+        f"    listen 127.0.0.1:{port};\n"
+        "    proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n    proxy_set_header Host $http_host;\n"
+        "    proxy_buffering on;\n"
+        "    proxy_cache registry;\n    proxy_cache_key \"$uri $http_accept\";\n"
+        "    proxy_cache_lock on;\n    proxy_cache_lock_timeout 600s;\n    proxy_cache_lock_age 600s;\n"
+        "    proxy_read_timeout 600s;\n"
+        "    add_header X-Cache-Status $upstream_cache_status always;\n"
+        "    location ~ \"^/v2/.+/blobs/sha256:[0-9a-f]{64}$\" { proxy_pass http://origin; proxy_cache_valid 200 365d; }\n"
+        "    location ~ ^/v2/.+/manifests/ { proxy_pass http://origin; proxy_cache_valid 200 10m; }\n"
+        "    location /v2/ { proxy_pass http://origin; proxy_cache off; }\n"
+        "  }\n"
+    )
+    return start_nginx(supervisor, NGINX_CACHE, prefix, nginx_main_config(prefix, server, http_extra), port)
+
+
+def start_nginx_static(supervisor, work, blob_path, blob_url_path):
+    """nginx serving one blob's file from disk at its registry URL path, with sendfile."""
+    port, prefix = free_port(), os.path.join(work, "nginx-static")
+    root = os.path.join(prefix, "root")
+    target = os.path.join(root, blob_url_path.lstrip("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.link(blob_path, target)
+    server = f"  server {{\n    listen 127.0.0.1:{port};\n    location /v2/ {{ root {root}; }}\n  }}\n"
+    return start_nginx(supervisor, NGINX_STATIC, prefix, nginx_main_config(prefix, server), port)
+
+
+# ---------------------------------------------------------------- clients
+
+
+@dataclass
+class DownloadResult:
+    status: int
+    size: int
+    ttfb: float       # seconds from the client's start to the first response byte (curl time_starttransfer)
+    total: float
+    path: str = ""    # the body, when it was kept for checking
+
+
+class Download:
+    """One curl process fetching a URL to /dev/null, or to a file (save_to) whose sha256 is checked
+    after the timed part, so that hashing on the clients does not compete with the server for CPU."""
+
+    FORMAT = "result: %{http_code} %{size_download} %{time_starttransfer} %{time_total}\n"
+
+    def __init__(self, supervisor, url, save_to=None):
+        self.supervisor, self.path = supervisor, save_to
+        argv = ["curl", "-sS", "--max-time", str(DOWNLOAD_TIMEOUT), "-w", self.FORMAT, "-o", save_to or "/dev/null", url]
+        self.curl = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        supervisor.track(self.curl)
+
+    def wait(self):
+        out = self.curl.communicate()[0].decode(errors="replace")
+        self.supervisor.untrack(self.curl)
+        match = re.search(r"^result: (\d+) (\d+) ([\d.]+) ([\d.]+)$", out, re.M)
+        if not match or self.curl.returncode != 0:
+            raise RuntimeError(f"curl failed ({self.curl.returncode}): {out.strip()}")
+        return DownloadResult(int(match[1]), int(match[2]), float(match[3]), float(match[4]), self.path or "")
+
+
+def download_all(supervisor, url, count, keep_dir=None):
+    """count concurrent downloads (bodies kept in keep_dir when given, else discarded); returns their
+    results and the wall time until the last one ended."""
+    start = time.monotonic()
+    downloads = [Download(supervisor, url, os.path.join(keep_dir, f"client-{i}") if keep_dir else None)
+                 for i in range(count)]
+    results = [d.wait() for d in downloads]
+    return results, time.monotonic() - start
+
+
+def download(supervisor, url, keep_dir=None):
+    return download_all(supervisor, url, 1, keep_dir)[0][0]
+
+
+def file_sha256(path):
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(8 * MiB):
+            sha.update(piece)
+    return "sha256:" + sha.hexdigest()
+
+
+def check_blob(result, digest, size, who):
+    """Status and size always; the bytes' sha256 when the body was kept (the file is removed)."""
+    got = ""
+    if result.path:
+        got = file_sha256(result.path)
+        os.remove(result.path)
+    if result.status != 200 or result.size != size or (got and got != digest):
+        raise RuntimeError(f"{who}: got status {result.status}, {result.size} bytes, {got or 'unhashed'}; "
+                           f"wanted 200, {size} bytes, {digest}")
+
+
+def get_manifest(url, accept=ACCEPT):
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request("GET", parts.path, headers={"Accept": accept})
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def parse_duration_ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(url, seconds):
+    """wrk -t2 -c16 with the manifest Accept header; returns req/s, p99 ms and the error counts."""
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H", f"Accept: {ACCEPT}", url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+        "p99_ms": parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1]),
+        "requests": int(re.search(r"(\d+) requests in", out)[1]),
+        "non2xx": int(non2xx[1]) if non2xx else 0,
+        "socket_errors": socket_errors[1] if socket_errors else "",
+    }
+
+
+class RssSampler:
+    """Samples the summed VmRSS of some pids every 50 ms in a thread; also resets and reads VmHWM."""
+
+    def __init__(self, pids, interval=0.05):
+        self.pids, self.interval = pids, interval
+        self.peak_kib = 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def sample(self):
+        self.peak_kib = max(self.peak_kib, sum(proc_status_kib(pid, "VmRSS") for pid in self.pids))
+
+    def run(self):
+        while not self.stop_event.wait(self.interval):
+            self.sample()
+
+    def __enter__(self):
+        reset_peak_rss(self.pids)
+        self.sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join()
+        hwm = sum(proc_status_kib(pid, "VmHWM") for pid in self.pids)
+        self.peak_kib = max(self.peak_kib, hwm)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Metric:
+    key: str
+    label: str
+    unit: str
+    better: str
+    samples: dict = field(default_factory=dict)    # peer -> [value per run]
+
+    def medians(self):
+        return {peer: median(values) for peer, values in self.samples.items()}
+
+    def ratios(self):
+        """Archway's median over each other peer's."""
+        medians = self.medians()
+        ours = medians.get(ARCHWAY)
+        return {peer: (ours / value if ours is not None and value else None)
+                for peer, value in medians.items() if peer != ARCHWAY}
+
+
+class Results:
+    def __init__(self):
+        self.metrics = {key: Metric(key, label, unit, better) for key, label, unit, better in METRICS}
+        self.raw = {}          # section -> list of per-run details
+
+    def add(self, key, peer, value):
+        self.metrics[key].samples.setdefault(peer, []).append(value)
+
+    def detail(self, section, entry):
+        self.raw.setdefault(section, []).append(entry)
+
+    def median(self, key, peer):
+        return median(self.metrics[key].samples.get(peer, []))
+
+
+# ---------------------------------------------------------------- the sections
+
+
+class Bench:
+    """Holds the upstream, the peers and what the sections share (seeded content, options)."""
+
+    def __init__(self, args, supervisor, work, upstream, peers, seeds):
+        self.args, self.supervisor, self.work, self.upstream = args, supervisor, work, upstream
+        self.peers, self.seeds = peers, seeds
+        self.results = Results()
+        self.fresh_count = 0
+
+    def peer_list(self, names):
+        return [self.peers[name] for name in names if name in self.peers]
+
+    def fresh_blob(self, repo, size):
+        self.fresh_count += 1
+        path = os.path.join(self.work, f"fresh-{self.fresh_count}.bin")
+        digest = self.upstream.api.push_random_blob(repo, path, size)
+        os.remove(path)
+        return digest
+
+    def ensure_cached(self, peer, path, digest, size):
+        """Downloads (checking the bytes) until a download costs the upstream no GET: then it is warm."""
+        for _ in range(5):
+            before = self.upstream.blob_requests(digest)
+            check_blob(download(self.supervisor, peer.url + path, self.work), digest, size, peer.name)
+            if peer.name == NGINX_STATIC or self.upstream.blob_requests(digest) == before:
+                return
+        raise RuntimeError(f"{peer.name} still fetches {digest} upstream after 5 downloads")
+
+    # 1. warm blob
+
+    def warm_blob(self):
+        digest, path = self.seeds["warm_digest"], self.seeds["warm_path"]
+        peers = self.peer_list(PEERS)
+        for peer in peers:
+            self.ensure_cached(peer, path, digest, WARM_BLOB_SIZE)
+        for run in range(self.args.runs):
+            for peer in peers:
+                before, start = cpu_seconds(peer.pids()), time.monotonic()
+                for _ in range(WARM_DOWNLOADS):
+                    check_blob(download(self.supervisor, peer.url + path), digest, WARM_BLOB_SIZE, peer.name)
+                wall = time.monotonic() - start
+                cpu = cpu_delta(before, cpu_seconds(peer.pids()))
+                served = WARM_DOWNLOADS * WARM_BLOB_SIZE
+                self.results.add("warm_blob_cpu", peer.name, cpu / (served / GiB))
+                self.results.add("warm_blob_rate", peer.name, served / MiB / wall)
+                self.results.detail("warm-blob", {"run": run, "peer": peer.name, "cpu_s": cpu, "wall_s": wall,
+                                                  "bytes": served})
+                log(f"  warm blob {peer.name}: {cpu / (served / GiB):.3f} s/GiB, {served / MiB / wall:.0f} MiB/s")
+
+    # 2. cold blob, 8 concurrent clients
+
+    def cold_blob(self):
+        for run in range(self.args.runs):
+            digest = self.fresh_blob("bench/cold", COLD_BLOB_SIZE)
+            path = f"/v2/bench/cold/blobs/{digest}"
+            for peer in self.peer_list(PROXIES):
+                before = self.upstream.blob_requests(digest)
+                head_before = self.upstream.blob_requests(digest, "HEAD")
+                results, wall = download_all(self.supervisor, peer.url + path, CLIENTS, self.work)
+                for result in results:
+                    check_blob(result, digest, COLD_BLOB_SIZE, peer.name)
+                fetches = self.upstream.blob_requests(digest) - before
+                heads = self.upstream.blob_requests(digest, "HEAD") - head_before
+                ttfbs = sorted(r.ttfb for r in results)
+                self.results.add("cold_fetches", peer.name, fetches)
+                self.results.add("cold_ttfb_first", peer.name, ttfbs[0])
+                self.results.add("cold_ttfb_slowest", peer.name, ttfbs[-1])
+                self.results.add("cold_ttfb_spread", peer.name, ttfbs[-1] / max(ttfbs[0], 1e-6))
+                self.results.add("cold_total", peer.name, wall)
+                self.results.detail("cold-blob", {"run": run, "peer": peer.name, "digest": digest,
+                                                  "upstream_gets": fetches, "upstream_heads": heads,
+                                                  "ttfb_s": [r.ttfb for r in results],
+                                                  "client_total_s": [r.total for r in results], "wall_s": wall})
+                log(f"  cold blob {peer.name}: {fetches} upstream GETs, TTFB {ttfbs[0] * 1000:.1f}-"
+                    f"{ttfbs[-1] * 1000:.1f} ms, {wall:.2f} s")
+
+    # 3. manifests by tag and by digest, warm
+
+    def warm_manifest(self, peer, path, digest):
+        for _ in range(2):
+            status, _, body = get_manifest(peer.url + path)
+            got = "sha256:" + hashlib.sha256(body).hexdigest()
+            if status != 200 or (digest and got != digest):
+                raise RuntimeError(f"{peer.name} {path}: status {status}, digest {got}, wanted {digest}")
+        return body
+
+    def manifests(self):
+        digest = self.seeds["amd64_digest"]
+        paths = {"tag": f"/v2/{APP_REPO}/manifests/amd64-1.0", "digest": f"/v2/{APP_REPO}/manifests/{digest}"}
+        peers = self.peer_list(PROXIES)
+        for peer in peers:
+            for path in paths.values():
+                self.warm_manifest(peer, path, digest)
+        for run in range(self.args.runs):
+            for peer in peers:
+                for kind, path in paths.items():
+                    stats = run_wrk(peer.url + path, self.args.wrk_seconds)
+                    self.record_wrk(f"manifest_{kind}", "manifests", run, peer, kind, stats)
+
+    def record_wrk(self, key, section, run, peer, kind, stats):
+        self.results.add(f"{key}_rps", peer.name, stats["rps"])
+        self.results.add(f"{key}_p99", peer.name, stats["p99_ms"])
+        self.results.detail(section, {"run": run, "peer": peer.name, "kind": kind, **stats})
+        errors = f", {stats['non2xx']} non-2xx" if stats["non2xx"] else ""
+        errors += f", socket errors {stats['socket_errors']}" if stats["socket_errors"] else ""
+        log(f"  {kind} {peer.name}: {stats['rps']:.0f} req/s, p99 {stats['p99_ms']:.2f} ms{errors}")
+
+    # 6. synthesized index by tag, warm (Archway only)
+
+    def synth(self):
+        peer = self.peers[ARCHWAY]
+        body = self.warm_manifest(peer, f"/v2/{APP_REPO}/manifests/{SYNTH_TAG}", None)
+        index = json.loads(body)
+        if index.get("mediaType") not in INDEX_TYPES or len(index.get("manifests", [])) != 2:
+            raise RuntimeError(f"Archway's {SYNTH_TAG} is not a 2-child index: {body[:300]!r}")
+        plain_path = f"/v2/{APP_REPO}/manifests/amd64-1.0"
+        measure_plain = not self.results.metrics["manifest_tag_rps"].samples.get(ARCHWAY)
+        if measure_plain:
+            self.warm_manifest(peer, plain_path, self.seeds["amd64_digest"])
+        for run in range(self.args.runs):
+            self.record_wrk("synth", "synth", run, peer, "synthesized tag",
+                            run_wrk(peer.url + f"/v2/{APP_REPO}/manifests/{SYNTH_TAG}", self.args.wrk_seconds))
+            if measure_plain:
+                self.record_wrk("manifest_tag", "manifests", run, peer, "tag",
+                                run_wrk(peer.url + plain_path, self.args.wrk_seconds))
+
+    # 4. full image pull with skopeo, cold and warm
+
+    def skopeo_copy(self, peer, reference):
+        destination = tempfile.mkdtemp(prefix="pull-", dir=self.work)
+        host = peer.url.removeprefix("http://")
+        start = time.monotonic()
+        result = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{host}/{reference}",
+                                 f"dir:{destination}"], capture_output=True, text=True, timeout=600)
+        seconds = time.monotonic() - start
+        shutil.rmtree(destination, ignore_errors=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"skopeo copy from {peer.name} failed: {result.stderr.strip()}")
+        return seconds
+
+    def pull(self):
+        for run in range(self.args.runs):
+            repo = f"bench/pull{run}"
+            self.upstream.api.push_image(repo, "1.0", "amd64")
+            for peer in self.peer_list(PROXIES):
+                cold = self.skopeo_copy(peer, f"{repo}:1.0")
+                warm = self.skopeo_copy(peer, f"{repo}:1.0")
+                self.results.add("pull_cold", peer.name, cold)
+                self.results.add("pull_warm", peer.name, warm)
+                self.results.detail("pull", {"run": run, "peer": peer.name, "cold_s": cold, "warm_s": warm})
+                log(f"  skopeo {peer.name}: cold {cold:.2f} s, warm {warm:.2f} s")
+
+    # 5. peak memory during 8 concurrent cold 1 GiB downloads
+
+    def memory(self):
+        for run in range(self.args.runs):
+            if run == 0:
+                repo, digest = "bench/huge", self.seeds["huge_digest"]
+            else:
+                repo = f"bench/huge{run}"
+                digest = self.fresh_blob(repo, HUGE_BLOB_SIZE)
+            url_path = f"/v2/{repo}/blobs/{digest}"
+            for peer in self.peer_list(PROXIES):
+                before = self.upstream.blob_requests(digest)
+                with RssSampler(peer.pids()) as sampler:
+                    results, wall = download_all(self.supervisor, peer.url + url_path, CLIENTS)
+                for result in results:
+                    check_blob(result, digest, HUGE_BLOB_SIZE, peer.name)
+                peak = sampler.peak_kib / KiB
+                fetches = self.upstream.blob_requests(digest) - before
+                self.results.add("peak_rss", peer.name, peak)
+                self.results.detail("memory", {"run": run, "peer": peer.name, "peak_rss_mib": peak, "wall_s": wall,
+                                               "upstream_gets": fetches})
+                log(f"  memory {peer.name}: peak {peak:.0f} MiB, {wall:.1f} s, {fetches} upstream GETs")
+
+
+# name -> (method, peers it needs)
+SECTIONS = {
+    "warm-blob": (Bench.warm_blob, PEERS),
+    "cold-blob": (Bench.cold_blob, PROXIES),
+    "manifests": (Bench.manifests, PROXIES),
+    "synth": (Bench.synth, [ARCHWAY]),
+    "pull": (Bench.pull, PROXIES),
+    "memory": (Bench.memory, PROXIES),
+}
+
+
+# ---------------------------------------------------------------- setup
+
+
+def seed_upstream(upstream, work, need_huge):
+    """The 256 MiB and 1 GiB blobs (streamed from files) and the two per-architecture images."""
+    seeds = {}
+    warm_file = os.path.join(work, "warm-blob.bin")
+    seeds["warm_digest"] = upstream.api.push_random_blob("bench/blob", warm_file, WARM_BLOB_SIZE)
+    seeds["warm_file"] = warm_file
+    seeds["warm_path"] = f"/v2/bench/blob/blobs/{seeds['warm_digest']}"
+    if need_huge:
+        huge_file = os.path.join(work, "huge-blob.bin")
+        seeds["huge_digest"] = upstream.api.push_random_blob("bench/huge", huge_file, HUGE_BLOB_SIZE)
+        os.remove(huge_file)
+    seeds["amd64_digest"] = upstream.api.push_image(APP_REPO, "amd64-1.0", "amd64")
+    seeds["arm64_digest"] = upstream.api.push_image(APP_REPO, "arm64-1.0", "arm64")
+    return seeds
+
+
+def start_peers(names, supervisor, work, binary, upstream, seeds):
+    starters = {
+        ARCHWAY: lambda: start_archway(supervisor, work, binary, upstream),
+        DISTRIBUTION: lambda: start_distribution_proxy(supervisor, work, upstream),
+        NGINX_CACHE: lambda: start_nginx_cache(supervisor, work, upstream),
+        NGINX_STATIC: lambda: start_nginx_static(supervisor, work, seeds["warm_file"], seeds["warm_path"]),
+    }
+    return {name: starters[name]() for name in PEERS if name in names}
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(value):
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def fmt_ratio(value):
+    return "-" if value is None else f"{fmt(value)}x"
+
+
+def table(results):
+    others = [p for p in PEERS if p != ARCHWAY]
+    header = ["metric", "unit", "better", *PEERS, *(f"A/{p}" for p in others)]
+    rows = []
+    for metric in results.metrics.values():
+        if not metric.samples:
+            continue
+        medians, ratios = metric.medians(), metric.ratios()
+        rows.append([metric.label, metric.unit, metric.better, *(fmt(medians.get(p)) for p in PEERS),
+                     *(fmt_ratio(ratios.get(p)) for p in others)])
+    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate([header] + rows):
+        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def synth_ratio(results):
+    synth, plain = results.median("synth_rps", ARCHWAY), results.median("manifest_tag_rps", ARCHWAY)
+    return (synth / plain) if synth and plain else None
+
+
+def targets(results):
+    """[(PASS/MISS/n/a, text)] for the issue's targets."""
+    m = results.median
+    checks = []
+
+    def check(ok, text):
+        checks.append(("n/a" if ok is None else "PASS" if ok else "MISS", text))
+
+    a, s, d = m("warm_blob_cpu", ARCHWAY), m("warm_blob_cpu", NGINX_STATIC), m("warm_blob_cpu", DISTRIBUTION)
+    check(None if a is None or s is None else a - s <= 0.05,
+          f"warm blob CPU within 0.05 s/GiB of nginx static (archway {fmt(a)}, nginx-static {fmt(s)} s/GiB)")
+    check(None if a is None or d is None else a * 3 <= d,
+          f"warm blob CPU >=3x better than distribution (archway {fmt(a)}, distribution {fmt(d)} s/GiB)")
+    fetches = results.metrics["cold_fetches"].samples.get(ARCHWAY)
+    check(None if not fetches else all(f == 1 for f in fetches),
+          f"cold blob: exactly 1 upstream fetch (archway, per run: {fetches})")
+    spread = m("cold_ttfb_spread", ARCHWAY)
+    check(None if spread is None else spread <= 2,
+          f"cold blob: slowest TTFB <= 2x first TTFB (archway {fmt(m('cold_ttfb_first', ARCHWAY))} s -> "
+          f"{fmt(m('cold_ttfb_slowest', ARCHWAY))} s, {fmt_ratio(spread)})")
+    ratios = results.metrics["manifest_tag_rps"].ratios() if results.metrics["manifest_tag_rps"].samples else {}
+    rd, rn = ratios.get(DISTRIBUTION), ratios.get(NGINX_CACHE)
+    check(None if rd is None else rd >= 50, f"warm tag manifests >= 50x distribution ({fmt_ratio(rd)})")
+    check(None if rn is None else rn >= 0.5, f"warm tag manifests >= 0.5x nginx cache ({fmt_ratio(rn)})")
+    peak = m("peak_rss", ARCHWAY)
+    check(None if peak is None else peak < 150, f"peak memory < 150 MiB (archway {fmt(peak)} MiB)")
+    return checks
+
+
+def plot(results, png, work):
+    """A bar chart of Archway/peer ratios (log scale, bars from 1), one group per metric."""
+    others = [p for p in PEERS if p != ARCHWAY]
+    rows = []
+    for metric in results.metrics.values():
+        ratios = metric.ratios()
+        if metric.key == "synth_rps":
+            ratios = {"synth/plain": synth_ratio(results)}
+        if any(v for v in ratios.values()):
+            rows.append((f"{metric.label} ({metric.better} is better)", ratios))
+    if not rows:
+        return False
+    series = [p for p in others + ["synth/plain"] if any(r.get(p) for _, r in rows)]
+    data = os.path.join(work, "ratios.dat")
+    with open(data, "w") as f:
+        for i, (_, ratios) in enumerate(rows):
+            f.write(f"{i} " + " ".join(f"{ratios[p]:.6g}" if ratios.get(p) else "?" for p in series) + "\n")
+    values = [v for _, r in rows for v in r.values() if v]
+    low, high = min(values + [1.0]) / 2, max(values + [1.0]) * 2
+    width = 0.8 / len(series)
+    plots = []
+    for n, name in enumerate(series):
+        x = f"($1{(n - (len(series) - 1) / 2) * width:+.3f})"
+        title = "synthesized tag / Archway plain tag" if name == "synth/plain" else f"Archway / {name}"
+        plots.append(f"'{data}' using {x}:{n + 2}:({x}-{width / 2:.3f}):({x}+{width / 2:.3f}):(1):{n + 2} "
+                     f"with boxxyerror title '{title}'")
+    xtics = ", ".join(f'"{label}" {i}' for i, (label, _) in enumerate(rows))
+    script = "\n".join([
+        "set terminal pngcairo size 1500,800 font 'sans,10'",
+        f"set output '{png}'",
+        "set title 'Archway / peer, median of the runs (bars start at 1; see each metric for which side is better)'",
+        "set logscale y", f"set yrange [{low:.3g}:{high:.3g}]", "set grid ytics",
+        "set datafile missing '?'", "set style fill solid 0.85 border -1", "set key top right",
+        f"set xtics ({xtics}) rotate by 30 right", "set bmargin 14", "set lmargin 30",
+        f"set xrange [-0.6:{len(rows) - 0.4}]", "set ylabel 'ratio (log scale)'",
+        "plot " + ", \\\n  ".join(plots) + ", \\\n  1 with lines dt 2 lc rgb 'black' notitle",
+    ])
+    path = os.path.join(work, "ratios.gp")
+    with open(path, "w") as f:
+        f.write(script + "\n")
+    result = subprocess.run(["gnuplot", path], capture_output=True, text=True)
+    if result.returncode != 0:
+        log(f"gnuplot failed: {result.stderr.strip()}")
+        return False
+    return True
+
+
+def archway_warnings(work):
+    """Archway's log lines at warning or above (it runs with --log-level warning)."""
+    path = os.path.join(work, "archway.log")
+    if not os.path.exists(path):
+        return []
+    with open(path, errors="replace") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def git_commit():
+    result = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or None
+
+
+def write_outputs(args, results, checks, work, started, durations, warnings):
+    os.makedirs(args.out, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    report = {
+        "timestamp": started.isoformat(),
+        "git_commit": git_commit(),
+        "nproc": os.cpu_count(),
+        "archway_binary": os.path.abspath(args.archway),
+        "options": {"runs": args.runs, "wrk_seconds": args.wrk_seconds, "sections": args.only},
+        "section_seconds": durations,
+        "metrics": {m.key: {"label": m.label, "unit": m.unit, "better": m.better, "samples": m.samples,
+                            "median": m.medians(), "ratio_archway_over_peer": m.ratios()}
+                    for m in results.metrics.values() if m.samples},
+        "synth_over_plain_tag": synth_ratio(results),
+        "targets": [{"result": r, "target": t} for r, t in checks],
+        "raw": results.raw,
+        "archway_log": warnings[:200],
+    }
+    path = os.path.join(args.out, f"bench-{stamp}.json")
+    for target in (path, os.path.join(args.out, "latest.json")):
+        with open(target, "w") as f:
+            json.dump(report, f, indent=2)
+    png = os.path.join(args.out, f"bench-{stamp}.png")
+    if plot(results, png, work):
+        shutil.copyfile(png, os.path.join(args.out, "latest.png"))
+        return path, png
+    return path, None
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--archway", default=os.path.join(ROOT, ".build/release/archway"), help="the archway binary")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--wrk-seconds", type=int, default=8, help="duration of each wrk run")
+    parser.add_argument("--quick", action="store_true", help="1 run and 2-second wrk runs, for development")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma-separated: {','.join(SECTIONS)}")
+    parser.add_argument("--out", default=os.path.join(ROOT, ".build/bench"), help="folder for the JSON and PNG")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.wrk_seconds = 1, 2
+    chosen = {s.strip() for s in args.only.split(",") if s.strip()}
+    if chosen - set(SECTIONS):
+        parser.error(f"unknown section(s) {sorted(chosen - set(SECTIONS))}; known: {', '.join(SECTIONS)}")
+    args.only = [name for name in SECTIONS if name in chosen]    # always in the canonical order
+    if not os.access(args.archway, os.X_OK):
+        parser.error(f"{args.archway} is not an executable (build it: swift build -c release --product archway)")
+    for tool in ("docker-registry", "curl", "wrk", "skopeo", "gnuplot", "sha256sum", NGINX):
+        if not shutil.which(tool):
+            parser.error(f"{tool} is missing")
+    return args
+
+
+def raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main():
+    args = parse_args()
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    t0 = time.monotonic()
+    work = tempfile.mkdtemp(prefix="archway-bench-")
+    supervisor = Supervisor(work)
+    try:
+        needed = {peer for name in args.only for peer in SECTIONS[name][1]}
+        log(f"upstream and seed content in {work}")
+        upstream = Upstream(supervisor, work)
+        seeds = seed_upstream(upstream, work, need_huge="memory" in args.only)
+        log(f"starting peers: {', '.join(p for p in PEERS if p in needed)}")
+        peers = start_peers(needed, supervisor, work, args.archway, upstream, seeds)
+        bench = Bench(args, supervisor, work, upstream, peers, seeds)
+        durations = {"setup": round(time.monotonic() - t0, 1)}
+        for name in args.only:
+            log(f"section {name}")
+            start = time.monotonic()
+            SECTIONS[name][0](bench)
+            durations[name] = round(time.monotonic() - start, 1)
+        dead = [p.name for p in peers.values() if not p.alive()]
+        if dead:
+            raise RuntimeError(f"peer(s) exited during the run: {dead}")
+        results = bench.results
+        checks = targets(results)
+        warnings = archway_warnings(work)
+        json_path, png_path = write_outputs(args, results, checks, work, started, durations, warnings)
+        print_report(args, results, checks, durations, time.monotonic() - t0, warnings, json_path, png_path)
+        return 0
+    except KeyboardInterrupt:
+        log("interrupted; stopping everything")
+        return 130
+    finally:
+        supervisor.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_report(args, results, checks, durations, elapsed, warnings, json_path, png_path):
+    print(f"Archway benchmark: median of {args.runs} run(s), {os.cpu_count()} cores, loopback; "
+          f"commit {git_commit()}; A/peer = Archway's median / the peer's")
+    print()
+    print(table(results))
+    ratio = synth_ratio(results)
+    if ratio is not None:
+        print(f"\nsynthesized index by tag: {fmt(results.median('synth_rps', ARCHWAY))} req/s = {fmt_ratio(ratio)} "
+              f"Archway's plain tag rate ({fmt(results.median('manifest_tag_rps', ARCHWAY))} req/s)")
+    print("\ntargets:")
+    for result, text in checks:
+        print(f"  {result:4}  {text}")
+    print(f"\narchway log (warning and above): {len(warnings)} line(s)")
+    for line in warnings[:5]:
+        print(f"  {line[:200]}")
+    print(f"\nsections: {', '.join(f'{k} {v} s' for k, v in durations.items())}; total {elapsed:.0f} s")
+    print(f"wrote {json_path}" + (f" and {png_path}" if png_path else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
