@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_PACKAGES := libcurl4-openssl-dev libsqlite3-dev
 TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv
 
-.PHONY: run build test format lint deps test-deps clean fuzz soak
+.PHONY: run build test format lint deps test-deps clean fuzz soak bench
 
 # Installs the listed Debian packages that are not installed yet.
 define ensure_packages
@@ -67,6 +67,15 @@ soak: deps
 	$(call ensure_packages,docker-registry skopeo wrk)
 	$(SWIFT) build -c release --product archway
 	python3 scripts/soak.py --seconds $(SOAK_SECONDS) --clients 200
+
+# Archway against its peers (distribution's proxy, nginx proxy_cache, nginx static sendfile),
+# all started side by side on loopback; prints ratios, writes .build/bench/*.json and a PNG.
+# BENCH_ARGS=--quick for one short run.
+BENCH_ARGS ?=
+bench: deps
+	$(call ensure_packages,docker-registry skopeo wrk nginx gnuplot-nox curl)
+	$(SWIFT) build -c release --product archway
+	python3 scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .build .build-fuzz

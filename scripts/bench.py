@@ -38,12 +38,14 @@ Python 3 standard library only; needs docker-registry, nginx, curl, wrk, skopeo 
 """
 
 import argparse
+import collections
 import datetime
 import hashlib
 import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -91,6 +93,7 @@ LOWER, HIGHER = "lower", "higher"
 # key, label, unit, which direction is better. The table and the plot follow this order.
 METRICS = [
     ("warm_blob_cpu", "warm blob 256 MiB: server CPU", "s/GiB", LOWER),
+    ("warm_blob_total_cpu", "warm blob: server+client CPU", "s/GiB", LOWER),
     ("warm_blob_rate", "warm blob 256 MiB: throughput", "MiB/s", HIGHER),
     ("cold_fetches", "cold blob 128 MiB x8: upstream GETs", "count", LOWER),
     ("cold_ttfb_first", "cold blob x8: first TTFB", "s", LOWER),
@@ -371,7 +374,7 @@ class Upstream:
         self.process = supervisor.start_server("upstream", ["docker-registry", "serve", config])
         self.log_path = os.path.join(work, "upstream.log")
         self.log_offset = 0
-        self.requests = []       # (method, uri) of every completed request, in order
+        self.requests = collections.Counter()    # (method, path) -> completed requests
         wait_http(f"{self.url}/v2/", self.process)
         self.api = RegistryAPI(self.url)
 
@@ -402,14 +405,14 @@ class Upstream:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            self.requests.append((entry.get("http.request.method"), entry.get("http.request.uri", "")))
+            self.requests[entry.get("http.request.method"), entry.get("http.request.uri", "").split("?")[0]] += 1
 
     def blob_requests(self, digest, method="GET"):
         """How many requests for that blob (under any repository) the upstream has completed."""
         self.wait_quiet()
         self.poll_log()
         suffix = f"/blobs/{digest}"
-        return sum(1 for m, uri in self.requests if m == method and uri.split("?")[0].endswith(suffix))
+        return sum(n for (m, path), n in self.requests.items() if m == method and path.endswith(suffix))
 
 
 @dataclass
@@ -419,7 +422,6 @@ class Peer:
     url: str
     process: subprocess.Popen
     multi_process: bool = False
-    notes: dict = field(default_factory=dict)
 
     def pids(self):
         pids = [self.process.pid]
@@ -755,15 +757,22 @@ class Bench:
             self.ensure_cached(peer, path, digest, WARM_BLOB_SIZE)
         for run in range(self.args.runs):
             for peer in peers:
+                # On loopback the kernel charges the receiving side's TCP work partly to the
+                # sender, depending on timing; the clients' CPU (curl, reaped children) shows where
+                # the rest went.
+                clients_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 before, start = cpu_seconds(peer.pids()), time.monotonic()
                 for _ in range(WARM_DOWNLOADS):
                     check_blob(download(self.supervisor, peer.url + path), digest, WARM_BLOB_SIZE, peer.name)
                 wall = time.monotonic() - start
                 cpu = cpu_delta(before, cpu_seconds(peer.pids()))
+                clients_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                client_cpu = (clients_after.ru_utime + clients_after.ru_stime) - (clients_before.ru_utime + clients_before.ru_stime)
                 served = WARM_DOWNLOADS * WARM_BLOB_SIZE
                 self.results.add("warm_blob_cpu", peer.name, cpu / (served / GiB))
+                self.results.add("warm_blob_total_cpu", peer.name, (cpu + client_cpu) / (served / GiB))
                 self.results.add("warm_blob_rate", peer.name, served / MiB / wall)
-                self.results.detail("warm-blob", {"run": run, "peer": peer.name, "cpu_s": cpu, "wall_s": wall,
+                self.results.detail("warm-blob", {"run": run, "peer": peer.name, "cpu_s": cpu, "client_cpu_s": client_cpu, "wall_s": wall,
                                                   "bytes": served})
                 log(f"  warm blob {peer.name}: {cpu / (served / GiB):.3f} s/GiB, {served / MiB / wall:.0f} MiB/s")
 
@@ -882,6 +891,7 @@ class Bench:
             url_path = f"/v2/{repo}/blobs/{digest}"
             for peer in self.peer_list(PROXIES):
                 before = self.upstream.blob_requests(digest)
+                idle_kib = sum(proc_status_kib(pid, "VmRSS") for pid in peer.pids())
                 with RssSampler(peer.pids()) as sampler:
                     results, wall = download_all(self.supervisor, peer.url + url_path, CLIENTS)
                 for result in results:
@@ -889,9 +899,11 @@ class Bench:
                 peak = sampler.peak_kib / KiB
                 fetches = self.upstream.blob_requests(digest) - before
                 self.results.add("peak_rss", peer.name, peak)
-                self.results.detail("memory", {"run": run, "peer": peer.name, "peak_rss_mib": peak, "wall_s": wall,
+                self.results.detail("memory", {"run": run, "peer": peer.name, "peak_rss_mib": peak,
+                                               "rss_before_mib": idle_kib / KiB, "wall_s": wall,
                                                "upstream_gets": fetches})
-                log(f"  memory {peer.name}: peak {peak:.0f} MiB, {wall:.1f} s, {fetches} upstream GETs")
+                log(f"  memory {peer.name}: peak {peak:.0f} MiB (before {idle_kib / KiB:.0f} MiB), {wall:.1f} s, "
+                    f"{fetches} upstream GETs")
 
 
 # name -> (method, peers it needs)
@@ -940,8 +952,8 @@ def start_peers(names, supervisor, work, binary, upstream, seeds):
 def fmt(value):
     if value is None:
         return "-"
-    if value == 0:
-        return "0"
+    if float(value).is_integer():
+        return f"{value:,.0f}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
@@ -1070,6 +1082,12 @@ def git_commit():
     return result.stdout.strip() or None
 
 
+def binary_fingerprint(path):
+    """Path, modification time and sha256 of the binary: the commit alone does not say what was built."""
+    mtime = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
+    return {"path": os.path.abspath(path), "mtime": mtime.isoformat(timespec="seconds"), "sha256": file_sha256(path)}
+
+
 def write_outputs(args, results, checks, work, started, durations, warnings):
     os.makedirs(args.out, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -1077,7 +1095,8 @@ def write_outputs(args, results, checks, work, started, durations, warnings):
         "timestamp": started.isoformat(),
         "git_commit": git_commit(),
         "nproc": os.cpu_count(),
-        "archway_binary": os.path.abspath(args.archway),
+        "loadavg_at_start_and_end": [args.loadavg_start, os.getloadavg()],
+        "archway_binary": binary_fingerprint(args.archway),
         "options": {"runs": args.runs, "wrk_seconds": args.wrk_seconds, "sections": args.only},
         "section_seconds": durations,
         "metrics": {m.key: {"label": m.label, "unit": m.unit, "better": m.better, "samples": m.samples,
@@ -1131,7 +1150,9 @@ def raise_keyboard_interrupt(signum, frame):
 
 def main():
     args = parse_args()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    args.loadavg_start = os.getloadavg()     # others' work on the machine skews every number: noted in the JSON
+    for signum in (signal.SIGINT, signal.SIGTERM):     # SIGINT too: a background job may have it ignored
+        signal.signal(signum, raise_keyboard_interrupt)
     started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="archway-bench-")

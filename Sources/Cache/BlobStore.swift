@@ -107,6 +107,11 @@ public final class BlobStore: Sendable {
         return fill
     }
 
+    /// The running fill of `digest`, if there is one.
+    public func runningFill(_ digest: Digest) -> Fill? {
+        state.withLock { $0.fills[digest] }
+    }
+
     /// A reader that follows a running fill from `range` (the whole content when nil).
     public func reader(following fill: Fill, range: ClosedRange<Int64>? = nil) -> BlobReader {
         BlobReader(

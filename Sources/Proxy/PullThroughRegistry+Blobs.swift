@@ -26,8 +26,16 @@ extension PullThroughRegistry {
                 }
             }
             if offline { throw offlineMiss("blob \(digest)") }
-            let sources = try await candidates(for: digest, requested: route)
-            guard let fill = try startFill(digest, sources: sources) else { continue }  // it just completed
+            // A download in progress is joined at once: the clients that arrive while it runs
+            // (a whole node pool pulling one image) get their first bytes without a catalog query.
+            let fill: Fill
+            if let running = store.runningFill(digest) {
+                fill = running
+            } else {
+                let sources = try await candidates(for: digest, requested: route)
+                guard let started = try startFill(digest, sources: sources) else { continue }  // it just completed
+                fill = started
+            }
             let length: Int64?
             do {
                 length = try await fill.length()

@@ -25,6 +25,7 @@ public struct RegistryResponder: HTTPResponder {
     let metricsText: (@Sendable () async -> String)?
     /// Who may pull; nil: everyone.
     let authentication: ClientAuthentication?
+    let requestMetrics = RequestMetrics()
 
     public init(
         registry: PullThroughRegistry,
@@ -70,13 +71,7 @@ public struct RegistryResponder: HTTPResponder {
         }
         let elapsed = ContinuousClock.now - started
         let routeName = route?.name ?? "invalid"
-        Counter(
-            label: "archway_requests_total",
-            dimensions: [("route", routeName), ("method", request.method.rawValue), ("status", String(response.status.code))]
-        ).increment()
-        Timer(label: "archway_request_duration_seconds", dimensions: [("route", routeName)]).recordNanoseconds(
-            elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        )
+        requestMetrics.record(route: routeName, method: request.method, status: response.status.code, elapsed: elapsed)
         guard context.logger.logLevel <= .info else { return response }
         var metadata: Logger.Metadata = [
             "method": "\(request.method)",

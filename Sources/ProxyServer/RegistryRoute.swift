@@ -63,7 +63,7 @@ public enum RegistryRoute: Sendable, Hashable {
             self = .tags(try RepositoryName(String(rest.dropLast("/tags/list".count))))
             return
         }
-        if rest.contains("/blobs/uploads") {
+        if Self.lastRange(of: "/blobs/uploads", in: rest) != nil {
             self = .upload
             return
         }

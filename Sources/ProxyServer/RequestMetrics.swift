@@ -1,0 +1,40 @@
+import CoreMetrics
+import HTTPTypes
+import Synchronization
+
+/// `archway_requests_total{route,method,status}` and `archway_request_duration_seconds{route}`,
+/// each made once: making a metric asks the metrics backend under its lock with freshly built
+/// labels, and this runs on every request. Methods outside HTTP's usual set count as `OTHER`,
+/// so a client inventing methods cannot grow the label space.
+final class RequestMetrics: Sendable {
+    private struct Key: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"]
+    private let counters = Mutex<[Key: Counter]>([:])
+    private let timers = Mutex<[String: Timer]>([:])
+
+    func record(route: String, method: HTTPRequest.Method, status: Int, elapsed: Duration) {
+        let methodName = Self.knownMethods.contains(method.rawValue) ? method.rawValue : "OTHER"
+        let key = Key(route: route, method: methodName, status: status)
+        let counter = counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(
+                label: "archway_requests_total", dimensions: [("route", route), ("method", methodName), ("status", String(status))])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+        let timer = timers.withLock { timers in
+            if let timer = timers[route] { return timer }
+            let timer = Timer(label: "archway_request_duration_seconds", dimensions: [("route", route)])
+            timers[route] = timer
+            return timer
+        }
+        let (seconds, attoseconds) = elapsed.components
+        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
