@@ -57,15 +57,33 @@ public final class BlobReader: Sendable {
 }
 
 extension BlobReader {
-    /// Stored content as a region of a file, for a server that lets the kernel send it
-    /// (`sendfile`): a duplicate of the open descriptor, which the caller owns and closes, and
-    /// the bytes `start..<end`. Nil while the content is still being filled. Keep the reader alive
-    /// until the bytes are sent: its lease keeps eviction away from the digest.
-    public func duplicateStoredRegion() -> (descriptor: Int32, start: Int64, end: Int64)? {
-        guard fill == nil, let end = try? end ?? file.size() else { return nil }
+    /// Whether the content was stored whole when the reader was made (no download to follow).
+    public var isStored: Bool { fill == nil }
+
+    /// A duplicate of the open descriptor, for a server that lets the kernel send the file
+    /// (`sendfile`); the caller owns and closes it. While a fill runs it is the file being
+    /// written: send only up to ``readable(beyond:)``. Keep the reader alive until the bytes are
+    /// sent: its lease keeps eviction away from the digest.
+    public func duplicateDescriptor() -> Int32? {
         let copy = fcntl(file.fd, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0 else { return nil }
-        return (copy, start, end)
+        return copy >= 0 ? copy : nil
+    }
+
+    /// How far the file may be sent: the content's length once stored, else what the running
+    /// fill has written and may be served (never the last byte before the digest is verified).
+    /// Waits until that is past `offset`, or the content is complete; throws when the fill failed.
+    public func readable(beyond offset: Int64) async throws -> Int64 {
+        guard let fill else { return try file.size() }
+        while true {
+            try Task.checkCancellation()
+            let snapshot = fill.snapshot
+            switch snapshot.outcome {
+            case .failure(let error): throw error
+            case .success(let length): return length
+            case nil: if snapshot.readable > offset { return snapshot.readable }
+            }
+            await fill.waitForChange(since: snapshot)
+        }
     }
 }
 

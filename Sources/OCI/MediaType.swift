@@ -21,7 +21,7 @@ public struct MediaType: Hashable, Sendable, Codable, RawRepresentable, Expressi
     /// surrounding whitespace removed, lowercased.
     public init(contentType: String) {
         let essence = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        self.rawValue = essence.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        self.rawValue = essence.trimmingWhitespace.lowercased()
     }
 
     public init(from decoder: any Decoder) throws {
@@ -64,4 +64,15 @@ public struct MediaType: Hashable, Sendable, Codable, RawRepresentable, Expressi
 
     /// The four index and manifest types, in the order Archway sends them as a default `Accept`.
     public static let manifestTypes: [MediaType] = [.ociIndex, .dockerManifestList, .ociManifest, .dockerManifest]
+}
+
+extension Substring {
+    /// The text without the whitespace (newlines included) around it; by hand, without
+    /// Foundation's bridging, because headers are trimmed on every request.
+    public var trimmingWhitespace: Substring {
+        var text = self
+        while text.first?.isWhitespace == true { text.removeFirst() }
+        while text.last?.isWhitespace == true { text.removeLast() }
+        return text
+    }
 }

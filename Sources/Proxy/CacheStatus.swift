@@ -34,9 +34,9 @@ public struct BlobAnswer: Sendable {
     public var range: ByteRange?
     public var body: ByteStream
     public var cache: CacheStatus
-    /// The reader behind `body` when the content is stored whole, for a server that can send
-    /// the file without reading it (``countSent(_:)`` then counts what it sent).
-    public var stored: BlobReader?
+    /// The reader behind `body`, for a server that can send the file without reading it
+    /// (``countSent(_:)`` then counts what it sent).
+    public var reader: BlobReader
     let sentBytes: Counter
 
     /// Counts bytes sent to a client without going through `body`.

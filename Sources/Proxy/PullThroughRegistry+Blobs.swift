@@ -22,7 +22,7 @@ extension PullThroughRegistry {
                     catalog.noteAccess(digest, at: now())
                     metrics.count(.hit, manifest: false)
                     return BlobAnswer(
-                        length: length, range: range, body: body(reader), cache: .hit, stored: reader, sentBytes: metrics.clientBytes)
+                        length: length, range: range, body: body(reader), cache: .hit, reader: reader, sentBytes: metrics.clientBytes)
                 }
             }
             if offline { throw offlineMiss("blob \(digest)") }
@@ -48,7 +48,7 @@ extension PullThroughRegistry {
             let reader = store.reader(following: fill, range: range.map { $0.lowerBound...$0.upperBound })
             metrics.count(.miss, manifest: false)
             return BlobAnswer(
-                length: length, range: range, body: body(reader), cache: .miss, stored: nil, sentBytes: metrics.clientBytes)
+                length: length, range: range, body: body(reader), cache: .miss, reader: reader, sentBytes: metrics.clientBytes)
         }
     }
 

@@ -150,7 +150,7 @@ extension PullThroughRegistry {
     static func accepts(_ accepting: [String], _ mediaType: MediaType) -> Bool {
         if accepting.isEmpty { return true }
         return accepting.contains { entry in
-            let type = entry.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            let type = MediaType(contentType: entry).rawValue
             return type == mediaType.rawValue || type == "*/*" || type == "application/*"
         }
     }

@@ -39,14 +39,6 @@ extension RegistryResponder {
     }
 
     /// A body that announces a length but sends nothing: the answer to a HEAD.
-    /// `text` without the whitespace around it.
-    static func trimmed(_ text: Substring) -> Substring {
-        var text = text
-        while text.first?.isWhitespace == true { text.removeFirst() }
-        while text.last?.isWhitespace == true { text.removeLast() }
-        return text
-    }
-
     static func emptyBody(length: Int?) -> ResponseBody {
         ResponseBody(contentLength: length) { writer in try await writer.finish(nil) }
     }

@@ -174,7 +174,7 @@ public struct RegistryResponder: HTTPResponder {
         -> Response
     {
         let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
-            .map { String(Self.trimmed($0)) }
+            .map { String($0.trimmingWhitespace) }
             .filter { !$0.isEmpty }
         let client = Client(
             address: context.remoteAddress?.ipAddress,
@@ -207,7 +207,7 @@ public struct RegistryResponder: HTTPResponder {
         if request.method == .head {
             return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
         }
-        if let stored = answer.stored, let length, let job = await Self.queueSendfile(stored, on: channel) {
+        if let length, let job = await Self.queueSendfile(answer.reader, length: Int64(length), on: channel) {
             answer.countSent(Int64(length))
             Self.sendfileResponses.increment()
             headers[SendfileHandler.markerField] = String(job)

@@ -59,7 +59,7 @@ extension HTTPServerBuilder {
     }
 }
 
-/// A file region waiting for its response, and what must stay alive until it is sent.
+/// A file waiting for its response, and the reader that keeps it alive until it is sent.
 final class SendfileJob: Sendable {
     private static let counter = Atomic<UInt64>(0)
 
@@ -68,25 +68,34 @@ final class SendfileJob: Sendable {
     let handle: NIOFileHandle
     let start: Int64
     let end: Int64
-    /// Holds the blob's lease (eviction keeps away) until the bytes are sent.
-    let keepAlive: any Sendable
+    /// Holds the blob's lease (eviction keeps away) and, for content still downloading, says
+    /// how far the file may be sent.
+    let reader: BlobReader
 
-    init(handle: NIOFileHandle, start: Int64, end: Int64, keepAlive: any Sendable) {
+    init(handle: NIOFileHandle, start: Int64, end: Int64, reader: BlobReader) {
         self.handle = handle
         self.start = start
         self.end = end
-        self.keepAlive = keepAlive
+        self.reader = reader
     }
 
-    var region: FileRegion { FileRegion(fileHandle: handle, readerIndex: Int(start), endIndex: Int(end)) }
+    func region(_ range: Range<Int64>) -> FileRegion {
+        FileRegion(fileHandle: handle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
+    }
 
     func close() {
         try? handle.close()
     }
 }
 
-/// Writes a job's file region into the response whose head carries ``marker``.
+/// Writes a job's file into the response whose head carries ``marker``, just before the
+/// response's end.
+///
+/// Stored content goes in one region. Content still downloading is sent region by region as the
+/// download makes it readable, each after the previous one left; meanwhile the response's end
+/// and whatever follows it on the connection are held back, in order.
 final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
+    // Everything here runs on the connection's event loop, the follow task's steps included.
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -96,6 +105,14 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
 
     private var queued: [SendfileJob] = []
     private var current: SendfileJob?
+    /// The job being followed while its download runs, and the writes held back until it ends.
+    private var following: SendfileJob?
+    private var held: [(data: NIOAny, promise: EventLoopPromise<Void>?)] = []
+    private var flushHeld = false
+    /// A close asked for while following (Hummingbird thinks the response ended: a shutdown,
+    /// `Connection: close`): it happens once the file is sent.
+    private var closeHeld: (mode: CloseMode, promise: EventLoopPromise<Void>?)?
+    private var removed = false
 
     /// Queues the file for the next marked response on this connection.
     func enqueue(_ job: SendfileJob) {
@@ -103,6 +120,10 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if following != nil {
+            held.append((data, promise))
+            return
+        }
         switch unwrapOutboundIn(data) {
         case .head(var head):
             guard let marker = head.headers.first(name: Self.marker) else {
@@ -116,8 +137,7 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
                 context.close(promise: nil)
                 return
             }
-            let job = queued.remove(at: index)
-            current = job
+            current = queued.remove(at: index)
             context.write(wrapOutboundOut(.head(head)), promise: promise)
         case .body:
             context.write(data, promise: promise)
@@ -127,18 +147,107 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
                 return
             }
             current = nil
-            let sent = context.eventLoop.makePromise(of: Void.self)
-            sent.futureResult.whenComplete { _ in job.close() }
-            context.write(wrapOutboundOut(.body(.fileRegion(job.region))), promise: sent)
-            context.write(data, promise: promise)
+            if job.reader.isStored {
+                let sent = context.eventLoop.makePromise(of: Void.self)
+                sent.futureResult.whenComplete { _ in job.close() }
+                context.write(wrapOutboundOut(.body(.fileRegion(job.region(job.start..<job.end)))), promise: sent)
+                context.write(data, promise: promise)
+            } else {
+                following = job
+                held.append((data, promise))
+                follow(job, context: context)
+            }
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        if following != nil {
+            flushHeld = true
+        } else {
+            context.flush()
+        }
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard following != nil else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        if let earlier = closeHeld {
+            // Keep the widest close; both promises complete with it.
+            let widest: CloseMode = earlier.mode == mode ? mode : .all
+            let combined = earlier.promise ?? promise
+            if let promise, let earlierPromise = earlier.promise { earlierPromise.futureResult.cascade(to: promise) }
+            closeHeld = (widest, combined)
+        } else {
+            closeHeld = (mode, promise)
+        }
+    }
+
+    /// Sends the readable part of a running download, waits for it to leave, and repeats.
+    private func follow(_ job: SendfileJob, context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        Task {
+            do {
+                var offset = job.start
+                while offset < job.end {
+                    let readable = min(try await job.reader.readable(beyond: offset), job.end, offset + (1 << 20))
+                    let range = offset..<readable
+                    try await loop.flatSubmit { () -> EventLoopFuture<Void> in
+                        let (handler, context) = bound.value
+                        guard !handler.removed else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+                        let sent = loop.makePromise(of: Void.self)
+                        context.writeAndFlush(handler.wrapOutboundOut(.body(.fileRegion(job.region(range)))), promise: sent)
+                        return sent.futureResult
+                    }.get()
+                    offset = readable
+                }
+                loop.execute { bound.value.handler.finishFollowing(job, context: bound.value.context, error: nil) }
+            } catch {
+                loop.execute { bound.value.handler.finishFollowing(job, context: bound.value.context, error: error) }
+            }
+        }
+    }
+
+    /// Lets the held writes go (the response's end first), or fails them and closes the
+    /// connection when the download failed: the promised length cannot be met.
+    private func finishFollowing(_ job: SendfileJob, context: ChannelHandlerContext, error: (any Error)?) {
+        job.close()
+        guard !removed, following === job else { return }
+        following = nil
+        let writes = held
+        held = []
+        if let error {
+            for write in writes { write.promise?.fail(error) }
+            let close = closeHeld
+            closeHeld = nil
+            context.close(promise: close?.promise)
+            return
+        }
+        for write in writes { self.write(context: context, data: write.data, promise: write.promise) }
+        guard following == nil else { return }  // the held writes started another download to follow
+        if flushHeld {
+            flushHeld = false
+            context.flush()
+        }
+        if let close = closeHeld {
+            closeHeld = nil
+            context.close(mode: close.mode, promise: close.promise)
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
         current?.close()
         for job in queued { job.close() }
+        for write in held { write.promise?.fail(ChannelError.ioOnClosedChannel) }
+        closeHeld?.promise?.succeed()
+        closeHeld = nil
         current = nil
+        following = nil
         queued.removeAll()
+        held.removeAll()
     }
 }
 
@@ -146,16 +255,16 @@ extension RegistryResponder {
     /// Responses whose body the kernel sent.
     static let sendfileResponses = Counter(label: "archway_sendfile_responses_total")
 
-    /// Hands a stored blob's bytes to the connection's ``SendfileHandler`` and returns the value
-    /// of the head's marker; nil when the connection has no such handler (TLS, HTTP/2) or the
-    /// content is not stored whole.
-    static func queueSendfile(_ reader: BlobReader, on channel: any Channel) async -> UInt64? {
-        guard let region = reader.duplicateStoredRegion() else { return nil }
+    /// Hands a blob's `length` bytes from the reader's start, stored or downloading, to the
+    /// connection's ``SendfileHandler`` and returns the value of the head's marker; nil when the
+    /// connection has no such handler (TLS, HTTP/2).
+    static func queueSendfile(_ reader: BlobReader, length: Int64, on channel: any Channel) async -> UInt64? {
+        guard let descriptor = reader.duplicateDescriptor() else { return nil }
         let job = SendfileJob(
-            handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: region.descriptor),
-            start: region.start,
-            end: region.end,
-            keepAlive: reader
+            handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor),
+            start: reader.start,
+            end: reader.start + length,
+            reader: reader
         )
         do {
             try await channel.eventLoop.submit {

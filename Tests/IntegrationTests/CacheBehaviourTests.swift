@@ -62,6 +62,47 @@ import Testing
         }
     }
 
+    /// A blob sent from its running download while the client has already pipelined its next
+    /// request (and asked to close): the next answer waits for the blob, in order, and the
+    /// connection closes only after both.
+    @Test func aPipelinedRequestWaitsForTheDownloadingBlobBeforeIt() async throws {
+        try await withCacheEnvironment { env in
+            let blob = try await withTemporaryDirectory { directory in
+                let file = try makeLargeBlobFile(size: 6 << 20, seed: 11, in: directory)
+                return try await RegistryUploader(env.upstream).pushBlob(repository: "test/piped", file: file)
+            }
+            try await withArchwayProcess(configuration: env.configuration()) { archway in
+                env.proxy.setBlobFault(.holdAfter(1 << 20))
+                let address = archway.url.replacingOccurrences(of: "http://", with: "")
+                let script = """
+                    import hashlib, socket, sys
+                    host, port = sys.argv[1].rsplit(":", 1)
+                    s = socket.create_connection((host, int(port)))
+                    s.sendall(("GET /v2/registry.test/test/piped/blobs/%s HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n"
+                               "GET /v2/ HTTP/1.1\\r\\nHost: a\\r\\nConnection: close\\r\\n\\r\\n" % sys.argv[2]).encode())
+                    data = b""
+                    while chunk := s.recv(1 << 20):
+                        data += chunk
+                    head, rest = data.split(b"\\r\\n\\r\\n", 1)
+                    length = int([l for l in head.split(b"\\r\\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+                    body, second = rest[:length], rest[length:]
+                    print(head.split(b"\\r\\n")[0].decode())
+                    print("sha256:" + hashlib.sha256(body).hexdigest())
+                    print(second.split(b"\\r\\n")[0].decode())
+                    print(second.split(b"\\r\\n\\r\\n", 1)[1].decode())
+                    """
+                async let output = run(try requireProgram("python3"), ["-c", script, address, blob.digest], timeout: .seconds(60))
+                try await waitUntil(timeout: .seconds(30), "the download is held") {
+                    CacheEnvironment.temporaryFiles(archway).count == 1
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                env.proxy.release()
+                let lines = try await output.stdout.split(separator: "\n").map(String.init)
+                #expect(lines == ["HTTP/1.1 200 OK", blob.digest, "HTTP/1.1 200 OK", "{}"], "\(lines)")
+            }
+        }
+    }
+
     @Test func pullsSurviveAnUpstreamOutage() async throws {
         try await withCacheEnvironment { env in
             // tag-ttl 0: every pull asks the upstream, so the outage is really felt.
