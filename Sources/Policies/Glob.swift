@@ -3,6 +3,9 @@
 public struct Glob: Sendable, Hashable, CustomStringConvertible {
     public let pattern: String
     private let tokens: [Token]
+    /// No wildcard: matching is string equality (most rules name their repository outright, and
+    /// every manifest request by tag asks the rules).
+    private let isLiteral: Bool
 
     enum Token: Hashable {
         case literal(Character)
@@ -42,11 +45,13 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
         }
         self.pattern = pattern
         self.tokens = tokens
+        self.isLiteral = tokens.allSatisfy { if case .literal = $0 { true } else { false } }
     }
 
     public var description: String { pattern }
 
     public func matches(_ text: String) -> Bool {
+        if isLiteral { return text == pattern }
         let characters = Array(text)
         // memo[t][c]: whether tokens[t...] match characters[c...]
         var memo = [[Bool?]](repeating: [Bool?](repeating: nil, count: characters.count + 1), count: tokens.count + 1)

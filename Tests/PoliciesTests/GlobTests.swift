@@ -4,6 +4,9 @@ import Testing
 @Suite struct GlobTests {
     @Test(arguments: [
         ("docker.io/library/nginx", "docker.io/library/nginx", true),
+        ("docker.io/library/nginx", "docker.io/library/nginx2", false),
+        ("docker.io/library/nginx", "docker.io/library/ngin", false),
+        ("1.0", "1.0", true),
         ("docker.io/library/*", "docker.io/library/nginx", true),
         ("docker.io/library/*", "docker.io/library/a/b", false),
         ("docker.io/**", "docker.io/library/a/b", true),
