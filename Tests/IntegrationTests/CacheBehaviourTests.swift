@@ -62,6 +62,31 @@ import Testing
         }
     }
 
+    /// A slow client that asked to close the connection (`Connection: close`, as urllib and many
+    /// scripts send) still gets every byte, from a running download and from the store: the
+    /// close waits for the file to be sent.
+    @Test func aClientAskingToCloseGetsTheWholeBlob() async throws {
+        try await withCacheEnvironment { env in
+            try await withTemporaryDirectory { directory in
+                let file = try makeLargeBlobFile(size: 24 << 20, seed: 13, in: directory)
+                let blob = try await RegistryUploader(env.upstream).pushBlob(repository: "test/closing", file: file)
+                try await withArchwayProcess(configuration: env.configuration()) { archway in
+                    let url = "\(archway.url)/v2/registry.test/test/closing/blobs/\(blob.digest)"
+                    for (index, expected) in ["MISS", "HIT"].enumerated() {
+                        let body = directory.appendingPathComponent("body\(index)")
+                        let result = try await run(
+                            try requireProgram("curl"),
+                            ["-s", "-H", "Connection: close", "--limit-rate", "16M", "-D", "-", "-o", body.path, url],
+                            timeout: .seconds(60)
+                        )
+                        #expect(result.stdout.contains("X-Cache: \(expected)"), "\(result.stdout)")
+                        #expect(try sha256OfFile(body) == blob.digest, "the \(expected) answer is whole")
+                    }
+                }
+            }
+        }
+    }
+
     /// A blob sent from its running download while the client has already pipelined its next
     /// request (and asked to close): the next answer waits for the blob, in order, and the
     /// connection closes only after both.
