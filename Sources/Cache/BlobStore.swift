@@ -82,12 +82,14 @@ public final class BlobStore: Sendable {
     }
 
     /// The fill of `digest`: the running one if there is one (single flight), else a new one
-    /// that downloads with `open` on its own task and calls `finished` when done. Returns nil
+    /// that downloads with `open` on its own task and calls `finished` when done, with the
+    /// moment (by `now`) the outcome was reached, before any reader learned it. Returns nil
     /// when the content is already stored.
     public func fill<Body: AsyncSequence & Sendable>(
         _ digest: Digest,
+        now: @escaping @Sendable () -> Date = Date.init,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
-        finished: @escaping @Sendable (Result<Int64, any Error>) async -> Void
+        finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) throws -> Fill? where Body.Element == ByteBuffer {
         let (fill, isNew): (Fill?, Bool) = try state.withLock { state in
             if let running = state.fills[digest] { return (running, false) }
@@ -100,9 +102,9 @@ public final class BlobStore: Sendable {
         // The download belongs to the store, not to the request that started it: it finishes
         // when every client has gone.
         Task.detached {
-            let result = await fill.run(open)
+            let (result, completedAt) = await fill.run(open, now: now)
             self.state.withLock { _ = $0.fills.removeValue(forKey: digest) }
-            await finished(result)
+            await finished(result, completedAt)
         }
         return fill
     }

@@ -43,10 +43,12 @@ public final class Fill: Sendable {
         self.file = try FileDescriptor.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL)
     }
 
-    /// Downloads: `open` answers the upstream's announced length and the body.
+    /// Downloads: `open` answers the upstream's announced length and the body. Returns the
+    /// outcome and when it was reached, by `now`.
     func run<Body: AsyncSequence & Sendable>(
-        _ open: @Sendable () async throws -> (length: Int64?, body: Body)
-    ) async -> Result<Int64, any Error> where Body.Element == ByteBuffer {
+        _ open: @Sendable () async throws -> (length: Int64?, body: Body),
+        now: @Sendable () -> Date
+    ) async -> (result: Result<Int64, any Error>, completedAt: Date) where Body.Element == ByteBuffer {
         let result: Result<Int64, any Error>
         do {
             let (length, body) = try await open()
@@ -78,11 +80,14 @@ public final class Fill: Sendable {
             unlink(temporaryPath)
             result = .failure(error)
         }
+        // Stamped before readers learn the outcome: a client served after this moment then
+        // counts as a later use of its content than the download itself.
+        let completedAt = now()
         update {
             $0.lengthKnown = true
             $0.outcome = result
         }
-        return result
+        return (result, completedAt)
     }
 
     static func moveIntoPlace(_ temporaryPath: String, _ finalPath: String) throws(StorageError) {

@@ -63,6 +63,7 @@ extension PullThroughRegistry {
         do {
             return try store.fill(
                 digest,
+                now: now,
                 open: {
                     var notFound: (any Error)?
                     for source in sources {
@@ -76,13 +77,15 @@ extension PullThroughRegistry {
                     }
                     throw notFound ?? UpstreamError.status(404, errors: [], retryAfter: nil)
                 },
-                finished: { result in
+                finished: { result, completedAt in
                     switch result {
                     case .success(let size):
                         metrics.upstreamBytes.increment(by: size)
                         do {
+                            // Its use is the download's end, not this later catalog write: a hit
+                            // on other content in between is the more recent use.
                             try await catalog.recordBlob(
-                                digest, size: size, upstream: upstream.name, repository: repository.value, at: now())
+                                digest, size: size, upstream: upstream.name, repository: repository.value, at: completedAt)
                             try await evictor.evictIfNeeded()
                         } catch {
                             logger.error("catalog write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])

@@ -51,8 +51,8 @@ func readAll(_ reader: BlobReader) async throws -> [UInt8] {
             opened.add()
             return (Int64(content.count), body.stream)
         }
-        let fill = try #require(try store.fill(digest, open: open, finished: { _ in }))
-        let again = try #require(try store.fill(digest, open: open, finished: { _ in }))
+        let fill = try #require(try store.fill(digest, open: open, finished: { _, _ in }))
+        let again = try #require(try store.fill(digest, open: open, finished: { _, _ in }))
         #expect(fill === again, "single flight")
         let first = store.reader(following: fill)
         let second = store.reader(following: fill)
@@ -78,7 +78,7 @@ func readAll(_ reader: BlobReader) async throws -> [UInt8] {
         let digest = Digest.sha256(content)
         let body = ControlledBody()
         let fill = try #require(
-            try store.fill(digest, open: { (Int64(content.count), body.stream) }, finished: { _ in })
+            try store.fill(digest, open: { (Int64(content.count), body.stream) }, finished: { _, _ in })
         )
         let reader = store.reader(following: fill)
         switch failure {
