@@ -55,8 +55,13 @@ struct ProcessTests {
             #expect(child.pid > 0)
             #expect(child.isRunning)
             try await waitUntil(timeout: .seconds(5)) { child.output().contains("started") }
-            #expect((child.residentMemoryBytes() ?? 0) > 0)
-            #expect((child.peakResidentMemoryBytes() ?? 0) >= (child.residentMemoryBytes() ?? 0))
+            // exec resets the peak: compare within one program image, current first.
+            try await waitUntil(timeout: .seconds(5)) {
+                (try? String(contentsOfFile: "/proc/\(child.pid)/comm", encoding: .utf8))?.hasPrefix("sleep") == true
+            }
+            let resident = child.residentMemoryBytes() ?? 0
+            #expect(resident > 0)
+            #expect((child.peakResidentMemoryBytes() ?? 0) >= resident)
             await child.terminate()
             #expect(!child.isRunning)
             #expect(child.termination?.signal == SIGTERM)
