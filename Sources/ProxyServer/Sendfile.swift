@@ -105,14 +105,18 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
 
     private var queued: [SendfileJob] = []
     private var current: SendfileJob?
-    /// The job being followed while its download runs, and the writes held back until it ends.
+    /// The job being followed while its download runs, and what the connection was asked to do
+    /// meanwhile, in order: Hummingbird thinks the response has ended, so it writes the next
+    /// one, flushes, and closes (`Connection: close`, shutdown) as usual.
     private var following: SendfileJob?
-    private var held: [(data: NIOAny, promise: EventLoopPromise<Void>?)] = []
-    private var flushHeld = false
-    /// A close asked for while following (Hummingbird thinks the response ended: a shutdown,
-    /// `Connection: close`): it happens once the file is sent.
-    private var closeHeld: (mode: CloseMode, promise: EventLoopPromise<Void>?)?
+    private var held: [Held] = []
     private var removed = false
+
+    private enum Held {
+        case write(NIOAny, EventLoopPromise<Void>?)
+        case flush
+        case close(CloseMode, EventLoopPromise<Void>?)
+    }
 
     /// Queues the file for the next marked response on this connection.
     func enqueue(_ job: SendfileJob) {
@@ -121,7 +125,7 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if following != nil {
-            held.append((data, promise))
+            held.append(.write(data, promise))
             return
         }
         switch unwrapOutboundIn(data) {
@@ -154,7 +158,7 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
                 context.write(data, promise: promise)
             } else {
                 following = job
-                held.append((data, promise))
+                held.append(.write(data, promise))
                 follow(job, context: context)
             }
         }
@@ -162,25 +166,17 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
 
     func flush(context: ChannelHandlerContext) {
         if following != nil {
-            flushHeld = true
+            held.append(.flush)
         } else {
             context.flush()
         }
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard following != nil else {
-            context.close(mode: mode, promise: promise)
-            return
-        }
-        if let earlier = closeHeld {
-            // Keep the widest close; both promises complete with it.
-            let widest: CloseMode = earlier.mode == mode ? mode : .all
-            let combined = earlier.promise ?? promise
-            if let promise, let earlierPromise = earlier.promise { earlierPromise.futureResult.cascade(to: promise) }
-            closeHeld = (widest, combined)
+        if following != nil {
+            held.append(.close(mode, promise))
         } else {
-            closeHeld = (mode, promise)
+            context.close(mode: mode, promise: promise)
         }
     }
 
@@ -210,40 +206,41 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Lets the held writes go (the response's end first), or fails them and closes the
-    /// connection when the download failed: the promised length cannot be met.
+    /// Replays what was held (the response's end first), through this handler again, so a held
+    /// response that follows another download holds the rest anew. When the download failed,
+    /// the promised length cannot be met: the held writes fail and the connection closes.
     private func finishFollowing(_ job: SendfileJob, context: ChannelHandlerContext, error: (any Error)?) {
         job.close()
         guard !removed, following === job else { return }
         following = nil
-        let writes = held
+        let operations = held
         held = []
-        if let error {
-            for write in writes { write.promise?.fail(error) }
-            let close = closeHeld
-            closeHeld = nil
-            context.close(promise: close?.promise)
+        guard let error else {
+            for operation in operations {
+                switch operation {
+                case .write(let data, let promise): write(context: context, data: data, promise: promise)
+                case .flush: flush(context: context)
+                case .close(let mode, let promise): close(context: context, mode: mode, promise: promise)
+                }
+            }
             return
         }
-        for write in writes { self.write(context: context, data: write.data, promise: write.promise) }
-        guard following == nil else { return }  // the held writes started another download to follow
-        if flushHeld {
-            flushHeld = false
-            context.flush()
-        }
-        if let close = closeHeld {
-            closeHeld = nil
-            context.close(mode: close.mode, promise: close.promise)
-        }
+        let closed = context.eventLoop.makePromise(of: Void.self)
+        for case .close(_, let promise?) in operations { closed.futureResult.cascade(to: promise) }
+        Self.fail(operations, with: error)
+        context.close(promise: closed)
+    }
+
+    private static func fail(_ operations: [Held], with error: any Error) {
+        for case .write(_, let promise?) in operations { promise.fail(error) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
         current?.close()
         for job in queued { job.close() }
-        for write in held { write.promise?.fail(ChannelError.ioOnClosedChannel) }
-        closeHeld?.promise?.succeed()
-        closeHeld = nil
+        Self.fail(held, with: ChannelError.ioOnClosedChannel)
+        for case .close(_, let promise?) in held { promise.succeed() }
         current = nil
         following = nil
         queued.removeAll()
