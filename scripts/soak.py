@@ -8,59 +8,18 @@ manifests (by tag and by digest) and blobs, while pullers fetch images that are 
 resident memory and open file descriptors every 5 seconds. Prints a Markdown report; exits 1 on
 any error. Everything it starts it stops, by pid."""
 
-import argparse, hashlib, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import argparse, hashlib, os, re, shutil, signal, subprocess, sys, tempfile, threading, time
 import urllib.request
+
+from registry_harness import RegistryAPI, free_port, wait_http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def request(method, url, data=None, headers=None):
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+def request(method, url, headers=None):
+    req = urllib.request.Request(url, method=method, headers=headers or {})
     with urllib.request.urlopen(req, timeout=60) as response:
         return response.status, dict(response.headers), response.read()
-
-
-def push_blob(registry, repo, data):
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    _, headers, _ = request("POST", f"{registry}/v2/{repo}/blobs/uploads/")
-    location = headers["Location"]
-    if location.startswith("/"):
-        location = registry + location
-    sep = "&" if "?" in location else "?"
-    request("PUT", f"{location}{sep}digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"})
-    return digest, len(data)
-
-
-def push_image(registry, repo, tag, arch, layer_size):
-    layer = os.urandom(layer_size)
-    layer_digest, layer_len = push_blob(registry, repo, layer)
-    config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
-    config_digest, config_len = push_blob(registry, repo, config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_len},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_len}],
-    }, separators=(",", ":")).encode()
-    request("PUT", f"{registry}/v2/{repo}/manifests/{tag}", data=manifest,
-            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
-    return "sha256:" + hashlib.sha256(manifest).hexdigest(), config_digest, layer_digest
 
 
 def proc_status(pid):
@@ -90,7 +49,8 @@ def main():
         processes.append(subprocess.Popen(["docker-registry", "serve", f"{work}/registry.yml"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         registry = f"http://127.0.0.1:{reg_port}"
         wait_http(f"{registry}/v2/")
-        cached = [push_image(registry, f"soak/cached{i}", "1", "amd64", 256 * 1024) for i in range(8)]
+        api = RegistryAPI(registry)
+        cached = [api.push_image(f"soak/cached{i}", "1", "amd64", layers=1, layer_size=256 * 1024) for i in range(8)]
         with open(f"{work}/archway.yaml", "w") as f:
             f.write(f"listen: 127.0.0.1:{arch_port}\nstorage:\n  path: {work}/cache\nupstreams:\n  - name: soak.test\n    url: {registry}\n"
                     "default-upstream: soak.test\ntag-ttl: 30s\n")
@@ -102,9 +62,10 @@ def main():
         wait_http(f"{base}/v2/")
         # Warm: every cached image once.
         paths = []
-        for i, (manifest, config, layer) in enumerate(cached):
+        for i, image in enumerate(cached):
             repo = f"soak/cached{i}"
-            for path in (f"/v2/{repo}/manifests/1", f"/v2/{repo}/manifests/{manifest}", f"/v2/{repo}/blobs/{config}", f"/v2/{repo}/blobs/{layer}"):
+            for path in (f"/v2/{repo}/manifests/1", f"/v2/{repo}/manifests/{image.manifest}", f"/v2/{repo}/blobs/{image.config}",
+                         f"/v2/{repo}/blobs/{image.layers[0]}"):
                 request("GET", base + path, headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
                 paths.append(path)
         rss0, _, fds0 = proc_status(archway.pid)
@@ -125,8 +86,9 @@ def main():
                 n += 1
                 repo = f"soak/fresh{worker}-{n}"
                 try:
-                    manifest, config, layer = push_image(registry, repo, "1", "arm64", 512 * 1024)
-                    for ref, want in ((f"/v2/{repo}/manifests/1", manifest), (f"/v2/{repo}/blobs/{config}", config), (f"/v2/{repo}/blobs/{layer}", layer)):
+                    image = api.push_image(repo, "1", "arm64", layers=1, layer_size=512 * 1024)
+                    for ref, want in ((f"/v2/{repo}/manifests/1", image.manifest), (f"/v2/{repo}/blobs/{image.config}", image.config),
+                                      (f"/v2/{repo}/blobs/{image.layers[0]}", image.layers[0])):
                         status, _, body = request("GET", base + ref, headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
                         if status != 200 or "sha256:" + hashlib.sha256(body).hexdigest() != want:
                             errors.append(f"{ref}: status {status}, wrong bytes")
