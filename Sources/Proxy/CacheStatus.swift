@@ -1,5 +1,6 @@
 import Cache
 import Metrics
+import NIOCore
 import OCI
 import RegistryClient
 
@@ -32,12 +33,23 @@ public struct BlobAnswer: Sendable {
     public var length: Int64?
     /// The part being served (a `206`), nil for the whole blob.
     public var range: ByteRange?
-    public var body: ByteStream
     public var cache: CacheStatus
-    /// The reader behind `body`, for a server that can send the file without reading it
-    /// (``countSent(_:)`` then counts what it sent).
+    /// The stored file or the running download, from the first byte served; a server that can
+    /// send the file without reading it uses this, and ``countSent(_:)`` counts what it sent.
     public var reader: BlobReader
     let sentBytes: Counter
+
+    /// The bytes, read as they are taken and counted as sent to a client.
+    public var body: ByteStream {
+        let (reader, counter) = (reader, sentBytes)
+        return ByteStream {
+            {
+                let chunk = try await reader.next()
+                if let chunk { counter.increment(by: chunk.readableBytes) }
+                return chunk
+            }
+        }
+    }
 
     /// Counts bytes sent to a client without going through `body`.
     public func countSent(_ bytes: Int64) {

@@ -22,7 +22,7 @@ extension PullThroughRegistry {
                     catalog.noteAccess(digest, at: now())
                     metrics.count(.hit, manifest: false)
                     return BlobAnswer(
-                        length: length, range: range, body: body(reader), cache: .hit, reader: reader, sentBytes: metrics.clientBytes)
+                        length: length, range: range, cache: .hit, reader: reader, sentBytes: metrics.clientBytes)
                 }
             }
             if offline { throw offlineMiss("blob \(digest)") }
@@ -48,7 +48,7 @@ extension PullThroughRegistry {
             let reader = store.reader(following: fill, range: range.map { $0.lowerBound...$0.upperBound })
             metrics.count(.miss, manifest: false)
             return BlobAnswer(
-                length: length, range: range, body: body(reader), cache: .miss, reader: reader, sentBytes: metrics.clientBytes)
+                length: length, range: range, cache: .miss, reader: reader, sentBytes: metrics.clientBytes)
         }
     }
 
@@ -100,18 +100,6 @@ extension PullThroughRegistry {
         } catch {
             logger.error("cannot start a blob download", metadata: ["digest": "\(digest)", "error": "\(error)"])
             throw RegistryError(.unavailable, "the cache cannot store \(digest): \(error)")
-        }
-    }
-
-    /// The stream a client reads, counting what it sends.
-    private func body(_ reader: BlobReader) -> ByteStream {
-        let counter = metrics.clientBytes
-        return ByteStream {
-            {
-                let chunk = try await reader.next()
-                if let chunk { counter.increment(by: chunk.readableBytes) }
-                return chunk
-            }
         }
     }
 

@@ -70,7 +70,7 @@ extension PullThroughRegistry {
         if let record = try await catalog.tag(key),
             let cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
         {
-            if offline || now().timeIntervalSince(record.validatedAt) < tagTTL.seconds {
+            if offline || now().timeIntervalSince(record.validatedAt) < tagTTL.totalSeconds {
                 return ManifestAnswer(manifest: cached, cache: .hit)
             }
             return try await revalidate(route, tag: tag, key: key, cached: cached, accepting: accepting)
@@ -149,9 +149,8 @@ extension PullThroughRegistry {
     /// Whether an `Accept` list admits a media type; no `Accept` at all admits anything.
     static func accepts(_ accepting: [String], _ mediaType: MediaType) -> Bool {
         if accepting.isEmpty { return true }
-        return accepting.contains { entry in
-            let type = MediaType(contentType: entry).rawValue
-            return type == mediaType.rawValue || type == "*/*" || type == "application/*"
+        return MediaType.parseAccept(accepting).contains { type in
+            type == mediaType || type.rawValue == "*/*" || type.rawValue == "application/*"
         }
     }
 
@@ -184,12 +183,5 @@ extension PullThroughRegistry {
             // The answer is still right; only the cache missed it.
             logger.error("could not cache a manifest", metadata: ["digest": "\(manifest.digest)", "error": "\(error)"])
         }
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -27,7 +27,7 @@ extension PullThroughRegistry {
         var cached: Manifest?
         if let record = try await catalog.tag(key) {
             cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
-            if let cached, offline || now().timeIntervalSince(record.validatedAt) < tagTTL.seconds {
+            if let cached, offline || now().timeIntervalSince(record.validatedAt) < tagTTL.totalSeconds {
                 return try await adapt(
                     ManifestAnswer(manifest: cached, cache: .hit), route: route, accepting: accepting, clientPlatform: clientPlatform)
             }
@@ -193,7 +193,7 @@ extension PullThroughRegistry {
         -> ManifestAnswer
     {
         if Self.accepts(accepting, answer.manifest.mediaType) { return answer }
-        guard case .index(let index) = try answer.manifest.decoded() else { return answer }
+        guard case .index(let index) = decodedManifest(answer.manifest) else { return answer }
         let platforms = index.manifests.compactMap(\.platform)
         if let clientPlatform, let child = index.manifests.first(where: { $0.platform?.matches(clientPlatform) == true }) {
             var childAnswer = try await manifest(route, digest: child.digest, accepting: accepting)

@@ -43,10 +43,3 @@ extension RegistryResponder {
         ResponseBody(contentLength: length) { writer in try await writer.finish(nil) }
     }
 }
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -77,7 +77,7 @@ public struct RegistryResponder: HTTPResponder {
             "method": "\(request.method)",
             "path": "\(request.uri.path)",
             "status": "\(response.status.code)",
-            "ms": "\(elapsed.milliseconds)",
+            "ms": "\(elapsed.totalMilliseconds)",
             "client": "\(context.remoteAddress?.ipAddress ?? "")",
         ]
         if let cache = response.headers[Self.cacheStatus] { metadata["cache"] = "\(cache)" }

@@ -1,5 +1,6 @@
 import CoreMetrics
 import HTTPTypes
+import OCI
 import Synchronization
 
 /// `archway_requests_total{route,method,status}` and `archway_request_duration_seconds{route}`,
@@ -34,7 +35,6 @@ final class RequestMetrics: Sendable {
             timers[route] = timer
             return timer
         }
-        let (seconds, attoseconds) = elapsed.components
-        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        timer.recordNanoseconds(elapsed.totalNanoseconds)
     }
 }

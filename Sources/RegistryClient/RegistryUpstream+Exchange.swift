@@ -90,9 +90,7 @@ extension RegistryUpstream {
     /// Counts an upstream answer, times it, and notes Docker Hub's remaining pull allowance.
     private func record(_ response: HTTPResponse, after duration: Duration) {
         Counter(label: "archway_upstream_requests_total", dimensions: [("upstream", name), ("status", String(response.status))]).increment()
-        Timer(label: "archway_upstream_duration_seconds", dimensions: [("upstream", name)]).recordNanoseconds(
-            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-        )
+        Timer(label: "archway_upstream_duration_seconds", dimensions: [("upstream", name)]).recordNanoseconds(duration.totalNanoseconds)
         // `ratelimit-remaining: 76;w=21600`
         if let remaining = response.headers["ratelimit-remaining"]?.split(separator: ";").first.flatMap({ Int($0) }) {
             Gauge(label: "archway_upstream_ratelimit_remaining", dimensions: [("upstream", name)]).record(remaining)

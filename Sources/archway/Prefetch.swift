@@ -136,8 +136,7 @@ final class ProgressState: Sendable {
         counts.withLock { counts in
             counts.total += Int64(bytes)
             let now = ContinuousClock.now
-            let elapsed = max(
-                0.001, Double((now - counts.started).components.seconds) + Double((now - counts.started).components.attoseconds) / 1e18)
+            let elapsed = max(0.001, (now - counts.started).totalSeconds)
             let draw = now - counts.drawn >= .milliseconds(100)
             if draw { counts.drawn = now }
             return (counts.total, Double(counts.total) / elapsed, draw)

@@ -176,7 +176,11 @@ import Testing
                 for _ in 0..<2 {
                     _ = try await httpRequest("GET", "\(archway.url)/v2/registry.test/test/single/blobs/\(layer.digest)")
                 }
+                // A method outside the usual set (llhttp refuses unknown ones itself) counts as OTHER.
+                #expect(try await HTTPSurfaceTests.curl(["-X", "PROPFIND", "\(archway.url)/v2/"]).status == 405)
                 let after = try PrometheusText.parse(try await httpRequest("GET", "\(archway.url)/metrics").bodyText)
+                #expect(after[#"archway_requests_total{method="OTHER",route="base",status="405"}"#] == 1)
+                #expect(!after.keys.contains { $0.contains("PROPFIND") })
                 let blobRequests = #"archway_requests_total{method="GET",route="blob",status="200"}"#
                 #expect((after[blobRequests] ?? 0) - (before[blobRequests] ?? 0) == 2)
                 #expect(after[#"archway_cache_requests_total{kind="blob",result="miss"}"#] == 1)

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import OCI
 import Synchronization
 
 #if canImport(Glibc)
@@ -109,20 +110,12 @@ final class ChildExitMonitor: Sendable {
                 return
             }
             if let timeout {
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.harnessSeconds) { [self] in
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.totalSeconds) { [self] in
                     let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
                     waiter?.resume(returning: nil)
                 }
             }
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a `Double`.
-    var harnessSeconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 }
 

@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import OCI
 import Synchronization
 
 /// The only place Archway touches libcurl: one multi handle driven by its own thread.
@@ -126,11 +127,11 @@ final class CurlMulti: @unchecked Sendable {
         archway_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
         archway_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
         archway_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 64 << 10)
-        archway_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeout.milliseconds)
+        archway_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout.totalMilliseconds))
         archway_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
-        archway_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, options.stallTimeout.milliseconds / 1000))
+        archway_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(options.stallTimeout.totalMilliseconds / 1000)))
         if let total = request.totalTimeout {
-            archway_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, total.milliseconds)
+            archway_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(total.totalMilliseconds))
         }
         if request.method == .head {
             archway_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
@@ -166,12 +167,5 @@ final class CurlMulti: @unchecked Sendable {
         curl_slist_free_all(entry.headerList)
         entry.errorBuffer.deallocate()
         entry.transfer.complete(error)
-    }
-}
-
-extension Duration {
-    var milliseconds: Int {
-        let (seconds, attoseconds) = components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
 }
