@@ -63,6 +63,17 @@ public final class InMemoryUpstream: Upstream {
         try lookUp(repository, reference, call: "head").descriptor
     }
 
+    public func blobLength(_ repository: RepositoryName, _ digest: Digest) async throws -> Int64? {
+        try state.withLock { state throws(UpstreamError) -> Int64? in
+            state.calls.append("headblob \(repository) \(digest)")
+            guard state.reachable else { throw Self.unreachable }
+            guard let data = state.blobs[digest] else {
+                throw UpstreamError.status(404, errors: [RegistryError(.blobUnknown, "blob unknown")], retryAfter: nil)
+            }
+            return Int64(data.count)
+        }
+    }
+
     public func blob(_ repository: RepositoryName, _ digest: Digest) async throws -> BlobResponse {
         let data = try state.withLock { state throws(UpstreamError) -> Data in
             state.calls.append("blob \(repository) \(digest)")

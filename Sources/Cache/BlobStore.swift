@@ -84,15 +84,17 @@ public final class BlobStore: Sendable {
     /// The fill of `digest`: the running one if there is one (single flight), else a new one
     /// that downloads with `open` on its own task and calls `finished` when done, with the
     /// moment (by `now`) the outcome was reached, before any reader learned it. Returns nil
-    /// when the content is already stored.
+    /// when the content is already stored, or when another fill runs and `join` is false (a
+    /// caller not yet allowed to read what that fill downloads).
     public func fill<Body: AsyncSequence & Sendable>(
         _ digest: Digest,
+        join: Bool = true,
         now: @escaping @Sendable () -> Date = Date.init,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) throws -> Fill? where Body.Element == ByteBuffer {
         let (fill, isNew): (Fill?, Bool) = try state.withLock { state in
-            if let running = state.fills[digest] { return (running, false) }
+            if let running = state.fills[digest] { return (join ? running : nil, false) }
             if length(of: digest) != nil { return (nil, false) }
             let fill = try Fill(digest: digest, temporaryPath: temporaryPath(digest), finalPath: path(digest))
             state.fills[digest] = fill

@@ -4,8 +4,8 @@ import OCI
 import Synchronization
 
 /// What Archway knows about its cache, in SQLite (WAL): which tag answered which digest for
-/// which `Accept` set, what content is stored (kind, media type, size, last access), and where
-/// each digest can be fetched from (upstream + repository).
+/// which `Accept` set, what content is stored (kind, media type, size, last access), and under
+/// which repository names each digest may be served and where it is fetched for each (links).
 ///
 /// Access times are noted in memory and written in batches (``flushAccesses()``), so a cache
 /// hit costs no SQLite write; recently used tag answers are kept in memory too (written
@@ -102,6 +102,35 @@ public final class Catalog: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v4: links between names and content") { db in
+            // Content is served under a name only through a link to that name whose source is known
+            // to have it (`presence`: fetched from there, or confirmed there by a HEAD). A link says
+            // where content served under a name is fetched: the name itself, or for a synthesized
+            // index's children the member's repository. What the old `source` table knew was
+            // trusted by the version that wrote it, and stays trusted.
+            try db.execute(
+                sql: """
+                    CREATE TABLE link (
+                        digest TEXT NOT NULL,
+                        upstream TEXT NOT NULL,
+                        repository TEXT NOT NULL,
+                        source_upstream TEXT NOT NULL,
+                        source_repository TEXT NOT NULL,
+                        PRIMARY KEY (digest, upstream, repository, source_upstream, source_repository)
+                    );
+                    INSERT INTO link (digest, upstream, repository, source_upstream, source_repository)
+                        SELECT digest, upstream, repository, upstream, repository FROM source;
+                    CREATE TABLE presence (
+                        digest TEXT NOT NULL,
+                        upstream TEXT NOT NULL,
+                        repository TEXT NOT NULL,
+                        PRIMARY KEY (digest, upstream, repository)
+                    );
+                    INSERT INTO presence (digest, upstream, repository) SELECT digest, upstream, repository FROM source;
+                    DROP TABLE source;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -145,7 +174,7 @@ public final class Catalog: Sendable {
         try await database.write { db in
             try Self.upsertContent(
                 db, descriptor.digest, kind: .manifest, mediaType: descriptor.mediaType.rawValue, size: descriptor.size, at: date)
-            try Self.insertOrigin(db, descriptor.digest, upstream: upstream, repository: repository)
+            try Self.insertPresence(db, descriptor.digest, at: Origin(upstream: upstream, repository: repository))
             if let tag {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO tag (upstream, repository, tag, accept, digest, validated_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -182,11 +211,11 @@ public final class Catalog: Sendable {
 
     // MARK: - Content
 
-    /// Records a blob stored in the blob store and where it came from.
+    /// Records a blob stored in the blob store and where it came from (linked to that name).
     public func recordBlob(_ digest: Digest, size: Int64, upstream: String, repository: String, at date: Date) async throws {
         try await database.write { db in
             try Self.upsertContent(db, digest, kind: .blob, mediaType: nil, size: size, at: date)
-            try Self.insertOrigin(db, digest, upstream: upstream, repository: repository)
+            try Self.insertPresence(db, digest, at: Origin(upstream: upstream, repository: repository))
         }
     }
 
@@ -218,22 +247,39 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// Where content can be fetched from: (upstream, repository) pairs, first recorded first.
-    public func origins(_ digest: Digest) async throws -> [Origin] {
+    /// Where content served under `name` is fetched: the sources of its links to that name,
+    /// first recorded first, each with whether the source is known to have it. Empty when the
+    /// digest was never linked to the name.
+    public func sources(_ digest: Digest, under name: Origin) async throws -> [LinkedSource] {
         try await database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT upstream, repository FROM source WHERE digest = ? ORDER BY rowid", arguments: [digest.description]
+                db,
+                sql: """
+                    SELECT link.source_upstream, link.source_repository, presence.digest IS NOT NULL FROM link
+                    LEFT JOIN presence ON presence.digest = link.digest AND presence.upstream = link.source_upstream
+                        AND presence.repository = link.source_repository
+                    WHERE link.digest = ? AND link.upstream = ? AND link.repository = ? ORDER BY link.rowid
+                    """,
+                arguments: [digest.description, name.upstream, name.repository]
             )
-            .map { Origin(upstream: $0[0], repository: $0[1]) }
+            .map { LinkedSource(origin: Origin(upstream: $0[0], repository: $0[1]), isConfirmed: $0[2]) }
         }
     }
 
-    /// Records where content named by a manifest can be fetched, before it is ever stored.
-    public func recordOrigins(_ digests: [Digest], upstream: String, repository: String) async throws {
+    /// Records that `origin` has the content (it answered a HEAD for it); it is linked there too.
+    public func confirm(_ digest: Digest, at origin: Origin) async throws {
+        try await database.write { db in
+            try Self.insertPresence(db, digest, at: origin)
+        }
+    }
+
+    /// Links content to a name, to be fetched from `source` (the name itself when nil), before
+    /// it is ever stored: what a manifest names, a synthesized index's children.
+    public func link(_ digests: [Digest], under name: Origin, source: Origin? = nil) async throws {
         guard !digests.isEmpty else { return }
         try await database.write { db in
             for digest in digests {
-                try Self.insertOrigin(db, digest, upstream: upstream, repository: repository)
+                try Self.insertLink(db, digest, name: name, source: source)
             }
         }
     }
@@ -254,7 +300,7 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// Forgets content and the tags that named it (where it can be fetched is kept).
+    /// Forgets content and the tags that named it (its links are kept).
     public func remove(_ digest: Digest) async throws {
         _ = try await database.write { db in
             try db.execute(sql: "DELETE FROM content WHERE digest = ?", arguments: [digest.description])
@@ -299,10 +345,23 @@ public final class Catalog: Sendable {
         )
     }
 
-    private static func insertOrigin(_ db: Database, _ digest: Digest, upstream: String, repository: String) throws {
+    /// The content is at `origin` (fetched from there): linked to it, and known to be there.
+    private static func insertPresence(_ db: Database, _ digest: Digest, at origin: Origin) throws {
+        try insertLink(db, digest, name: origin, source: nil)
         try db.execute(
-            sql: "INSERT OR IGNORE INTO source (digest, upstream, repository) VALUES (?, ?, ?)",
-            arguments: [digest.description, upstream, repository]
+            sql: "INSERT OR IGNORE INTO presence (digest, upstream, repository) VALUES (?, ?, ?)",
+            arguments: [digest.description, origin.upstream, origin.repository]
+        )
+    }
+
+    private static func insertLink(_ db: Database, _ digest: Digest, name: Origin, source: Origin?) throws {
+        let source = source ?? name
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO link (digest, upstream, repository, source_upstream, source_repository)
+                VALUES (?, ?, ?, ?, ?)
+                """,
+            arguments: [digest.description, name.upstream, name.repository, source.upstream, source.repository]
         )
     }
 }

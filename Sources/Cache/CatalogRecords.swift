@@ -64,7 +64,7 @@ public struct ContentRecord: Sendable, Hashable {
     }
 }
 
-/// Where a digest can be fetched: an upstream and a repository on it.
+/// A repository on an upstream: a name content is served under, or where it is fetched.
 public struct Origin: Sendable, Hashable {
     public var upstream: String
     public var repository: String
@@ -72,5 +72,17 @@ public struct Origin: Sendable, Hashable {
     public init(upstream: String, repository: String) {
         self.upstream = upstream
         self.repository = repository
+    }
+}
+
+/// A source of content linked to a name, and whether that source is known to have it.
+public struct LinkedSource: Sendable, Hashable {
+    public var origin: Origin
+    /// The content was fetched from the source, or the source confirmed it has it.
+    public var isConfirmed: Bool
+
+    public init(origin: Origin, isConfirmed: Bool) {
+        self.origin = origin
+        self.isConfirmed = isConfirmed
     }
 }

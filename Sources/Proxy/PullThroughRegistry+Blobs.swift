@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import OCI
 import RegistryClient
+import Synchronization
 
 extension PullThroughRegistry {
     /// A blob, or the part of it a `Range` header asks for. Stored blobs are served from disk
@@ -15,7 +16,13 @@ extension PullThroughRegistry {
     }
 
     func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
+        var admission = try await admission(digest, under: route)
         while true {
+            if !admission.isConfirmed, store.length(of: digest) != nil || store.runningFill(digest) != nil {
+                // Stored or downloading for another name: served here only once this name's
+                // sources are known to have it.
+                admission = try await confirmed(digest, admission, under: route, what: .blob)
+            }
             if let length = store.length(of: digest) {
                 let range = try Self.range(rangeHeader, length: length)
                 if let reader = store.reader(digest, range: range.map { $0.lowerBound...$0.upperBound }) {
@@ -29,11 +36,13 @@ extension PullThroughRegistry {
             // A download in progress is joined at once: the clients that arrive while it runs
             // (a whole node pool pulling one image) get their first bytes without a catalog query.
             let fill: Fill
-            if let running = store.runningFill(digest) {
+            if admission.isConfirmed, let running = store.runningFill(digest) {
                 fill = running
             } else {
-                let sources = try await candidates(for: digest, requested: route)
-                guard let started = try startFill(digest, sources: sources) else { continue }  // it just completed
+                // Unconfirmed, the download is this name's own: it never joins another name's.
+                guard let started = try startFill(digest, sources: admission.sources, join: admission.isConfirmed) else {
+                    continue  // it just completed, or another name's download started
+                }
                 fill = started
             }
             let length: Int64?
@@ -54,21 +63,22 @@ extension PullThroughRegistry {
 
     /// Starts the download of a blob from the first of `sources` that has it, or joins the one
     /// running. Nil when it is already stored.
-    private func startFill(_ digest: Digest, sources: [UpstreamRouter.Route]) throws -> Fill? {
-        let route = sources[0]
-        let upstream = route.upstream
-        let repository = route.repository
-        let key = route.key
+    private func startFill(_ digest: Digest, sources: [UpstreamRouter.Route], join: Bool) throws -> Fill? {
+        let key = sources[0].key
         let (catalog, evictor, logger, metrics, now) = (catalog, evictor, logger, metrics, now)
+        // The source that answered: the content is known to be there once it is verified.
+        let answered = Mutex<UpstreamRouter.Route>(sources[0])
         do {
             return try store.fill(
                 digest,
+                join: join,
                 now: now,
                 open: {
                     var notFound: (any Error)?
                     for source in sources {
                         do {
                             let response = try await source.upstream.blob(source.repository, digest)
+                            answered.withLock { $0 = source }
                             return (response.contentLength, response.body)
                         } catch let error as UpstreamError {
                             guard case .status(404, _, _) = error else { throw error }
@@ -84,8 +94,9 @@ extension PullThroughRegistry {
                         do {
                             // Its use is the download's end, not this later catalog write: a hit
                             // on other content in between is the more recent use.
+                            let source = answered.withLock { $0 }
                             try await catalog.recordBlob(
-                                digest, size: size, upstream: upstream.name, repository: repository.value, at: completedAt)
+                                digest, size: size, upstream: source.upstream.name, repository: source.repository.value, at: completedAt)
                             try await evictor.evictIfNeeded()
                         } catch {
                             logger.error("catalog write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])

@@ -39,7 +39,10 @@ extension PullThroughRegistry {
     }
 
     func manifest(_ route: UpstreamRouter.Route, digest: Digest, accepting: [String]) async throws -> ManifestAnswer {
+        var admission = try await admission(digest, under: route)
         if let stored = try await storedManifest(digest, mediaType: nil) {
+            admission = try await confirmed(digest, admission, under: route, what: .manifest)
+            await linkReferences(of: stored, under: route, source: admission.sources[0])
             // Registries answer a digest only in a media type the client accepts (distribution:
             // "OCI manifest found, but accept header does not support OCI manifests").
             guard Self.accepts(accepting, stored.mediaType) else {
@@ -52,10 +55,10 @@ extension PullThroughRegistry {
         }
         if offline { throw offlineMiss("manifest \(digest)") }
         var notFound: UpstreamError?
-        for candidate in try await candidates(for: digest, requested: route) {
+        for candidate in admission.sources {
             do {
                 let manifest = try await candidate.upstream.manifest(candidate.repository, .digest(digest), accepting: accepting)
-                try await save(manifest, route: candidate, tag: nil)
+                try await save(manifest, route: candidate, tag: nil, servedUnder: route)
                 return ManifestAnswer(manifest: manifest, cache: .miss)
             } catch let error as UpstreamError {
                 guard case .status(404, _, _) = error else { throw wireError(error, route: candidate, what: .manifest) }
@@ -168,16 +171,18 @@ extension PullThroughRegistry {
         return manifest
     }
 
-    /// Stores a manifest before its digest is ever returned, so a later GET by digest (even
-    /// with the upstream gone) finds it.
-    func save(_ manifest: Manifest, route: UpstreamRouter.Route, tag: TagKey?) async throws {
+    /// Stores a manifest fetched from `route` before its digest is ever returned, so a later GET
+    /// by digest (even with the upstream gone) finds it. What it names is linked to `route`, and
+    /// to `servedUnder` (the name the client asked for) when that is another name.
+    func save(_ manifest: Manifest, route: UpstreamRouter.Route, tag: TagKey?, servedUnder: UpstreamRouter.Route? = nil) async throws {
         do {
             try store.store(manifest.bytes, as: manifest.digest)
             try await catalog.recordManifest(
                 manifest.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: tag, at: now()
             )
             // What it names (config, layers, children) can be fetched from the same place.
-            try await catalog.recordOrigins(Self.references(manifest), upstream: route.upstream.name, repository: route.repository.value)
+            await linkReferences(of: manifest, under: route, source: route)
+            if let servedUnder, servedUnder.key != route.key { await linkReferences(of: manifest, under: servedUnder, source: route) }
             metrics.upstreamBytes.increment(by: Int64(manifest.bytes.count))
         } catch {
             // The answer is still right; only the cache missed it.

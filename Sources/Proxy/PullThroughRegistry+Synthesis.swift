@@ -85,7 +85,7 @@ extension PullThroughRegistry {
             for (position, source) in sources.enumerated() {
                 group.addTask {
                     guard let reference = source.reference else { return (position, .missing("does not expand to a valid reference")) }
-                    return (position, await self.resolve(reference, declared: source.declared))
+                    return (position, await self.resolve(reference, declared: source.declared, for: route))
                 }
             }
             var results = [Resolution](repeating: .missing(""), count: sources.count)
@@ -108,8 +108,7 @@ extension PullThroughRegistry {
                 if let reference = sources[position].reference,
                     let source = router.route(upstream: reference.registry, repository: reference.repository)
                 {
-                    try await catalog.recordOrigins(
-                        children.map(\.descriptor.digest), upstream: source.upstream.name, repository: source.repository.value)
+                    try await catalog.link(children.map(\.descriptor.digest), under: route.origin, source: source.origin)
                 }
                 members.append(.init(source: label, outcome: .contributed(children.map(\.platform))))
             case .missing(let why):
@@ -136,9 +135,13 @@ extension PullThroughRegistry {
 
     /// One member: an index contributes its children (attestations aside), an image manifest
     /// itself with the platform its config states.
-    private func resolve(_ member: MemberReference, declared: Platform?) async -> Resolution {
+    private func resolve(_ member: MemberReference, declared: Platform?, for requested: UpstreamRouter.Route) async -> Resolution {
         guard let route = router.route(upstream: member.registry, repository: member.repository) else {
             return .missing("\(member.registry) is not a configured upstream")
+        }
+        // A rule never publishes a private upstream's images under a name anonymous clients read.
+        if route.isPrivate, !requested.isPrivate {
+            return .excluded("\(member.registry) is a private upstream and \(requested.upstream.name) is not")
         }
         do {
             let answer: ManifestAnswer

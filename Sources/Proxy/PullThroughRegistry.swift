@@ -24,6 +24,11 @@ public struct PullThroughRegistry: Sendable {
     /// hashing. Content never changes under a digest, so there is nothing to invalidate.
     let recentManifests = RecentlyUsed<Digest, Manifest>(budget: 32 << 20) { $0.bytes.count + 256 }
     let recentDecodedManifests = RecentlyUsed<Digest, DecodedManifest>(budget: 4096)
+    /// Digests known to be servable under a name, and the sources known to have them: a warm
+    /// pull checks its access without a catalog read.
+    let confirmedSources = RecentlyUsed<NamedDigest, [Origin]>(budget: 100_000)
+    /// Manifests whose content is already linked to the name they were served under.
+    let linkedManifests = RecentlyUsed<NamedDigest, Bool>(budget: 20_000)
     /// The policies in force (reloaded on SIGHUP).
     public let policyStore: PolicyStore
     public var policies: PolicySet { policyStore.current }
@@ -132,21 +137,6 @@ public struct PullThroughRegistry: Sendable {
             logger.warning("upstream failed", metadata: ["repository": "\(route.key)", "error": "\(error)"])
         }
         return wire
-    }
-
-    /// Where a digest can be fetched: the places it was seen referenced first (its own repository,
-    /// or a member's when it is the child of a synthesized index), then the requested route.
-    func candidates(for digest: Digest, requested: UpstreamRouter.Route) async throws -> [UpstreamRouter.Route] {
-        var routes: [UpstreamRouter.Route] = []
-        for origin in try await catalog.origins(digest) {
-            guard let repository = try? RepositoryName(origin.repository),
-                let route = router.route(upstream: origin.upstream, repository: repository),
-                !routes.contains(where: { $0.key == route.key })
-            else { continue }
-            routes.append(route)
-        }
-        if !routes.contains(where: { $0.key == requested.key }) { routes.append(requested) }
-        return routes
     }
 
     func offlineMiss(_ what: String) -> RegistryError {

@@ -86,8 +86,11 @@ public struct UpstreamRouter: Sendable {
     /// The route to a repository on the upstream known by `host` (a policy member, a recorded
     /// origin); nil when no configured upstream has that name.
     public func route(upstream host: String, repository: RepositoryName) -> Route? {
-        guard let index = indexByHost[host.lowercased()] else { return nil }
-        return try? route(entries[index].upstream, repository.value)
+        guard let index = indexByHost[host.lowercased()], var route = try? route(entries[index].upstream, repository.value) else {
+            return nil
+        }
+        route.isPrivate = entries[index].isPrivate
+        return route
     }
 
     private func route(_ upstream: any Upstream, _ path: String) throws(RegistryError) -> Route {

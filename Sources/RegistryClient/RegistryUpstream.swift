@@ -74,6 +74,11 @@ public struct RegistryUpstream: Upstream {
         return Descriptor(mediaType: MediaType(contentType: contentType), digest: digest, size: size)
     }
 
+    public func blobLength(_ repository: RepositoryName, _ digest: Digest) async throws -> Int64? {
+        let response = try await exchange(.head, repository: repository, path: "blobs/\(digest)", small: true)
+        return response.headers["Content-Length"].flatMap { Int64($0) }
+    }
+
     public func blob(_ repository: RepositoryName, _ digest: Digest) async throws -> BlobResponse {
         let response = try await exchange(.get, repository: repository, path: "blobs/\(digest)", small: false)
         return BlobResponse(contentLength: response.headers["Content-Length"].flatMap { Int64($0) }, body: response.body)

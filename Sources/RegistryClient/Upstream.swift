@@ -15,6 +15,10 @@ public protocol Upstream: Sendable {
     func manifestDescriptor(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws
         -> Descriptor
 
+    /// `HEAD /v2/<repository>/blobs/<digest>`: confirms the repository has the blob (its length,
+    /// when announced); throws the upstream's 404 when it does not.
+    func blobLength(_ repository: RepositoryName, _ digest: Digest) async throws -> Int64?
+
     /// `GET /v2/<repository>/blobs/<digest>`, streamed.
     func blob(_ repository: RepositoryName, _ digest: Digest) async throws -> BlobResponse
 

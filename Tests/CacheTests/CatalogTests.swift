@@ -26,7 +26,9 @@ import Testing
             try await catalog.tagAnswers(upstream: "docker.io", repository: "library/app", tag: "1").map(\.descriptor) == [child, index])
         try await catalog.markValidated(oci, at: Date(timeIntervalSince1970: 300))
         #expect(try await catalog.tag(oci)?.validatedAt == Date(timeIntervalSince1970: 300))
-        #expect(try await catalog.origins(index.digest) == [Origin(upstream: "docker.io", repository: "library/app")])
+        let app = Origin(upstream: "docker.io", repository: "library/app")
+        #expect(try await catalog.sources(index.digest, under: app) == [LinkedSource(origin: app, isConfirmed: true)])
+        #expect(try await catalog.sources(index.digest, under: Origin(upstream: "docker.io", repository: "library/other")).isEmpty)
         // Removing content forgets the tags that named it.
         try await catalog.remove(index.digest)
         #expect(try await catalog.tag(oci) == nil)

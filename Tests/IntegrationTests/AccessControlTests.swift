@@ -9,23 +9,7 @@ import Testing
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
             try await withTemporaryDirectory { directory in
-                let htpasswd = directory.appendingPathComponent("htpasswd")
-                try "# pull robots\nrobot:$2y$\(Bcrypt.hash("s3cret", cost: 4).dropFirst(4))\n".write(
-                    to: htpasswd, atomically: true, encoding: .utf8)
-                let configuration = """
-                    upstreams:
-                      - name: public.test
-                        url: \(upstream.url)
-                        allow: ["test/**"]
-                      - name: private.test
-                        url: \(upstream.url)
-                        private: true
-                    default-upstream: public.test
-                    auth:
-                      htpasswd: \(htpasswd.path)
-                      required: false
-
-                    """
+                let configuration = try Robots.configuration(public: upstream.url, private: upstream.url, in: directory)
                 try await withArchwayProcess(configuration: configuration) { archway in
                     let accept = ["Accept": "application/vnd.oci.image.index.v1+json"]
                     let open = try await httpRequest("GET", "\(archway.url)/v2/public.test/test/multi/manifests/1.0", headers: accept)
@@ -65,5 +49,29 @@ import Testing
                 }
             }
         }
+    }
+}
+
+/// The access-control fixture: an htpasswd file with `robot:s3cret`, a public upstream that allows
+/// `test/**` (the default) and a private one.
+enum Robots {
+    static func configuration(public publicURL: String, private privateURL: String, in directory: URL) throws -> String {
+        let htpasswd = directory.appendingPathComponent("htpasswd")
+        try "# pull robots\nrobot:$2y$\(Bcrypt.hash("s3cret", cost: 4).dropFirst(4))\n".write(
+            to: htpasswd, atomically: true, encoding: .utf8)
+        return """
+            upstreams:
+              - name: public.test
+                url: \(publicURL)
+                allow: ["test/**"]
+              - name: private.test
+                url: \(privateURL)
+                private: true
+            default-upstream: public.test
+            auth:
+              htpasswd: \(htpasswd.path)
+              required: false
+
+            """
     }
 }

@@ -99,7 +99,7 @@ final class TestClock: Sendable {
         #expect(hub.calls == calls)
     }
 
-    @Test func aBlobCachedFromOneRepositoryIsServedToAnother() async throws {
+    @Test func aBlobCachedFromOneRepositoryIsServedToAnotherOnceItsUpstreamConfirms() async throws {
         let data = Data((0..<5000).map { UInt8($0 % 256) })
         let digest = hub.addBlob(data)
         let first = try await registry.blob(try RepositoryName("library/app"), digest, namespace: nil, rangeHeader: nil)
@@ -110,7 +110,11 @@ final class TestClock: Sendable {
         #expect(other.cache == .hit)
         #expect(other.range?.lowerBound == 4900)
         #expect(Data(try await other.body.collect(upTo: 1 << 20).readableBytesView) == data.suffix(100))
-        #expect(hub.calls == ["blob library/app \(digest)"])
+        // Bytes are shared, access is not: the other repository's upstream confirmed it has the
+        // blob (a HEAD, once) before the stored copy was served under its name.
+        #expect(hub.calls == ["blob library/app \(digest)", "headblob someone/else \(digest)"])
+        _ = try await registry.blob(try RepositoryName("someone/else"), digest, namespace: nil, rangeHeader: nil)
+        #expect(hub.calls.count == 2, "a confirmed name is remembered")
         await #expect(throws: RangeNotSatisfiable.self) {
             _ = try await registry.blob(try RepositoryName("library/app"), digest, namespace: nil, rangeHeader: "bytes=9999-")
         }
@@ -133,7 +137,9 @@ final class TestClock: Sendable {
 
     private func waitForStored(_ digest: Digest) async throws -> Bool {
         for _ in 0..<200 {
-            if (try? await registry.blob(try RepositoryName("x/y"), digest, namespace: nil, rangeHeader: "bytes=0-0"))?.cache == .hit {
+            if (try? await registry.blob(try RepositoryName("library/app"), digest, namespace: nil, rangeHeader: "bytes=0-0"))?.cache
+                == .hit
+            {
                 return true
             }
             try await Task.sleep(for: .milliseconds(10))
