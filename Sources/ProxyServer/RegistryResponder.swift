@@ -90,14 +90,17 @@ public struct RegistryResponder: HTTPResponder {
 
     /// Refuses a request that needs credentials it does not carry (`401` with a Basic challenge)
     /// or carries wrong ones. The operational endpoints stay open.
-    private func authorize(_ request: Request, route: RegistryRoute, namespace: String?) throws {
+    private func authorize(_ request: Request, route: RegistryRoute, namespace: String?, client: String?) async throws {
         guard let authentication else { return }
         switch route {
         case .health, .ready, .metrics, .mismatches, .notFound: return
         default: break
         }
-        let outcome = authentication.authenticate(request.headers[.authorization])
+        let outcome = await authentication.authenticate(request.headers[.authorization], from: client)
         guard outcome != .invalid else { throw Unauthorized(message: "the credentials are not valid") }
+        guard outcome != .throttled else {
+            throw RegistryError(.tooManyRequests, "too many failed authentication attempts from this address; retry in a minute")
+        }
         guard outcome == .anonymous else { return }
         if authentication.required { throw Unauthorized(message: "authentication required") }
         // Clients learn from the `/v2/` ping whether to send credentials (skopeo and podman send
@@ -131,7 +134,7 @@ public struct RegistryResponder: HTTPResponder {
         }
         let namespace = request.uri.queryParameters["ns"].map(String.init)
         let route = try parsed.get()
-        try authorize(request, route: route, namespace: namespace)
+        try await authorize(request, route: route, namespace: namespace, client: context.remoteAddress?.ipAddress)
         switch route {
         case .base:
             return Response(

@@ -1,0 +1,84 @@
+import ArchwayTesting
+import Foundation
+import RegistryClient
+import Synchronization
+import Testing
+
+/// Clients that try to make Archway work for nothing: wrong passwords, idle connections.
+/// Bounds here are generous on purpose; `make bench` prints the real ratios.
+@Suite(.serialized) struct HostileClientTests {
+    static let oci = "application/vnd.oci.image.index.v1+json"
+
+    /// The 99th percentile of `count` sequential GETs of `url`, in milliseconds.
+    static func p99(_ url: String, count: Int) async throws -> Double {
+        var samples: [Double] = []
+        for _ in 0..<count {
+            let started = ContinuousClock.now
+            let answer = try await CacheEnvironment.fetch(url, headers: ["Accept": Self.oci])
+            #expect(answer.status == 200)
+            let elapsed = ContinuousClock.now - started
+            samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+        }
+        samples.sort()
+        return samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
+    }
+
+    @Test func wrongPasswordsDoNotStallOtherClients() async throws {
+        try await withUpstreamRegistry { upstream in
+            _ = try await StandardImages.seed(upstream)
+            try await withTemporaryDirectory { directory in
+                // htpasswd -B's own cost range: verifying one password takes tens of milliseconds.
+                let configuration = try Robots.configuration(public: upstream.url, private: upstream.url, in: directory, cost: 10)
+                try await withArchwayProcess(configuration: configuration) { archway in
+                    let warm = "\(archway.url)/v2/public.test/test/multi/manifests/1.0"
+                    _ = try await Self.p99(warm, count: 5)
+                    let quiet = try await Self.p99(warm, count: 100)
+
+                    // 50 connections, each sending new wrong passwords for a known user as fast as
+                    // it is answered (new passwords defeat any memory of failures).
+                    let attack = Attack()
+                    let url = archway.url
+                    let attackers = Task {
+                        await withTaskGroup(of: Void.self) { group in
+                            for attacker in 0..<50 {
+                                group.addTask {
+                                    var round = 0
+                                    while !attack.stopped.load(ordering: .relaxed) {
+                                        round += 1
+                                        let credentials = Credentials(username: "robot", password: "guess-\(attacker)-\(round)")
+                                        let answer = try? await CacheEnvironment.fetch(
+                                            "\(url)/v2/private.test/test/multi/manifests/1.0",
+                                            headers: ["Authorization": credentials.basicAuthorization, "Accept": Self.oci])
+                                        if let status = answer?.status { attack.statuses.withLock { $0[status, default: 0] += 1 } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    try await Task.sleep(for: .seconds(1))
+                    let attacked = try await Self.p99(warm, count: 100)
+                    let healthStarted = ContinuousClock.now
+                    let health = try await CacheEnvironment.fetch("\(archway.url)/_archway/health")
+                    let healthTime = ContinuousClock.now - healthStarted
+                    attack.stopped.store(true, ordering: .relaxed)
+                    await attackers.value
+
+                    #expect(health.status == 200)
+                    #expect(healthTime < .seconds(2), "health took \(healthTime) under attack")
+                    #expect(
+                        attacked <= 10 * max(quiet, 10), "warm manifest p99 \(attacked) ms under attack, \(quiet) ms without")
+                    let statuses = attack.statuses.withLock { $0 }
+                    #expect(statuses.keys.allSatisfy { $0 == 401 || $0 == 429 }, "\(statuses)")
+                    #expect((statuses[429] ?? 0) > 0, "the address was throttled: \(statuses)")
+                    print("wrong passwords: p99 quiet \(quiet) ms, attacked \(attacked) ms, answers \(statuses)")
+                }
+            }
+        }
+    }
+}
+
+/// Shared by the tasks of an attack: when to stop, and the statuses they were answered with.
+final class Attack: Sendable {
+    let stopped = Atomic<Bool>(false)
+    let statuses = Mutex<[Int: Int]>([:])
+}
