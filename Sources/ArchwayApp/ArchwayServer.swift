@@ -125,6 +125,8 @@ public enum ArchwayServer {
                     name: upstream.name,
                     baseURL: upstream.url,
                     credentials: upstream.username.map { Credentials(username: $0, password: upstream.password ?? "") },
+                    tokenHosts: upstream.tokenHosts,
+                    redirectHosts: upstream.redirectHosts,
                     transport: transport,
                     logger: logger
                 ),

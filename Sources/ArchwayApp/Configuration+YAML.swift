@@ -124,7 +124,9 @@ extension Configuration {
         let entries = try value.sequence("upstreams")
         guard !entries.isEmpty else { throw value.error("upstreams must list at least one upstream") }
         for entry in entries {
-            let keys = try entry.mapping(allowedKeys: ["name", "url", "aliases", "credentials", "allow", "private"], context: "upstream")
+            let keys = try entry.mapping(
+                allowedKeys: ["name", "url", "aliases", "credentials", "allow", "private", "token-hosts", "redirect-hosts"],
+                context: "upstream")
             guard let nameValue = keys["name"] else { throw entry.error("upstream: 'name' is required (the registry host clients know)") }
             guard let urlValue = keys["url"] else { throw entry.error("upstream: 'url' is required (where Archway fetches)") }
             let name = try nameValue.string("upstream name").lowercased()
@@ -146,6 +148,14 @@ extension Configuration {
                 }
             }
             if let isPrivate = keys["private"] { upstream.isPrivate = try isPrivate.bool("private") }
+            for (key, list) in [("token-hosts", \Upstream.tokenHosts), ("redirect-hosts", \Upstream.redirectHosts)] {
+                guard let value = keys[key] else { continue }
+                let hosts = try value.strings(key).map { $0.lowercased() }
+                for host in hosts where host.isEmpty || host.contains(where: { "/ @?#*".contains($0) }) {
+                    throw value.error("\(key): '\(host)' must be a host or host:port, without scheme, path or wildcard")
+                }
+                upstream[keyPath: list] = hosts
+            }
             for host in [name] + upstream.aliases {
                 guard hosts.insert(host).inserted else { throw entry.error("upstream host '\(host)' is configured twice") }
             }

@@ -37,6 +37,10 @@ public struct Configuration: Sendable, Hashable {
         public var allow: [String] = []
         /// Only authenticated clients may pull from this upstream.
         public var isPrivate = false
+        /// Token services besides the upstream's own host that get its credentials.
+        public var tokenHosts: [String] = []
+        /// Hosts a redirect may reach even on this machine, loopback or link-local.
+        public var redirectHosts: [String] = []
 
         public init(name: String, url: String, aliases: [String] = [], username: String? = nil, password: String? = nil) {
             self.name = name

@@ -10,6 +10,9 @@ public struct HTTPRequest: Sendable, Hashable {
     public var headers: HTTPHeaders
     /// Limits the whole exchange; `nil` for blob downloads, whose length is unbounded.
     public var totalTimeout: Duration?
+    /// Refuse to connect to this machine, loopback, link-local or unspecified addresses (a
+    /// redirect target the upstream chose): checked on the address actually connected to.
+    public var refusesInternalAddresses = false
 
     public init(method: Method = .get, url: String, headers: HTTPHeaders = [:], totalTimeout: Duration? = nil) {
         self.method = method

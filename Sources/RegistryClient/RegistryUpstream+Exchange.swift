@@ -27,13 +27,26 @@ extension RegistryUpstream {
         var authorization = await cachedAuthorization(scope: scope)
         var answeredChallenge = false
         var redirects = 0
+        // Whether the request goes to the upstream itself: credentials and tokens go nowhere else.
+        var atHome = true
+        // A redirect elsewhere may not reach this machine or an internal address (unless listed).
+        var refusesInternalAddresses = false
         while true {
             var request = HTTPRequest(method: method, url: url, headers: headers, totalTimeout: small ? smallRequestTimeout : nil)
+            request.refusesInternalAddresses = refusesInternalAddresses
             if let authorization { request.headers.replace("Authorization", authorization) }
             let response = try await sendRetrying(request)
             switch response.status {
             case 200..<300:
                 return response
+            case 401 where !atHome:
+                _ = try? await response.body.collect(upTo: 64 << 10)
+                let host = URLParts(url)?.authority ?? url
+                throw UpstreamError.status(
+                    401,
+                    errors: [RegistryError(.unauthorized, "redirect target \(host) asked for credentials, which go only to \(name)")],
+                    retryAfter: nil
+                )
             case 401 where !answeredChallenge:
                 answeredChallenge = true
                 _ = try? await response.body.collect(upTo: 64 << 10)
@@ -51,8 +64,13 @@ extension RegistryUpstream {
                 else {
                     throw UpstreamError.invalidResponse("redirect without a usable Location, or more than \(Self.maximumRedirects)")
                 }
+                if from.scheme == "https", to.scheme == "http" {
+                    throw UpstreamError.invalidResponse("redirect from https to http (\(to.authority)) refused")
+                }
                 // Credentials never follow a redirect to another host (a CDN, or anyone).
-                if to.authority != from.authority { authorization = nil }
+                atHome = to == home
+                if !atHome { authorization = nil }
+                refusesInternalAddresses = !atHome && !redirectHosts.contains(to.authority) && !redirectHosts.contains(to.host)
                 url = next
             default:
                 let body = try? await response.body.collect(upTo: 64 << 10)
@@ -112,8 +130,7 @@ extension RegistryUpstream {
         case .other:
             return nil
         case .bearer:
-            guard let realm = challenge.parameters["realm"], let realmParts = URLParts(realm), let upstream = URLParts(baseURL)
-            else { return nil }
+            guard let realm = challenge.parameters["realm"], let realmParts = URLParts(realm) else { return nil }
             let service = challenge.parameters["service"] ?? ""
             let tokenScope = challenge.parameters["scope"] ?? scope
             var query = ["scope=\(percentEncoded(tokenScope))"]
@@ -123,15 +140,18 @@ extension RegistryUpstream {
                 headers: ["Accept": "application/json"],
                 totalTimeout: smallRequestTimeout
             )
-            // Credentials go only to a token service on the upstream's own domain.
-            if let credentials, realmParts.sharesDomain(with: upstream) {
+            // Credentials go only to the upstream's own host or a listed token host, and never
+            // from https down to http.
+            let trusted = trustsTokenRealm(realmParts)
+            if let credentials, trusted {
                 request.headers.add("Authorization", credentials.basicAuthorization)
             } else if credentials != nil {
                 logger.warning(
-                    "token realm on another domain: asking anonymously",
+                    "token realm is not the upstream's host nor a token host: asking anonymously",
                     metadata: ["realm": "\(realmParts.authority)"]
                 )
             }
+            if !trusted { request.refusesInternalAddresses = true }
             let response: HTTPResponse
             do {
                 response = try await transport.send(request)
@@ -156,6 +176,15 @@ extension RegistryUpstream {
             )
             return "Bearer \(token)"
         }
+    }
+
+    /// Whether a token realm gets the upstream's credentials: exactly the upstream's own host or
+    /// a listed token host (no "same domain" guess: `a.co.uk` is not `evil.co.uk`), and never
+    /// from https down to http.
+    func trustsTokenRealm(_ realm: URLParts) -> Bool {
+        guard let home else { return false }
+        let listed = realm.host == home.host || tokenHosts.contains(realm.authority) || tokenHosts.contains(realm.host)
+        return listed && !(home.scheme == "https" && realm.scheme == "http")
     }
 
     private func percentEncoded(_ value: String) -> String {

@@ -18,17 +18,32 @@ public struct RegistryUpstream: Upstream {
     let logger: Logger
     /// Manifests, tag lists and tokens are small: their whole exchange is bounded.
     let smallRequestTimeout: Duration
+    /// The upstream's own scheme and authority: the only place its credentials and tokens go.
+    let home: URLParts?
+    /// Hosts besides the upstream's own whose token service gets its credentials
+    /// (`token-hosts`; Docker Hub's `auth.docker.io` by default).
+    let tokenHosts: Set<String>
+    /// `host[:port]`s a redirect may reach even when they are this machine, loopback or
+    /// link-local (`redirect-hosts`): a storage service the operator runs beside the registry.
+    let redirectHosts: Set<String>
 
     public init(
         name: String,
         baseURL: String,
         credentials: Credentials? = nil,
+        tokenHosts: [String] = [],
+        redirectHosts: [String] = [],
         transport: any HTTPTransport = CurlTransport(),
         smallRequestTimeout: Duration = .seconds(60),
         logger: Logger
     ) {
         self.name = name
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.home = URLParts(self.baseURL)
+        var tokenHosts = Set(tokenHosts.map { $0.lowercased() })
+        if name == "docker.io" || home?.host == "registry-1.docker.io" { tokenHosts.insert("auth.docker.io") }
+        self.tokenHosts = tokenHosts
+        self.redirectHosts = Set(redirectHosts.map { $0.lowercased() })
         self.credentials = credentials
         self.transport = transport
         self.smallRequestTimeout = smallRequestTimeout

@@ -1,3 +1,4 @@
+import Logging
 import Testing
 
 @testable import RegistryClient
@@ -43,20 +44,36 @@ import Testing
 
 @Suite struct URLPartsTests {
     @Test(arguments: [
-        ("https://registry-1.docker.io", "https://auth.docker.io/token", true),
-        ("https://ghcr.io", "https://ghcr.io/token", true),
-        ("https://quay.io", "https://quay.io/v2/auth", true),
-        ("https://ghcr.io", "https://evil.io/token", false),
-        ("https://registry.example.com", "https://auth.example.org/token", false),
-        ("http://127.0.0.1:5000", "http://127.0.0.1:6000/token", true),
-        ("http://127.0.0.1:5000", "http://127.0.0.2/token", false),
-        ("http://10.0.0.5:5000", "http://11.0.0.5/token", false),
-        ("http://localhost:5000", "http://127.0.0.1/token", false),
+        ("docker.io", "https://registry-1.docker.io", [], "https://auth.docker.io/token", true),
+        ("ghcr.io", "https://ghcr.io", [], "https://ghcr.io/token", true),
+        ("quay.io", "https://quay.io", [], "https://quay.io/v2/auth", true),
+        ("ghcr.io", "https://ghcr.io", [], "https://evil.io/token", false),
+        // No "same domain" guesses: public suffixes and shared clouds are other tenants.
+        ("a.co.uk", "https://a.co.uk", [], "https://evil.co.uk/token", false),
+        ("x.azurecr.io", "https://x.azurecr.io", [], "https://y.azurecr.io/oauth2/token", false),
+        ("registry-1.docker.io", "https://registry-1.docker.io", [], "https://auth.docker.io/token", true),
+        ("quay.example", "https://quay.example", [], "https://auth.docker.io/token", false),
+        ("registry.example.com", "https://registry.example.com", ["auth.example.org"], "https://auth.example.org/token", true),
+        ("registry.example.com", "https://registry.example.com", [], "http://registry.example.com/token", false),
+        ("local", "http://127.0.0.1:5000", [], "http://127.0.0.1:6000/token", true),
+        ("local", "http://127.0.0.1:5000", [], "http://127.0.0.2/token", false),
+        ("local", "http://localhost:5000", [], "http://127.0.0.1/token", false),
     ])
-    func credentialsStayOnTheUpstreamsDomain(upstream: String, realm: String, shared: Bool) throws {
-        let upstreamParts = try #require(URLParts(upstream))
-        let realmParts = try #require(URLParts(realm))
-        #expect(realmParts.sharesDomain(with: upstreamParts) == shared)
+    func credentialsGoOnlyToTheUpstreamsHostAndItsTokenHosts(
+        name: String, upstream: String, tokenHosts: [String], realm: String, trusted: Bool
+    ) throws {
+        let registry = RegistryUpstream(name: name, baseURL: upstream, tokenHosts: tokenHosts, logger: Logger(label: "test"))
+        #expect(registry.trustsTokenRealm(try #require(URLParts(realm))) == trusted)
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1", nil, true), ("127.8.9.10", nil, true), ("0.0.0.0", nil, true), ("169.254.169.254", nil, true),
+        ("::1", nil, true), ("::", nil, true), ("fe80::1", nil, true), ("::ffff:127.0.0.1", nil, true),
+        ("::ffff:169.254.1.1", nil, true), ("10.1.2.3", "10.1.2.3", true), ("not an address", nil, true),
+        ("10.1.2.3", "10.9.9.9", false), ("93.184.216.34", nil, false), ("2001:db8::1", nil, false),
+    ] as [(String, String?, Bool)])
+    func internalAddressesAreThisMachineLoopbackAndLinkLocal(address: String, local: String?, expected: Bool) {
+        #expect(InternalAddress.isInternal(address, local: local) == expected)
     }
 
     @Test func locationsResolveAgainstTheRequest() {

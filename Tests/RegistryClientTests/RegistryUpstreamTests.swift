@@ -62,13 +62,24 @@ import Testing
     }
 
     /// The upstream as Archway configures it, with the robot's credentials.
-    static func robot(port: Int) -> RegistryUpstream {
+    static func robot(port: Int, redirectHosts: [String] = []) -> RegistryUpstream {
         RegistryUpstream(
             name: "fake.test",
             baseURL: "http://127.0.0.1:\(port)",
             credentials: Credentials(username: "robot", password: "s3cret"),
+            redirectHosts: redirectHosts,
             logger: logger
         )
+    }
+
+    /// A redirect target that wants credentials: `401` with `challenge`.
+    static func greedyCDN(_ recorder: Recorder, challenge: @escaping @Sendable () -> String) -> @Sendable (Router<BasicRequestContext>) -> Void {
+        { router in
+            router.get("/cdn/blob") { request, _ -> Response in
+                recorder.record("cdn \(request.headers[.authorization] ?? "none")")
+                return Response(status: .unauthorized, headers: [.wwwAuthenticate: challenge()])
+            }
+        }
     }
 
     static let cdn: @Sendable (Recorder) -> @Sendable (Router<BasicRequestContext>) -> Void = { recorder in
@@ -88,7 +99,7 @@ import Testing
                 Self.registry(recorder, realmHost: { "127.0.0.1:\(portBox.withLock { $0 })" }, cdnHost: "localhost:\(cdnPort)")
             ) { port in
                 portBox.withLock { $0 = port }
-                let upstream = Self.robot(port: port)
+                let upstream = Self.robot(port: port, redirectHosts: ["localhost:\(cdnPort)"])
                 let repository = try RepositoryName("org/app")
                 let accept = [MediaType.ociManifest.rawValue, MediaType.dockerManifest.rawValue]
                 let first = try await upstream.manifest(repository, .tag(try Tag("1")), accepting: accept)
@@ -124,8 +135,52 @@ import Testing
                 _ = try await upstream.manifest(try RepositoryName("org/app"), .tag(try Tag("1")), accepting: [])
             }
         }
-        #expect(recorder.all.contains("token none"))
-        #expect(!recorder.all.contains { $0.hasPrefix("token Basic") })
+        // Not the upstream's host nor a token host: no credentials, and a loopback one is not
+        // even asked (an upstream cannot aim Archway at this machine's services).
+        #expect(!recorder.all.contains { $0.hasPrefix("token") })
+        #expect(recorder.all == ["manifest none accept=none"])
+    }
+
+    @Test(arguments: ["Basic realm=\"cdn\"", "Bearer realm=\"http://127.0.0.1:PORT/token\",service=\"fake\",scope=\"repository:org/other:pull,push\""])
+    func aRedirectTargetThatAsksForCredentialsGetsNone(challenge: String) async throws {
+        let recorder = Recorder()
+        let portBox = Mutex<Int>(0)
+        let challengeWithPort = { @Sendable in challenge.replacingOccurrences(of: "PORT", with: String(portBox.withLock { $0 })) }
+        try await withLiveServer(Self.greedyCDN(recorder, challenge: challengeWithPort)) { cdnPort in
+            try await withLiveServer(
+                Self.registry(recorder, realmHost: { "127.0.0.1:\(portBox.withLock { $0 })" }, cdnHost: "localhost:\(cdnPort)")
+            ) { port in
+                portBox.withLock { $0 = port }
+                let upstream = Self.robot(port: port, redirectHosts: ["localhost:\(cdnPort)"])
+                await #expect(throws: UpstreamError.self) {
+                    _ = try await upstream.blob(try RepositoryName("org/app"), Digest.sha256(Self.blob))
+                }
+            }
+        }
+        let basic = Credentials(username: "robot", password: "s3cret").basicAuthorization
+        // The upstream's own challenge is answered (one token, for the upstream's own scope)...
+        #expect(recorder.all.filter { $0.hasPrefix("token") } == ["token \(basic)"])
+        // ...and the redirect target sees neither the password nor a token.
+        #expect(recorder.all.filter { $0.hasPrefix("cdn") } == ["cdn none"])
+    }
+
+    @Test func redirectsToThisMachineAreRefusedUnlessListed() async throws {
+        let recorder = Recorder()
+        let portBox = Mutex<Int>(0)
+        try await withLiveServer(Self.cdn(recorder)) { cdnPort in
+            try await withLiveServer(
+                Self.registry(recorder, realmHost: { "127.0.0.1:\(portBox.withLock { $0 })" }, cdnHost: "localhost:\(cdnPort)")
+            ) { port in
+                portBox.withLock { $0 = port }
+                do {
+                    _ = try await Self.robot(port: port).blob(try RepositoryName("org/app"), Digest.sha256(Self.blob))
+                    Issue.record("a redirect to a loopback service was followed")
+                } catch let error as UpstreamError {
+                    #expect("\(error)".contains("refused to connect to"))
+                }
+            }
+        }
+        #expect(!recorder.all.contains { $0.hasPrefix("cdn") })
     }
 
     @Test func aManifestThatDoesNotMatchItsDigestIsRefused() async throws {

@@ -26,21 +26,6 @@ struct URLParts: Hashable {
         return String(authority.prefix { $0 != ":" })
     }
 
-    /// Whether credentials meant for `self` may be sent to `other`: the same host, or two DNS
-    /// names under the same last two labels (`registry-1.docker.io` and `auth.docker.io`).
-    /// IP addresses and single-label names match only themselves.
-    func sharesDomain(with other: URLParts) -> Bool {
-        if host == other.host { return true }
-        func domain(_ host: String) -> String? {
-            let labels = host.split(separator: ".")
-            let isAddress = host.hasPrefix("[") || labels.allSatisfy { $0.allSatisfy(\.isNumber) }
-            guard labels.count >= 2, !isAddress else { return nil }
-            return labels.suffix(2).joined(separator: ".")
-        }
-        guard let mine = domain(host), let theirs = domain(other.host) else { return false }
-        return mine == theirs
-    }
-
     /// Resolves a `Location` header against the URL it came from.
     static func resolve(_ location: String, against base: String) -> String? {
         if URLParts(location) != nil { return location }

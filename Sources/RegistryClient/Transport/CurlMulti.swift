@@ -93,7 +93,10 @@ final class CurlMulti: @unchecked Sendable {
                     finish(done, error: nil)
                 } else {
                     let message = active[done].map { String(cString: $0.errorBuffer) } ?? ""
-                    let text = message.isEmpty ? String(cString: curl_easy_strerror(result)) : message
+                    var text = message.isEmpty ? String(cString: curl_easy_strerror(result)) : message
+                    if let refused = active[done]?.transfer.refusedAddress.withLock({ $0 }) {
+                        text = "refused to connect to \(refused): a redirect or token realm may not reach this machine, loopback or link-local addresses"
+                    }
                     finish(done, error: TransportError(code: Int32(result.rawValue), message: text))
                 }
             }
@@ -153,6 +156,18 @@ final class CurlMulti: @unchecked Sendable {
             return accepted ? length : Int(CURL_WRITEFUNC_PAUSE)
         }
         archway_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
+        if request.refusesInternalAddresses {
+            // Checked on the address curl actually connected to, so DNS cannot steer around it.
+            archway_easy_setopt_prereq_callback(easy) { context, primary, local, _, _ in
+                guard let context, let primary else { return 1 }  // CURL_PREREQFUNC_ABORT
+                let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+                let address = String(cString: primary)
+                guard InternalAddress.isInternal(address, local: local.map { String(cString: $0) }) else { return 0 }
+                transfer.refusedAddress.withLock { $0 = address }
+                return 1
+            }
+            archway_easy_setopt_pointer(easy, CURLOPT_PREREQDATA, context)
+        }
 
         active[easy] = Active(transfer: transfer, headerList: headerList, errorBuffer: errorBuffer)
         easyByTransfer[ObjectIdentifier(transfer)] = easy

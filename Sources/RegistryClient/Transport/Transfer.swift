@@ -9,6 +9,8 @@ import Synchronization
 /// the upstream transfer instead of growing memory. This type does no I/O itself.
 final class Transfer: Sendable {
     let request: HTTPRequest
+    /// The internal address a connection was refused to (``HTTPRequest/refusesInternalAddresses``).
+    let refusedAddress = Mutex<String?>(nil)
     private let state: Mutex<State>
     private let highWater: Int
     private let lowWater: Int
