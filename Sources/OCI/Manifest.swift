@@ -30,7 +30,12 @@ public struct Manifest: Hashable, Sendable {
     /// misconfigured server sends), the type is read from the JSON: its `mediaType` field, else
     /// its shape (`manifests` is an OCI index, `layers` an OCI manifest, `schemaVersion` 1 a
     /// signed Docker schema 1 manifest). A nil `mediaType` that cannot be detected this way is
-    /// `MANIFEST_INVALID`; a generic one is kept.
+    /// `MANIFEST_INVALID`, and so is a generic one.
+    ///
+    /// What is not a manifest is refused (`MANIFEST_INVALID`), so nothing else is ever cached or
+    /// served as one (an internal service's JSON reached through a redirect, say): the type must be
+    /// one of the manifest types, the JSON's own `mediaType` must not contradict it, and an index
+    /// or image manifest must decode as one.
     public init(bytes: Data, mediaType: MediaType?, expected: Digest?) throws(RegistryError) {
         guard bytes.count <= Self.maximumSize else {
             throw RegistryError(
@@ -56,18 +61,32 @@ public struct Manifest: Hashable, Sendable {
             resolved = mediaType
         } else if let detected = probe.detectedMediaType {
             resolved = detected
-        } else if let mediaType {
-            resolved = mediaType
         } else {
             throw RegistryError(
                 .manifestInvalid,
                 "cannot tell the manifest's media type: it has no mediaType field and no manifests or layers"
             )
         }
+        guard resolved.isManifest || Self.otherManifestTypes.contains(resolved) else {
+            throw RegistryError(.manifestInvalid, "\(RegistryError.quote(resolved.rawValue)) is not a manifest media type")
+        }
+        if let declared = probe.mediaType, !declared.isEmpty, MediaType(rawValue: declared) != resolved {
+            throw RegistryError(
+                .manifestInvalid,
+                "the manifest says it is a \(RegistryError.quote(declared)) but was served as a \(resolved)")
+        }
         self.bytes = bytes
         self.mediaType = resolved
         self.digest = digest
+        if resolved.isManifest {
+            _ = try decoded()
+        } else if resolved == .dockerManifestV1Signed || resolved == .dockerManifestV1, probe.schemaVersion != 1 {
+            throw RegistryError(.manifestInvalid, "a \(resolved) must have schemaVersion 1")
+        }
     }
+
+    /// Manifest types besides indexes and image manifests that registries still serve.
+    private static let otherManifestTypes: Set<MediaType> = [.dockerManifestV1Signed, .dockerManifestV1, .ociArtifactManifest]
 
     /// Content types that say nothing about which manifest this is.
     private static let genericTypes: Set<MediaType> = [.json, .octetStream, "text/plain", ""]

@@ -18,4 +18,18 @@ extension MediaType {
         }
         return result
     }
+
+    /// Every manifest type Archway serves, in the order it sends them upstream.
+    public static let servedManifestTypes: [MediaType] =
+        manifestTypes + [.dockerManifestV1Signed, .dockerManifestV1, .ociArtifactManifest]
+
+    /// A client's `Accept` values reduced to the manifest types Archway knows, in one canonical
+    /// order: what becomes part of a cache key and what is sent upstream. A client can therefore
+    /// make at most a small, fixed number of distinct keys per tag, whatever it sends; a
+    /// wildcard stands for every type, and nothing known reads as no `Accept` at all.
+    public static func manifestAccept(_ values: some Sequence<String>) -> [String] {
+        let accepted = Set(parseAccept(values))
+        if accepted.contains("*/*") || accepted.contains("application/*") { return servedManifestTypes.map(\.rawValue) }
+        return servedManifestTypes.filter(accepted.contains).map(\.rawValue)
+    }
 }

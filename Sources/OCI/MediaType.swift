@@ -50,6 +50,10 @@ public struct MediaType: Hashable, Sendable, Codable, RawRepresentable, Expressi
     public static let dockerLayerGzip: MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
     /// Docker image manifest schema 1, signed; long deprecated, still served by old registries.
     public static let dockerManifestV1Signed: MediaType = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+    /// Docker image manifest schema 1, unsigned.
+    public static let dockerManifestV1: MediaType = "application/vnd.docker.distribution.manifest.v1+json"
+    /// The OCI artifact manifest of image-spec 1.1's release candidates, since withdrawn.
+    public static let ociArtifactManifest: MediaType = "application/vnd.oci.artifact.manifest.v1+json"
     public static let json: MediaType = "application/json"
     public static let octetStream: MediaType = "application/octet-stream"
 

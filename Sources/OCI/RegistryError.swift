@@ -118,7 +118,7 @@ extension RegistryError {
     /// Entries without a string `code` are skipped; a missing `message` reads as empty. A string
     /// `detail` is kept as the string, any other JSON value as its compact JSON text (keys sorted).
     public static func decodeBody(_ data: Data) -> [RegistryError]? {
-        guard let body = try? JSONDecoder().decode(JSONValue.self, from: data),
+        guard let body = try? JSONValue.parse(data),
             case .object(let fields) = body,
             case .array(let entries)? = fields["errors"]
         else {

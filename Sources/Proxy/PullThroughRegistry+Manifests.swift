@@ -17,6 +17,8 @@ extension PullThroughRegistry {
         client: Client = .unknown
     ) async throws -> ManifestAnswer {
         let route = try router.route(name, namespace: namespace)
+        // Only types Archway knows reach a cache key or the upstream.
+        let accepting = MediaType.manifestAccept(accepting)
         var answer: ManifestAnswer
         var rule: String?
         switch reference {

@@ -20,8 +20,7 @@ struct ManifestTests {
         (Fixtures.ociIndexWithoutMediaType, .ociIndex),
         (Fixtures.dockerManifestList, .dockerManifestList),
         (Fixtures.schema1, .dockerManifestV1Signed),
-        (#"{"mediaType": "application/vnd.example.custom+json"}"#, "application/vnd.example.custom+json"),
-        (#"{"mediaType": "", "manifests": []}"#, .ociIndex),
+        (#"{"schemaVersion": 2, "mediaType": "", "manifests": []}"#, .ociIndex),
     ])
     func detectsTheMediaTypeWhenNoneIsGiven(json: String, expected: MediaType) throws {
         let manifest = try Manifest(bytes: Fixtures.data(json), mediaType: nil, expected: nil)
@@ -32,9 +31,8 @@ struct ManifestTests {
         (MediaType.json, Fixtures.dockerManifest, MediaType.dockerManifest),
         (.octetStream, Fixtures.ociIndexWithoutMediaType, .ociIndex),
         ("text/plain", Fixtures.ociManifest, .ociManifest),
-        (.json, "{}", .json),
-        (.dockerManifest, Fixtures.ociManifest, .dockerManifest),
         (.ociIndex, Fixtures.ociIndex, .ociIndex),
+        (.dockerManifest, Fixtures.dockerManifest, .dockerManifest),
     ])
     func aGivenTypeWinsUnlessGeneric(given: MediaType, json: String, expected: MediaType) throws {
         let manifest = try Manifest(bytes: Fixtures.data(json), mediaType: given, expected: nil)
@@ -47,6 +45,25 @@ struct ManifestTests {
     func refusesNonObjects(text: String) {
         let error = #expect(throws: RegistryError.self) {
             try Manifest(bytes: Fixtures.data(text), mediaType: .ociManifest, expected: nil)
+        }
+        #expect(error?.code == .manifestInvalid)
+    }
+
+    /// What is not a manifest of the type it is served as is never cached or served as one.
+    @Test(arguments: [
+        (MediaType.json, "{}"),  // an internal service's JSON behind a redirect
+        (.json, #"{"status":"ok","instance-id":"i-0123"}"#),
+        ("application/vnd.example.custom+json", #"{"mediaType": "application/vnd.example.custom+json"}"#),
+        ("text/html", "{}"),
+        (.dockerManifest, Fixtures.ociManifest),  // the body says OCI, the Content-Type Docker
+        (.ociIndex, Fixtures.ociManifest),
+        (.ociManifest, #"{"schemaVersion": 2, "manifests": []}"#),  // an index's shape served as an image
+        (.ociIndex, #"{"schemaVersion": 2, "manifests": {"not": "a list"}}"#),
+        (.dockerManifestV1Signed, #"{"schemaVersion": 2}"#),
+    ])
+    func refusesWhatIsNotAManifestOfItsType(given: MediaType, json: String) {
+        let error = #expect(throws: RegistryError.self) {
+            try Manifest(bytes: Fixtures.data(json), mediaType: given, expected: nil)
         }
         #expect(error?.code == .manifestInvalid)
     }

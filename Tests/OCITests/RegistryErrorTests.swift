@@ -1,6 +1,7 @@
 import Foundation
-import OCI
 import Testing
+
+@testable import OCI
 
 struct RegistryErrorTests {
     @Test(arguments: [
@@ -89,6 +90,42 @@ struct RegistryErrorTests {
     ])
     func refusesOtherBodies(text: String) {
         #expect(RegistryError.decodeBody(Data(text.utf8)) == nil)
+    }
+
+    /// A hostile upstream's error bodies: deep nesting is refused at a fixed depth, and a long
+    /// body costs time in proportion to its length (the old decoder took minutes on 62 KB).
+    @Test func hostileBodiesAreParsedInOnePassWithADepthLimit() throws {
+        let deep =
+            #"{"errors":[{"code":"DENIED","message":"m","detail":"# + String(repeating: "[", count: 31_000)
+            + String(repeating: "]", count: 31_000) + "}]}"
+        #expect(RegistryError.decodeBody(Data(deep.utf8)) == nil)
+        let deepObjects =
+            #"{"errors":[{"code":"DENIED","detail":"# + String(repeating: #"{"a":"#, count: 10_000)
+            + "1" + String(repeating: "}", count: 10_000) + "}]}"
+        #expect(RegistryError.decodeBody(Data(deepObjects.utf8)) == nil)
+        // Wide is fine: 60 KB of detail at depth 3 keeps its error and its detail.
+        let items = (0..<6_000).map { "[\($0)]" }.joined(separator: ",")
+        let wide = #"{"errors":[{"code":"DENIED","message":"m","detail":["# + items + "]}]}"
+        let decoded = try #require(RegistryError.decodeBody(Data(wide.utf8)))
+        #expect(decoded.first?.code == .denied)
+        #expect(decoded.first?.detail?.hasPrefix("[[0],[1],") == true)
+    }
+
+    @Test(arguments: [
+        (#""a\"b\\c\/d\n\u00e9\ud83d\ude00""#, JSONValue.string("a\"b\\c/d\né😀")),
+        ("-12", .integer(-12)), ("2.5e3", .number(2500)), (" [true,false,null] ", .array([.bool(true), .bool(false), .null])),
+        (#"{"k":{"n":[]}}"#, .object(["k": .object(["n": .array([])])])),
+    ])
+    func parsesJSON(text: String, expected: JSONValue) throws {
+        #expect(try JSONValue.parse(Data(text.utf8)) == expected)
+    }
+
+    @Test(arguments: [
+        "", "[", "[1,]", "{\"a\"}", "{\"a\":1,}", "tru", "01x", "\"\\ud800\"", "\"\u{01}\"", "1 2", "-", "\"\\x\"", "1e999",
+        String(repeating: "[", count: 33) + String(repeating: "]", count: 33),
+    ])
+    func refusesInvalidJSON(text: String) {
+        #expect(throws: JSONValue.Invalid.self) { try JSONValue.parse(Data(text.utf8)) }
     }
 
     @Test func describesItself() {

@@ -66,12 +66,13 @@ import Testing
         #expect(registry.trustsTokenRealm(try #require(URLParts(realm))) == trusted)
     }
 
-    @Test(arguments: [
-        ("127.0.0.1", nil, true), ("127.8.9.10", nil, true), ("0.0.0.0", nil, true), ("169.254.169.254", nil, true),
-        ("::1", nil, true), ("::", nil, true), ("fe80::1", nil, true), ("::ffff:127.0.0.1", nil, true),
-        ("::ffff:169.254.1.1", nil, true), ("10.1.2.3", "10.1.2.3", true), ("not an address", nil, true),
-        ("10.1.2.3", "10.9.9.9", false), ("93.184.216.34", nil, false), ("2001:db8::1", nil, false),
-    ] as [(String, String?, Bool)])
+    @Test(
+        arguments: [
+            ("127.0.0.1", nil, true), ("127.8.9.10", nil, true), ("0.0.0.0", nil, true), ("169.254.169.254", nil, true),
+            ("::1", nil, true), ("::", nil, true), ("fe80::1", nil, true), ("::ffff:127.0.0.1", nil, true),
+            ("::ffff:169.254.1.1", nil, true), ("10.1.2.3", "10.1.2.3", true), ("not an address", nil, true),
+            ("10.1.2.3", "10.9.9.9", false), ("93.184.216.34", nil, false), ("2001:db8::1", nil, false),
+        ] as [(String, String?, Bool)])
     func internalAddressesAreThisMachineLoopbackAndLinkLocal(address: String, local: String?, expected: Bool) {
         #expect(InternalAddress.isInternal(address, local: local) == expected)
     }

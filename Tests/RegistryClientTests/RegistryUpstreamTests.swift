@@ -73,7 +73,9 @@ import Testing
     }
 
     /// A redirect target that wants credentials: `401` with `challenge`.
-    static func greedyCDN(_ recorder: Recorder, challenge: @escaping @Sendable () -> String) -> @Sendable (Router<BasicRequestContext>) -> Void {
+    static func greedyCDN(_ recorder: Recorder, challenge: @escaping @Sendable () -> String)
+        -> @Sendable (Router<BasicRequestContext>) -> Void
+    {
         { router in
             router.get("/cdn/blob") { request, _ -> Response in
                 recorder.record("cdn \(request.headers[.authorization] ?? "none")")
@@ -141,7 +143,9 @@ import Testing
         #expect(recorder.all == ["manifest none accept=none"])
     }
 
-    @Test(arguments: ["Basic realm=\"cdn\"", "Bearer realm=\"http://127.0.0.1:PORT/token\",service=\"fake\",scope=\"repository:org/other:pull,push\""])
+    @Test(arguments: [
+        "Basic realm=\"cdn\"", "Bearer realm=\"http://127.0.0.1:PORT/token\",service=\"fake\",scope=\"repository:org/other:pull,push\"",
+    ])
     func aRedirectTargetThatAsksForCredentialsGetsNone(challenge: String) async throws {
         let recorder = Recorder()
         let portBox = Mutex<Int>(0)

@@ -95,7 +95,8 @@ final class CurlMulti: @unchecked Sendable {
                     let message = active[done].map { String(cString: $0.errorBuffer) } ?? ""
                     var text = message.isEmpty ? String(cString: curl_easy_strerror(result)) : message
                     if let refused = active[done]?.transfer.refusedAddress.withLock({ $0 }) {
-                        text = "refused to connect to \(refused): a redirect or token realm may not reach this machine, loopback or link-local addresses"
+                        text =
+                            "refused to connect to \(refused): a redirect or token realm may not reach this machine, loopback or link-local addresses"
                     }
                     finish(done, error: TransportError(code: Int32(result.rawValue), message: text))
                 }
