@@ -36,13 +36,16 @@ public enum ArchwayServer {
             logger: logger
         )
         let listen = configuration.listen
-        // With TLS: HTTP/1.1 and HTTP/2, chosen by ALPN.
+        // With TLS: HTTP/1.1 and HTTP/2, chosen by ALPN. Either way within the connection limits.
+        let limits = configuration.connectionLimits
+        let limiter = ConnectionLimiter(limit: limits.maxConnections)
         let server: HTTPServerBuilder
         if let tls = configuration.tls {
-            server = try .http2Upgrade(tlsConfiguration: try tls.serverConfiguration())
+            server = .guardedTLS(tlsConfiguration: try tls.serverConfiguration(), limiter: limiter, limits: limits)
         } else {
-            server = .http1Sendfile
+            server = .guardedHTTP1Sendfile(limiter: limiter, limits: limits)
         }
+        FileDescriptorLimit.raise(logger: logger)
         var metricsText: (@Sendable () async -> String)?
         if let metrics {
             metricsText = {
@@ -55,7 +58,9 @@ public enum ArchwayServer {
             warnMismatches: configuration.mismatchWarning,
             advisor: MismatchAdvisor(router: registry.router, catalog: catalog, offline: configuration.offline),
             metricsText: metricsText,
-            authentication: configuration.clientAuthentication
+            authentication: configuration.clientAuthentication,
+            streamingBudget: StreamingBudget(limit: configuration.streamedResponses),
+            writeTimeout: limits.writeTimeout
         )
         let services: [any Service] = [
             maintenance,
@@ -81,7 +86,13 @@ public enum ArchwayServer {
         return Application(
             responder: responder,
             server: server,
-            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            configuration: .init(
+                address: .hostname(listen.host, port: listen.port),
+                serverName: nil,
+                // Above this accept() pauses (clients wait in the kernel's backlog), so clients
+                // never take the process to its descriptor limit.
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.acceptCeiling, logger: logger)
+            ),
             services: services,
             onServerRunning: running,
             logger: logger

@@ -1,5 +1,8 @@
 import Foundation
+import NIOCore
+import OCI
 import Policies
+import ProxyServer
 
 extension Configuration {
     /// Reads and validates a configuration file. Errors say `file:line: what is wrong`.
@@ -23,7 +26,7 @@ extension Configuration {
         let keys = try document.mapping(
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
-                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth",
+                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits",
             ],
             context: "configuration"
         )
@@ -95,6 +98,7 @@ extension Configuration {
         if let timeout = try duration("shutdown-timeout") { configuration.shutdownTimeout = timeout }
         if let timeout = try duration("connect-timeout") { configuration.connectTimeout = timeout }
         if let timeout = try duration("stall-timeout") { configuration.stallTimeout = timeout }
+        if let value = keys["limits"] { try parseLimits(value, into: &configuration) }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         if let value = keys["auth"] {
             let entries = try value.mapping(allowedKeys: ["htpasswd", "required"], context: "auth")
@@ -116,6 +120,35 @@ extension Configuration {
             )
         }
         return configuration
+    }
+
+    /// `limits:`: what clients may hold of the server.
+    private static func parseLimits(_ value: YAMLValue, into configuration: inout Configuration) throws(LocatedError) {
+        let entries = try value.mapping(
+            allowedKeys: ["connections", "request-timeout", "handshake-timeout", "write-timeout", "http2-streams", "streamed-responses"],
+            context: "limits")
+        func count(_ key: String, _ range: ClosedRange<Int>) throws(LocatedError) -> Int? {
+            guard let entry = entries[key] else { return nil }
+            let text = try entry.string("limits.\(key)")
+            guard let number = Int(text), range.contains(number) else {
+                throw entry.error("limits.\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'")
+            }
+            return number
+        }
+        func timeout(_ key: String) throws(LocatedError) -> TimeAmount? {
+            guard let entry = entries[key] else { return nil }
+            let text = try entry.string("limits.\(key)")
+            guard let duration = DurationText.parse(text), duration > .zero else {
+                throw entry.error("limits.\(key) must be a positive duration such as 30s, not '\(text)'")
+            }
+            return .nanoseconds(duration.totalNanoseconds)
+        }
+        if let connections = try count("connections", 16...1_000_000) { configuration.connectionLimits.maxConnections = connections }
+        if let streams = try count("http2-streams", 1...1000) { configuration.connectionLimits.maxConcurrentStreams = streams }
+        if let responses = try count("streamed-responses", 1...1_000_000) { configuration.streamedResponses = responses }
+        if let request = try timeout("request-timeout") { configuration.connectionLimits.requestTimeout = request }
+        if let handshake = try timeout("handshake-timeout") { configuration.connectionLimits.handshakeTimeout = handshake }
+        if let write = try timeout("write-timeout") { configuration.connectionLimits.writeTimeout = write }
     }
 
     private static func parseUpstreams(_ value: YAMLValue, relativeTo directory: String) throws(LocatedError) -> [Upstream] {

@@ -1,5 +1,7 @@
 import Foundation
+import NIOCore
 import Policies
+import ProxyServer
 
 /// Archway's configuration: the `archway.yaml` of DESIGN.md, validated.
 public struct Configuration: Sendable, Hashable {
@@ -90,6 +92,11 @@ public struct Configuration: Sendable, Hashable {
     public var connectTimeout: Duration = .seconds(10)
     /// An upstream transfer that moves nothing for this long is abandoned.
     public var stallTimeout: Duration = .seconds(30)
+    /// What clients may hold: connections, timeouts, HTTP/2 streams (`limits:`).
+    public var connectionLimits = ConnectionLimits()
+    /// Responses whose body streams through memory at once (TLS, HTTP/2, downloads in progress);
+    /// sendfile responses do not count.
+    public var streamedResponses = 512
 
     public init(
         listen: ListenAddress,

@@ -27,14 +27,16 @@ public final class BlobReader: Sendable {
         self.position = OffsetBox(start)
     }
 
-    /// The next chunk, nil at the end. Throws when the fill it follows failed.
-    public func next() async throws -> ByteBuffer? {
+    /// The next chunk of at most `limit` bytes, nil at the end. Throws when the fill it follows
+    /// failed.
+    public func next(upTo limit: Int = BlobReader.chunkSize) async throws -> ByteBuffer? {
+        let chunkSize = Int64(max(1, limit))
         let offset = position.value
         guard let fill else {
-            let limit = try end ?? file.size()
-            guard offset < limit else { return nil }
-            let chunk = try file.read(count: Int(min(Int64(Self.chunkSize), limit - offset)), at: offset)
-            guard chunk.readableBytes > 0 else { throw StorageError.lengthMismatch(expected: limit, actual: offset) }
+            let last = try end ?? file.size()
+            guard offset < last else { return nil }
+            let chunk = try file.read(count: Int(min(chunkSize, last - offset)), at: offset)
+            guard chunk.readableBytes > 0 else { throw StorageError.lengthMismatch(expected: last, actual: offset) }
             position.value = offset + Int64(chunk.readableBytes)
             return chunk
         }
@@ -45,7 +47,7 @@ public final class BlobReader: Sendable {
             let complete = if case .success = snapshot.outcome { true } else { false }
             let available = min(snapshot.readable, end ?? .max)
             if offset < available {
-                let chunk = try file.read(count: Int(min(Int64(Self.chunkSize), available - offset)), at: offset)
+                let chunk = try file.read(count: Int(min(chunkSize, available - offset)), at: offset)
                 position.value = offset + Int64(chunk.readableBytes)
                 return chunk
             }

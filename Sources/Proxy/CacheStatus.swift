@@ -40,11 +40,15 @@ public struct BlobAnswer: Sendable {
     let sentBytes: Counter
 
     /// The bytes, read as they are taken and counted as sent to a client.
-    public var body: ByteStream {
+    public var body: ByteStream { body(chunkSize: BlobReader.chunkSize) }
+
+    /// The bytes in chunks of at most `chunkSize`: what a response holds per step when the client
+    /// reads slowly.
+    public func body(chunkSize: Int) -> ByteStream {
         let (reader, counter) = (reader, sentBytes)
         return ByteStream {
             {
-                let chunk = try await reader.next()
+                let chunk = try await reader.next(upTo: chunkSize)
                 if let chunk { counter.increment(by: chunk.readableBytes) }
                 return chunk
             }

@@ -1,27 +1,71 @@
 import Hummingbird
 import NIOCore
 import RegistryClient
+import Synchronization
 
 extension RegistryResponder {
-    /// How many bytes may be queued towards a connection before the writer waits for its event
-    /// loop to catch up.
-    static let writeWindow = 1 << 20
+    /// A response stops when one chunk has not been taken by the connection for this long
+    /// (closing the channel: HTTP/2 → RST_STREAM(CANCEL) for that stream; HTTP/1 → connection).
+    /// With 128 KiB chunks it is a floor of about 2 KiB/s.
+    /// Chunks of streamed bodies: what a response holds per step (the chunk in hand and the one
+    /// the channel has not sent yet).
+    static let streamChunkSize = 128 << 10
 
-    /// Copies a body to the client with bounded memory.
+    /// Copies a body to the client with bounded memory: at most the chunk in hand plus the one
+    /// the channel has not yet emitted, per response.
     ///
-    /// A write only waits while the socket is not writable; writes issued faster than the event
-    /// loop runs them would queue up without bound (hundreds of MiB for a fast upstream). So every
-    /// `writeWindow` bytes the writer waits for a no-op on the event loop, which runs after every
-    /// write queued before it.
-    static func stream(_ body: ByteStream, to writer: inout any ResponseBodyWriter, eventLoop: any EventLoop) async throws {
-        var queued = 0
+    /// After each chunk the writer waits for a no-op on the channel's event loop: by then the
+    /// loop has run the write and updated the writer's writability, so the next `write` suspends
+    /// while the client is not reading (flow-control window closed, socket full).
+    static func stream(_ body: ByteStream, to writer: inout any ResponseBodyWriter, channel: any Channel, stallTimeout: TimeAmount)
+        async throws
+    {
+        let eventLoop = channel.eventLoop
         for try await chunk in body {
-            queued += chunk.readableBytes
-            try await writer.write(chunk)
-            if queued >= writeWindow {
-                queued = 0
-                try await eventLoop.submit {}.get()
+            // If the chunk cannot be handed over in time, close the channel: the pending write
+            // then fails (AsyncChannelHandler.swift:129-146 finishes the writer with
+            // ioOnClosedChannel) and this throws out.
+            let watchdog = eventLoop.scheduleTask(in: stallTimeout) {
+                channel.close(promise: nil)
             }
+            defer { watchdog.cancel() }
+            try await writer.write(chunk)
+            try await eventLoop.submit {}.get()
         }
+    }
+}
+
+/// Bounds, process-wide, how many responses stream bodies through Archway's memory at once
+/// (sendfile responses are not counted: the kernel holds their bytes). With the per-response
+/// bound above (two chunks) this bounds the total: 512 × 2 × 128 KiB = 128 MiB.
+public final class StreamingBudget: Sendable {
+    public let limit: Int
+    private let inUse = Atomic<Int>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// A permit that bounds nothing, when there is no budget.
+    static let unlimited = Permit(budget: nil)
+
+    /// A permit, or nil when the budget is spent (answer 503 + Retry-After). The permit is given
+    /// back when the last reference goes — also when Hummingbird never runs the body closure.
+    public func acquire() -> Permit? {
+        if inUse.add(1, ordering: .relaxed).newValue > limit {
+            inUse.subtract(1, ordering: .relaxed)
+            return nil
+        }
+        return Permit(budget: self)
+    }
+
+    fileprivate func release() {
+        inUse.subtract(1, ordering: .relaxed)
+    }
+
+    public final class Permit: Sendable {
+        private let budget: StreamingBudget?
+        fileprivate init(budget: StreamingBudget?) { self.budget = budget }
+        deinit { budget?.release() }
     }
 }

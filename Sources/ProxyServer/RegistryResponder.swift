@@ -25,6 +25,10 @@ public struct RegistryResponder: HTTPResponder {
     let metricsText: (@Sendable () async -> String)?
     /// Who may pull; nil: everyone.
     let authentication: ClientAuthentication?
+    /// How many responses may stream a body through memory at once; nil: no bound.
+    let streamingBudget: StreamingBudget?
+    /// A streamed response whose client takes nothing for this long is ended.
+    let writeTimeout: TimeAmount
     let requestMetrics = RequestMetrics()
 
     public init(
@@ -32,9 +36,13 @@ public struct RegistryResponder: HTTPResponder {
         warnMismatches: Bool = true,
         advisor: MismatchAdvisor? = nil,
         metricsText: (@Sendable () async -> String)? = nil,
-        authentication: ClientAuthentication? = nil
+        authentication: ClientAuthentication? = nil,
+        streamingBudget: StreamingBudget? = nil,
+        writeTimeout: TimeAmount = .seconds(60)
     ) {
         self.authentication = authentication
+        self.streamingBudget = streamingBudget
+        self.writeTimeout = writeTimeout
         self.registry = registry
         self.warnMismatches = warnMismatches
         self.advisor = advisor
@@ -216,14 +224,19 @@ public struct RegistryResponder: HTTPResponder {
             headers[SendfileHandler.markerField] = String(job)
             return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
         }
-        let body = answer.body
-        let eventLoop = channel.eventLoop
+        // Streamed through Archway's memory (TLS, HTTP/2, no length yet): bounded per response
+        // and in total.
+        guard let permit = streamingBudget.map({ $0.acquire() }) ?? StreamingBudget.unlimited else {
+            throw RegistryError(.unavailable, "too many downloads are streaming; retry in a moment")
+        }
+        let body = answer.body(chunkSize: Self.streamChunkSize)
         return Response(
             status: status,
             headers: headers,
             body: ResponseBody(contentLength: length) { writer in
-                try await Self.stream(body, to: &writer, eventLoop: eventLoop)
+                try await Self.stream(body, to: &writer, channel: channel, stallTimeout: writeTimeout)
                 try await writer.finish(nil)
+                withExtendedLifetime(permit) {}
             }
         )
     }

@@ -26,23 +26,41 @@ public struct SendfileHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     public typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
 
     public let responder: HTTPChannelHandler.Responder
+    /// Time to receive a complete request head, and to wait for the next one between requests.
+    let idleTimeout: TimeAmount?
+    /// Told when the connection has a request in progress and when it waits.
+    let limiter: ConnectionLimiter?
 
-    public init(responder: @escaping HTTPChannelHandler.Responder) {
+    public init(
+        responder: @escaping HTTPChannelHandler.Responder, idleTimeout: TimeAmount? = .seconds(30), limiter: ConnectionLimiter? = nil
+    ) {
         self.responder = responder
+        self.idleTimeout = idleTimeout
+        self.limiter = limiter
     }
 
     /// Hummingbird's HTTP/1.1 pipeline with ``SendfileHandler`` between the HTTP/1 encoder and
-    /// the HTTP types codec.
+    /// the HTTP types codec, its header limits, and a timeout for a request head that does not
+    /// come (the HTTP/1 decoder emits a head only once it is complete, so a client dribbling
+    /// bytes is cut off too).
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = 80 * 1024
+            limits.maxHeaderListSize = 80 * 1024
+            limits.maxHeaderFieldCount = 1000
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false,
                 withErrorHandling: false,
-                withOutboundHeaderValidation: false
+                withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: limits
             )
             try channel.pipeline.syncOperations.addHandler(SendfileHandler())
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
+            if let limiter { try channel.pipeline.syncOperations.addHandler(ConnectionActivityHandler(limiter: limiter)) }
+            try channel.pipeline.syncOperations.addHandler(
+                HTTPConnectionStateHandler(idleTimeout: idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }

@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import NIOCore
 import Policies
+import ProxyServer
 import Testing
 
 @testable import ArchwayApp
@@ -43,6 +45,34 @@ import Testing
         #expect(configuration.policiesPath == directory.path + "/policies")
     }
 
+    @Test func limitsAndHostListsParse() throws {
+        let yaml = """
+            upstreams:
+              - name: registry.example.com
+                url: https://registry.example.com
+                token-hosts: [Auth.Example.org]
+                redirect-hosts: ["127.0.0.1:9000"]
+            default-upstream: registry.example.com
+            limits:
+              connections: 2000
+              request-timeout: 15s
+              handshake-timeout: 5s
+              write-timeout: 2m
+              http2-streams: 32
+              streamed-responses: 100
+            """
+        let configuration = try Configuration.parse(yaml, file: "archway.yaml")
+        #expect(configuration.upstreams[0].tokenHosts == ["auth.example.org"])
+        #expect(configuration.upstreams[0].redirectHosts == ["127.0.0.1:9000"])
+        #expect(configuration.connectionLimits.maxConnections == 2000)
+        #expect(configuration.connectionLimits.requestTimeout == .seconds(15))
+        #expect(configuration.connectionLimits.handshakeTimeout == .seconds(5))
+        #expect(configuration.connectionLimits.writeTimeout == .seconds(120))
+        #expect(configuration.connectionLimits.maxConcurrentStreams == 32)
+        #expect(configuration.streamedResponses == 100)
+        #expect(Configuration.embeddedDefault().connectionLimits.maxConnections == 4096)
+    }
+
     @Test(arguments: [
         ("listen: 127.0.0.1:5000\nlistn: x\n", 2, "unknown key 'listn'"),
         ("listen: nowhere\n", 1, "listen must be HOST:PORT"),
@@ -54,6 +84,11 @@ import Testing
         ("storage:\n  max-size: lots\n", 2, "storage.max-size must be a size"),
         ("storage: [a]\n", 1, "storage must be a mapping"),
         ("listen: [unclosed\n", 2, "not valid YAML"),
+        ("limits:\n  connections: lots\n", 2, "limits.connections must be a whole number"),
+        ("limits:\n  request-timeout: never\n", 2, "limits.request-timeout must be a positive duration"),
+        ("limits:\n  idle: 5s\n", 2, "unknown key 'idle'"),
+        ("upstreams:\n  - name: a.io\n    url: https://a.io\n    token-hosts: [\"https://auth.a.io\"]\n", 4, "must be a host or host:port"),
+        ("upstreams:\n  - name: a.io\n    url: https://a.io\n    redirect-hosts: [\"*.cdn\"]\n", 4, "must be a host or host:port"),
         (
             "upstreams:\n  - name: a.io\n    url: https://a.io\n    credentials: { username: u, password-file: /nonexistent/pass }\n", 4,
             "cannot be read"

@@ -1,7 +1,6 @@
 import ArchwayTesting
 import Foundation
 import RegistryClient
-import Synchronization
 import Testing
 
 /// Clients that try to make Archway work for nothing: wrong passwords, idle connections.
@@ -63,49 +62,28 @@ import Testing
 
                     // 50 connections, each sending new wrong passwords for a known user as fast as
                     // it is answered (new passwords defeat any memory of failures).
-                    let attack = Attack()
-                    let url = archway.url
-                    let attackers = Task {
-                        await withTaskGroup(of: Void.self) { group in
-                            for attacker in 0..<50 {
-                                group.addTask {
-                                    var round = 0
-                                    while !attack.stopped.load(ordering: .relaxed) {
-                                        round += 1
-                                        let credentials = Credentials(username: "robot", password: "guess-\(attacker)-\(round)")
-                                        let answer = try? await CacheEnvironment.fetch(
-                                            "\(url)/v2/private.test/test/multi/manifests/1.0",
-                                            headers: ["Authorization": credentials.basicAuthorization, "Accept": Self.oci])
-                                        if let status = answer?.status { attack.statuses.withLock { $0[status, default: 0] += 1 } }
-                                    }
-                                }
-                            }
-                        }
+                    let attack = Task {
+                        try await HostileClients.run([
+                            "wrong-passwords", "\(archway.url)/v2/private.test/test/multi/manifests/1.0", "--connections", "50",
+                            "--seconds", "6",
+                        ])
                     }
                     try await Task.sleep(for: .seconds(1))
                     let attacked = try await Self.p99(warm, count: 100)
                     let healthStarted = ContinuousClock.now
                     let health = try await CacheEnvironment.fetch("\(archway.url)/_archway/health")
                     let healthTime = ContinuousClock.now - healthStarted
-                    attack.stopped.store(true, ordering: .relaxed)
-                    await attackers.value
+                    let statuses = HostileClients.report(try await attack.value)?["statuses"] as? [String: Int] ?? [:]
 
                     #expect(health.status == 200)
                     #expect(healthTime < .seconds(2), "health took \(healthTime) under attack")
                     #expect(
                         attacked <= 10 * max(quiet, 50), "warm manifest p99 \(attacked) ms under attack, \(quiet) ms without")
-                    let statuses = attack.statuses.withLock { $0 }
-                    #expect(statuses.keys.allSatisfy { $0 == 401 || $0 == 429 }, "\(statuses)")
-                    #expect((statuses[429] ?? 0) > 0, "the address was throttled: \(statuses)")
+                    #expect(statuses.keys.allSatisfy { $0 == "401" || $0 == "429" }, "\(statuses)")
+                    #expect((statuses["429"] ?? 0) > 0, "the address was throttled: \(statuses)")
                     print("wrong passwords: p99 quiet \(quiet) ms, attacked \(attacked) ms, answers \(statuses)")
                 }
             }
         }
     }
-}
-
-/// Shared by the tasks of an attack: when to stop, and the statuses they were answered with.
-final class Attack: Sendable {
-    let stopped = Atomic<Bool>(false)
-    let statuses = Mutex<[Int: Int]>([:])
 }

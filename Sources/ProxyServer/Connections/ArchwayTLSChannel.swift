@@ -1,0 +1,137 @@
+import HummingbirdCore
+import HummingbirdHTTP2
+import Logging
+import NIOCore
+import NIOHTTP2
+import NIOSSL
+
+/// TLS with ALPN, as Hummingbird's `HTTP2UpgradeChannel` builds it from its public parts, with
+/// what Archway adds: a handshake timeout right after TLS, the HTTP/2 control-frame guard
+/// before `NIOHTTP2Handler`, request and idle timeouts, and a lower stream limit (sent in a
+/// second SETTINGS frame: Hummingbird passes NIOHTTP2's defaults, 100 streams, and exposes no
+/// setting; NIOHTTP2 enforces our limit once the client acknowledges it, as it would an
+/// initial setting, and the frame guard closes clients that never do).
+public struct ArchwayTLSChannel: HTTPChannelHandler {
+    public struct Value: ServerChildChannelValue {
+        let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>
+        public let channel: any Channel
+    }
+
+    private let sslContext: NIOSSLContext
+    private let http1: HTTP1Channel
+    private let http2: HTTP2Channel
+    private let limits: ConnectionLimits
+    private let limiter: ConnectionLimiter?
+    private let frameGuard: HTTP2FrameFloodGuard.Configuration
+
+    public var responder: Responder { http1.responder }
+
+    public init(
+        tlsConfiguration: TLSConfiguration,
+        limits: ConnectionLimits,
+        limiter: ConnectionLimiter?,
+        frameGuard: HTTP2FrameFloodGuard.Configuration = .init(),
+        responder: @escaping HTTPChannelHandler.Responder
+    ) throws {
+        var tlsConfiguration = tlsConfiguration
+        tlsConfiguration.applicationProtocols = NIOHTTP2SupportedALPNProtocols
+        self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
+        self.limits = limits
+        self.limiter = limiter
+        self.frameGuard = frameGuard
+
+        // HTTP/1.1 over TLS: request-head / keep-alive idle timeout.
+        let http1Configuration = HTTP1Channel.Configuration(idleTimeout: limits.requestTimeout)
+        // HTTP/2: idle = no open stream (HTTP2ServerConnectionManager). NB the initializer drops
+        // `maxAgeTimeout` (HTTP2Channel.swift:35-44 never assigns it) — set the property instead.
+        var http2Configuration = HTTP2ChannelConfiguration(
+            idleTimeout: .seconds(60),
+            gracefulCloseTimeout: .seconds(10),
+            streamConfiguration: HTTP1Channel.Configuration(idleTimeout: limits.requestTimeout)
+        )
+        http2Configuration.maxAgeTimeout = .seconds(3600)
+        self.http1 = HTTP1Channel(responder: responder, configuration: http1Configuration)
+        self.http2 = HTTP2Channel(responder: responder, configuration: http2Configuration)
+    }
+
+    // Keep the inner future (handshake + ALPN) in the value, as Hummingbird does
+    // (HTTP2UpgradeChannel.swift:232-239). NIOHTTP2's public `Channel.configureHTTP2AsyncSecureUpgrade`
+    // (HTTP2PipelineHelpers.swift:676-679) returns EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion>>;
+    // flattening it in `setup` would deadlock: the child is registered (and becomes active, so
+    // the handshake can start) only after `setup`'s future completes (AsyncChannelHandler.swift:186-200).
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        do {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+            try channel.pipeline.syncOperations.addHandler(HandshakeTimeoutHandler(timeout: limits.handshakeTimeout, limiter: limiter))
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        let http1 = self.http1
+        let http2 = self.http2
+        let frameGuard = self.frameGuard
+        let maxConcurrentStreams = limits.maxConcurrentStreams
+        return channel.configureHTTP2AsyncSecureUpgrade { channel in
+            http1.setup(channel: channel, logger: logger)
+        } http2ConnectionInitializer: { channel in
+            do {
+                try channel.pipeline.syncOperations.addHandler(
+                    HTTP2FrameFloodGuard(configuration: frameGuard, expectedSettingsAcks: 2, logger: logger)
+                )
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+            return http2.setup(channel: channel, logger: logger).map { value in
+                let settings = HTTP2Frame(
+                    streamID: .rootStream,
+                    payload: .settings(.settings([HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams)]))
+                )
+                channel.writeAndFlush(settings, promise: nil)
+                return value
+            }
+        }
+        .map { negotiated in Value(negotiated: negotiated, channel: channel) }
+    }
+
+    public func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .http1_1(let connection):
+                await http1.handle(value: connection, logger: logger)
+            case .http2(let connection):
+                await http2.handle(value: connection, logger: logger)
+            }
+        } catch {
+            logger.debug("TLS/ALPN setup failed: \(error)")
+        }
+    }
+}
+
+extension HTTPServerBuilder {
+    /// Plain HTTP/1.1 with sendfile, within the connection limits.
+    public static func guardedHTTP1Sendfile(limiter: ConnectionLimiter, limits: ConnectionLimits) -> HTTPServerBuilder {
+        .init { responder in
+            GuardedChildChannel(
+                base: SendfileHTTP1Channel(responder: responder, idleTimeout: limits.requestTimeout, limiter: limiter),
+                limiter: limiter,
+                limits: limits,
+                refusal: GuardedChildChannel<SendfileHTTP1Channel>.http1Refusal,
+                watchInactivity: false
+            )
+        }
+    }
+
+    /// TLS with ALPN (HTTP/2 or HTTP/1.1), within the connection limits.
+    public static func guardedTLS(tlsConfiguration: TLSConfiguration, limiter: ConnectionLimiter, limits: ConnectionLimits)
+        -> HTTPServerBuilder
+    {
+        .init { responder in
+            GuardedChildChannel(
+                base: try ArchwayTLSChannel(tlsConfiguration: tlsConfiguration, limits: limits, limiter: limiter, responder: responder),
+                limiter: limiter,
+                limits: limits,
+                refusal: nil,
+                watchInactivity: true
+            )
+        }
+    }
+}

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Hostile clients for Archway's tests and benchmark, each bounded in count and time, loopback only.
+
+  wrong-passwords URL --connections N --seconds S     keep-alive connections sending new wrong passwords
+  idle HOST PORT --connections N --seconds S          connections that never send a byte
+  window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
+  zero-window HOST PORT PATH --connections N --streams M --seconds S
+                                                      HTTP/2 over TLS: streams whose flow-control window stays 0
+
+Each prints one JSON object with what it saw. Standard library only.
+"""
+import argparse
+import base64
+import http.client
+import json
+import random
+import select
+import selectors
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def require_loopback(host):
+    if host not in LOOPBACK and not host.startswith("127."):
+        sys.exit(f"refusing to target {host}: loopback only")
+
+
+def wrong_passwords(args):
+    url = urllib.parse.urlsplit(args.url)
+    require_loopback(url.hostname)
+    deadline = time.monotonic() + args.seconds
+    statuses, lock = {}, threading.Lock()
+
+    def attacker(number):
+        connection = None
+        attempt = 0
+        while time.monotonic() < deadline:
+            attempt += 1
+            secret = base64.b64encode(f"{args.user}:guess-{number}-{attempt}-{random.random()}".encode()).decode()
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+                connection.request("GET", url.path, headers={"Authorization": f"Basic {secret}"})
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+                if response.getheader("Connection", "").lower() == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException):
+                status = 0
+                connection = None
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+        if connection is not None:
+            connection.close()
+
+    threads = [threading.Thread(target=attacker, args=(n,)) for n in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"statuses": {str(k): v for k, v in statuses.items()}}))
+
+
+def idle(args):
+    require_loopback(args.host)
+    sockets, refused = [], 0
+    for _ in range(args.connections):
+        try:
+            connection = socket.create_connection((args.host, args.port), timeout=5)
+            connection.setblocking(False)
+            sockets.append(connection)
+        except OSError:
+            refused += 1
+    print(json.dumps({"event": "opened", "opened": len(sockets), "refused": refused}), flush=True)
+    deadline = time.monotonic() + args.seconds
+    watcher = selectors.DefaultSelector()  # epoll: select() stops at descriptor 1024
+    for connection in sockets:
+        watcher.register(connection, selectors.EVENT_READ)
+    closed = 0
+    while time.monotonic() < deadline and closed < len(sockets):
+        for key, _ in watcher.select(timeout=0.5):
+            try:
+                data = key.fileobj.recv(4096)
+            except OSError:
+                data = b""
+            if data == b"":
+                watcher.unregister(key.fileobj)
+                closed += 1
+    for connection in sockets:
+        connection.close()
+    print(json.dumps({"event": "done", "opened": len(sockets), "refused": refused, "closed_by_server": closed}), flush=True)
+
+
+# --- HTTP/2 by hand: just the frames these attacks need -------------------------------------
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream & 0x7FFFFFFF) + payload
+
+
+def hpack_integer(value, prefix_bits, first_byte=0):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first_byte | value])
+    out = [first_byte | limit]
+    value -= limit
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    out.append(value)
+    return bytes(out)
+
+
+def hpack_literal(name, value):
+    """Literal header field without indexing, new name, no Huffman."""
+    name, value = name.encode(), value.encode()
+    return b"\x00" + hpack_integer(len(name), 7) + name + hpack_integer(len(value), 7) + value
+
+
+def tls_h2(host, port):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    raw = socket.create_connection((host, port), timeout=10)
+    connection = context.wrap_socket(raw, server_hostname=host)
+    if connection.selected_alpn_protocol() != "h2":
+        raise SystemExit("the server did not choose h2")
+    return connection
+
+
+class FrameReader:
+    def __init__(self, connection):
+        self.connection = connection
+        self.buffer = b""
+
+    def frames(self):
+        """Frames available without blocking long; raises EOFError when the server closed."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        while readable or self.connection.pending():
+            chunk = self.connection.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+            readable, _, _ = select.select([self.connection], [], [], 0)
+        while len(self.buffer) >= 9:
+            length = int.from_bytes(self.buffer[:3], "big")
+            if len(self.buffer) < 9 + length:
+                break
+            kind, flags = self.buffer[3], self.buffer[4]
+            stream = int.from_bytes(self.buffer[5:9], "big") & 0x7FFFFFFF
+            payload = self.buffer[9:9 + length]
+            self.buffer = self.buffer[9 + length:]
+            yield kind, flags, stream, payload
+
+
+def window_update_flood(args):
+    require_loopback(args.host)
+    connection = tls_h2(args.host, args.port)
+    connection.sendall(PREFACE + frame(SETTINGS, 0, 0))
+    reader = FrameReader(connection)
+    burst = frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) * 256
+    sent, goaway, closed = 0, None, False
+    deadline = time.monotonic() + args.seconds
+    connection.setblocking(True)
+    try:
+        while time.monotonic() < deadline and goaway is None:
+            try:
+                connection.sendall(burst)
+                sent += 256
+            except OSError:
+                closed = True
+            try:
+                for kind, flags, stream, payload in reader.frames():
+                    if kind == SETTINGS and not flags & 1:
+                        connection.sendall(frame(SETTINGS, 1, 0))
+                    elif kind == GOAWAY:
+                        goaway = int.from_bytes(payload[4:8], "big")
+            except (EOFError, OSError):
+                closed = True
+            if closed:
+                break
+    finally:
+        connection.close()
+    print(json.dumps({"sent": sent, "goaway": goaway, "closed": closed or goaway is not None}))
+
+
+def zero_window(args):
+    require_loopback(args.host)
+    deadline = time.monotonic() + args.seconds
+    headers = b"".join(
+        hpack_literal(name, value)
+        for name, value in [(":method", "GET"), (":scheme", "https"), (":authority", f"{args.host}:{args.port}"), (":path", args.path)]
+    )
+    connections = []
+    refused = 0
+    for _ in range(args.connections):
+        try:
+            connection = tls_h2(args.host, args.port)
+        except (OSError, SystemExit):
+            refused += 1
+            continue
+        # Initial window 0 for every stream: the server may not send a byte of DATA.
+        settings = struct.pack(">HI", 0x4, 0)
+        streams = b"".join(frame(HEADERS, 0x5, 1 + 2 * n, headers) for n in range(args.streams))
+        connection.sendall(PREFACE + frame(SETTINGS, 0, 0, settings) + streams)
+        connections.append((connection, FrameReader(connection)))
+    resets, goaways, closed = 0, 0, 0
+    statuses = {}
+    while time.monotonic() < deadline and connections:
+        for connection, reader in list(connections):
+            try:
+                for kind, flags, stream, payload in reader.frames():
+                    if kind == SETTINGS and not flags & 1:
+                        connection.sendall(frame(SETTINGS, 1, 0))
+                    elif kind == RST_STREAM:
+                        resets += 1
+                    elif kind == GOAWAY:
+                        goaways += 1
+                    elif kind == HEADERS and len(payload) > 0:
+                        # The first byte of a response HEADERS is usually an indexed :status.
+                        code = {0x88: "200", 0x8D: "404", 0x8E: "500"}.get(payload[0], "other")
+                        statuses[code] = statuses.get(code, 0) + 1
+            except (EOFError, OSError):
+                closed += 1
+                connections.remove((connection, reader))
+        time.sleep(0.1)
+    for connection, _ in connections:
+        connection.close()
+    print(json.dumps({"open_at_end": len(connections), "refused": refused, "closed": closed, "resets": resets,
+                      "goaways": goaways, "statuses": statuses}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("wrong-passwords")
+    command.add_argument("url")
+    command.add_argument("--user", default="robot")
+    command.add_argument("--connections", type=int, default=50)
+    command.add_argument("--seconds", type=float, default=5)
+    command = commands.add_parser("idle")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("--connections", type=int, default=1000)
+    command.add_argument("--seconds", type=float, default=10)
+    command = commands.add_parser("window-update-flood")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("--seconds", type=float, default=10)
+    command = commands.add_parser("zero-window")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("path")
+    command.add_argument("--connections", type=int, default=40)
+    command.add_argument("--streams", type=int, default=100)
+    command.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    {"wrong-passwords": wrong_passwords, "idle": idle, "window-update-flood": window_update_flood,
+     "zero-window": zero_window}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
