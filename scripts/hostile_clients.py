@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hostile clients for Archway's tests and benchmark, each bounded in count and time, loopback only.
 
-  wrong-passwords URL --connections N --seconds S     keep-alive connections sending new wrong passwords
+  wrong-passwords URL --connections N --seconds S [--interval I]
+                                                      keep-alive connections sending new wrong passwords
   idle HOST PORT --connections N --seconds S          connections that never send a byte
   window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
   zero-window HOST PORT PATH --connections N --streams M --seconds S
@@ -59,6 +60,8 @@ def wrong_passwords(args):
                 connection = None
             with lock:
                 statuses[status] = statuses.get(status, 0) + 1
+            if args.interval:
+                time.sleep(args.interval)
         if connection is not None:
             connection.close()
 
@@ -249,6 +252,7 @@ def main():
     command = commands.add_parser("wrong-passwords")
     command.add_argument("url")
     command.add_argument("--user", default="robot")
+    command.add_argument("--interval", type=float, default=0, help="pause after each answer, seconds")
     command.add_argument("--connections", type=int, default=50)
     command.add_argument("--seconds", type=float, default=5)
     command = commands.add_parser("idle")

@@ -17,6 +17,8 @@ public final class BlobStore: Sendable {
     struct State {
         var fills: [Digest: Fill] = [:]
         var readers: [Digest: Int] = [:]
+        /// Fills whose download ended and whose outcome is being recorded.
+        var finishing = 0
     }
 
     /// Opens the store, creating its folders and removing what an earlier run left in `tmp/`.
@@ -105,8 +107,12 @@ public final class BlobStore: Sendable {
         // when every client has gone.
         Task.detached {
             let (result, completedAt) = await fill.run(open, now: now)
-            self.state.withLock { _ = $0.fills.removeValue(forKey: digest) }
+            self.state.withLock { state in
+                state.fills.removeValue(forKey: digest)
+                state.finishing += 1
+            }
             await finished(result, completedAt)
+            self.state.withLock { $0.finishing -= 1 }
         }
         return fill
     }
@@ -141,8 +147,8 @@ public final class BlobStore: Sendable {
         state.withLock { $0.fills[digest] != nil || $0.readers[digest, default: 0] > 0 }
     }
 
-    /// How many downloads are running.
-    public var fillsInFlight: Int { state.withLock { $0.fills.count } }
+    /// How many downloads are running or still recording their outcome.
+    public var fillsInFlight: Int { state.withLock { $0.fills.count + $0.finishing } }
 
     /// How many readers follow running downloads.
     public var followers: Int {

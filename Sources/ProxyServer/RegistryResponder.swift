@@ -226,8 +226,14 @@ public struct RegistryResponder: HTTPResponder {
         }
         // Streamed through Archway's memory (TLS, HTTP/2, no length yet): bounded per response
         // and in total.
-        guard let permit = streamingBudget.map({ $0.acquire() }) ?? StreamingBudget.unlimited else {
-            throw RegistryError(.unavailable, "too many downloads are streaming; retry in a moment")
+        let permit: StreamingBudget.Permit
+        if let streamingBudget {
+            guard let granted = streamingBudget.acquire() else {
+                throw RegistryError(.unavailable, "too many downloads are streaming; retry in a moment")
+            }
+            permit = granted
+        } else {
+            permit = StreamingBudget.unlimited
         }
         let body = answer.body(chunkSize: Self.streamChunkSize)
         return Response(

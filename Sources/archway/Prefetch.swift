@@ -42,6 +42,10 @@ struct Prefetch: AsyncParsableCommand {
                 progress.finish(image, "FAILED: \(error)")
             }
         }
+        // Downloads record what they stored (and where it came from) after their last byte:
+        // wait for that before exiting, or the server would not know the content.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while registry.fillsInFlight > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         progress.summary(images: images.count, failures: failures)
         if failures > 0 { throw ExitCode(1) }
     }

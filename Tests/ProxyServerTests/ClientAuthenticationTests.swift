@@ -66,3 +66,16 @@ import Testing
         #expect(ClientAuthentication.cost(of: authentication.decoyHash) == 4, "an unknown user is checked at the users' cost")
     }
 }
+
+@Suite struct StreamingBudgetTests {
+    @Test func permitsAreCountedUntilReleased() {
+        let budget = StreamingBudget(limit: 2)
+        var first = budget.acquire()
+        let second = budget.acquire()
+        #expect(first != nil && second != nil)
+        #expect(budget.acquire() == nil, "the budget is spent")
+        first = nil
+        #expect(budget.acquire() != nil, "a released permit is available again")
+        _ = (first, second)
+    }
+}

@@ -1,0 +1,149 @@
+import ArchwayTesting
+import Foundation
+import RegistryClient
+import Testing
+
+/// What a client can hold of the server: idle connections, TLS connections that never shake
+/// hands, HTTP/2 streams that never open their window, control-frame floods. The real binary,
+/// attacked by `scripts/hostile_clients.py` from processes of its own.
+/// The attacks take the machine's cores: their suites run one after the other.
+@Suite(.serialized) struct HostileTests {}
+
+extension HostileTests {
+    @Suite(.serialized) struct ConnectionLimitTests {
+        static let oci = "application/vnd.oci.image.index.v1+json"
+
+        /// Resident memory of a running process, from /proc.
+        static func residentBytes(_ archway: ArchwayProcess) -> Int {
+            archway.peakResidentMemoryBytes() ?? 0
+        }
+
+        @Test func twentyThousandIdleConnectionsDoNotStopANewClient() async throws {
+            try await withUpstreamRegistry { upstream in
+                let images = try await StandardImages.seed(upstream)
+                let limits = "limits:\n  connections: 2000\n  request-timeout: 3s\n"
+                try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: limits)) { archway in
+                    let before = Self.residentBytes(archway)
+                    let outputs = (0..<2).map { archway.directory.appendingPathComponent("idle-\($0).log") }
+                    // Two processes of 10 000 connections each (one process may hold only 20 000
+                    // descriptors here), held for 25 s.
+                    let attackers = try outputs.map { output in
+                        try HostileClients.start(
+                            ["idle", "127.0.0.1", String(archway.port), "--connections", "10000", "--seconds", "25"], outputFile: output)
+                    }
+                    try await waitUntil(timeout: .seconds(90), "20 000 idle connections to be opened") {
+                        outputs.allSatisfy { ((try? String(contentsOf: $0, encoding: .utf8)) ?? "").contains(#""event": "opened""#) }
+                    }
+                    let opened = outputs.compactMap { try? String(contentsOf: $0, encoding: .utf8) }
+                    #expect(opened.allSatisfy { $0.contains(#""opened": 10000"#) }, "\(opened)")
+
+                    // A new client, while the idle ones are held: pulls as if nothing happened.
+                    let inspect = try await Skopeo.inspectRaw(
+                        "docker://\(archway.host)/registry.test/test/multi:1.0", arguments: ["--tls-verify=false"])
+                    #expect(inspect.succeeded, "\(inspect)")
+                    #expect(sha256Digest(inspect.stdoutData) == images.multi.digest)
+                    let manifest = try await CacheEnvironment.fetch(
+                        "\(archway.url)/v2/registry.test/test/multi/manifests/1.0", headers: ["Accept": Self.oci])
+                    #expect(manifest.status == 200)
+                    #expect(archway.isRunning)
+
+                    for attacker in attackers { _ = await attacker.waitForExit(timeout: .seconds(60)) }
+                    let reports = outputs.compactMap { try? String(contentsOf: $0, encoding: .utf8) }
+                        .compactMap { $0.split(separator: "\n").last.flatMap { HostileClients.report(String($0)) } }
+                    let closed = reports.compactMap { $0["closed_by_server"] as? Int }.reduce(0, +)
+                    // Idle connections were closed by the server (replaced by newcomers, or timed out):
+                    // none stays open waiting forever.
+                    #expect(closed == 20_000, "\(reports)")
+                    let grown = Self.residentBytes(archway) - before
+                    #expect(grown < 200 << 20, "resident memory grew by \(grown >> 20) MiB")
+                    print("idle connections: closed by the server \(closed) of 20000, memory grew \(grown >> 20) MiB")
+                }
+            }
+        }
+
+        @Test func tlsConnectionsThatNeverShakeHandsAreClosed() async throws {
+            try await withUpstreamRegistry { upstream in
+                try await withTemporaryDirectory { directory in
+                    let pki = try await TestCertificates.make(in: directory)
+                    let extra = """
+                        tls:
+                          certificate: \(pki.serverCertificate.path)
+                          key: \(pki.serverKey.path)
+                        limits:
+                          handshake-timeout: 2s
+
+                        """
+                    try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: extra), tls: true) {
+                        archway in
+                        let report = HostileClients.report(
+                            try await HostileClients.run([
+                                "idle", "127.0.0.1", String(archway.port), "--connections", "200", "--seconds", "8",
+                            ]))
+                        #expect(report?["closed_by_server"] as? Int == 200, "\(report ?? [:])")
+                    }
+                }
+            }
+        }
+
+        /// Archway with TLS (HTTP/2 by ALPN) in front of an upstream holding a 64 MiB blob, warm.
+        static func withWarmTLSArchway(extra: String = "", _ body: (ArchwayProcess, String) async throws -> Void) async throws {
+            try await withUpstreamRegistry { upstream in
+                try await withTemporaryDirectory { directory in
+                    let blob = try makeLargeBlobFile(size: 64 << 20, seed: 64, in: directory)
+                    let pushed = try await RegistryUploader(baseURL: upstream.url).pushBlob(repository: "test/big", file: blob)
+                    try FileManager.default.removeItem(at: blob)
+                    let pki = try await TestCertificates.make(in: directory)
+                    let configuration = """
+                        tls:
+                          certificate: \(pki.serverCertificate.path)
+                          key: \(pki.serverKey.path)
+                        \(extra)
+                        """
+                    try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: configuration), tls: true)
+                    {
+                        archway in
+                        let path = "/v2/registry.test/test/big/blobs/\(pushed.digest)"
+                        let warm = try await run(
+                            try requireProgram("curl"), ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "\(archway.url)\(path)"])
+                        #expect(warm.stdout == "200")
+                        try await body(archway, path)
+                    }
+                }
+            }
+        }
+
+        @Test func zeroWindowHTTP2StreamsKeepMemoryBounded() async throws {
+            try await Self.withWarmTLSArchway(extra: "limits:\n  write-timeout: 3s\n") { archway, path in
+                let before = Self.residentBytes(archway)
+                // 40 connections x 100 streams of the 64 MiB blob, none of which lets a byte through.
+                let report = HostileClients.report(
+                    try await HostileClients.run([
+                        "zero-window", "127.0.0.1", String(archway.port), path, "--connections", "40", "--streams", "100", "--seconds", "8",
+                    ]))
+                let grown = Self.residentBytes(archway) - before
+                // The README's bound: at most 512 streamed responses, each holding about half a MiB.
+                #expect(grown < 400 << 20, "resident memory grew by \(grown >> 20) MiB: \(report ?? [:])")
+                // Streams beyond the limit were refused, and stalled ones ended by the write timeout.
+                #expect((report?["resets"] as? Int ?? 0) > 0, "\(report ?? [:])")
+                #expect(archway.isRunning)
+                let after = try await run(
+                    try requireProgram("curl"), ["-sk", "--http2", "-o", "/dev/null", "-w", "%{http_code}", "\(archway.url)\(path)"])
+                #expect(after.stdout == "200", "a well-behaved client still downloads")
+                let log = archway.output()
+                let refusals = log.components(separatedBy: #""status":"503""#).count - 1
+                #expect(refusals > 0, "streams beyond the budget are refused")
+                print("zero-window streams: memory grew \(grown >> 20) MiB, \(refusals) refused with 503, \(report ?? [:])")
+            }
+        }
+
+        @Test func aWindowUpdateFloodIsCutOffWithGoAway() async throws {
+            try await Self.withWarmTLSArchway { archway, path in
+                let report = HostileClients.report(
+                    try await HostileClients.run(["window-update-flood", "127.0.0.1", String(archway.port), "--seconds", "15"]))
+                #expect(report?["goaway"] as? Int == 11, "GOAWAY ENHANCE_YOUR_CALM expected: \(report ?? [:])")
+                #expect(archway.isRunning)
+                _ = path
+            }
+        }
+    }
+}
