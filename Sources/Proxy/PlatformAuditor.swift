@@ -24,6 +24,10 @@ public final class PlatformAuditor: Sendable {
 
     static let memory: TimeInterval = 3600
     static let childrenRemembered = 512
+    /// Client addresses remembered at most; beyond, the expired and then the oldest are forgotten.
+    static let addressesRemembered = 10_000
+    /// Image platforms named at most in a `Warning` header, a log line or a catalog row.
+    static let platformsNamed = 16
 
     private struct Seen {
         var learned: (platform: Platform, at: Date)?
@@ -68,14 +72,36 @@ public final class PlatformAuditor: Sendable {
             if date.timeIntervalSince(entry.childrenAt) > Self.memory || entry.children.count > Self.childrenRemembered {
                 entry.children = [:]
             }
-            for child in index.manifests {
+            for child in index.manifests where entry.children.count < Self.childrenRemembered {
                 if let platform = child.platform, !child.isAttestation, !platform.isUnknown {
                     entry.children[child.digest] = platform.normalized()
                 }
             }
             entry.childrenAt = date
+            if seen[address] == nil, seen.count >= Self.addressesRemembered { Self.prune(&seen, at: date) }
             seen[address] = entry
         }
+    }
+
+    /// Forgets addresses not heard from within ``memory``, then the oldest half if that was not
+    /// enough: a scan of many addresses cannot grow this without bound.
+    private static func prune(_ seen: inout [String: Seen], at date: Date) {
+        seen = seen.filter { date.timeIntervalSince(max($0.value.childrenAt, $0.value.learned?.at ?? .distantPast)) < memory }
+        guard seen.count >= addressesRemembered else { return }
+        let newest = seen.sorted { $0.value.childrenAt > $1.value.childrenAt }.prefix(addressesRemembered / 2)
+        seen = Dictionary(uniqueKeysWithValues: newest.map { ($0.key, $0.value) })
+    }
+
+    /// How many client addresses are remembered.
+    var rememberedAddresses: Int { seen.withLock { $0.count } }
+
+    /// Platforms as a short list: each once, at most ``platformsNamed``, then how many more.
+    static func summary(_ platforms: [Platform]) -> String {
+        var unique: [String] = []
+        var known = Set<String>()
+        for platform in platforms where known.insert(platform.description).inserted { unique.append(platform.description) }
+        guard unique.count > platformsNamed else { return unique.joined(separator: ",") }
+        return unique.prefix(platformsNamed).joined(separator: ",") + " and \(unique.count - platformsNamed) more"
     }
 
     /// A child fetched by digest: the platform an index served to this client listed it for,
@@ -99,7 +125,7 @@ public final class PlatformAuditor: Sendable {
         kind: Kind, repository: String, reference: String, client: Client, clientPlatform: Platform, imagePlatforms: [Platform],
         rule: String?
     ) async -> String {
-        let images = imagePlatforms.map(\.description).joined(separator: ",")
+        let images = Self.summary(imagePlatforms)
         var metadata: Logger.Metadata = [
             "event": "arch_mismatch",
             "kind": "\(kind.rawValue)",

@@ -29,6 +29,10 @@ public struct PullThroughRegistry: Sendable {
     let confirmedSources = RecentlyUsed<NamedDigest, [Origin]>(budget: 100_000)
     /// Manifests whose content is already linked to the name they were served under.
     let linkedManifests = RecentlyUsed<NamedDigest, Bool>(budget: 20_000)
+    /// Whole tag lists upstreams answered (sorted), kept briefly: a client paging through a
+    /// long list, or repeating the question, does not make Archway ask and sort again.
+    let tagLists = RecentlyUsed<String, CachedTagList>(budget: 1_000_000) { $0.tags.count + 1 }
+    static let tagListLifetime: TimeInterval = 30
     /// The policies in force (reloaded on SIGHUP).
     public let policyStore: PolicyStore
     public var policies: PolicySet { policyStore.current }
@@ -66,9 +70,19 @@ public struct PullThroughRegistry: Sendable {
         var tags: Set<String>
         var hasMore = false
         if rules.isEmpty {
+            if let cached = tagLists.value(for: route.key), now().timeIntervalSince(cached.at) < Self.tagListLifetime {
+                return cached.page(name: name, count: count, last: last)
+            }
             // Ask for the page the client asked for.
             let page = try await upstreamCall(route, what: .repository) {
                 try await route.upstream.tags(route.repository, count: count, last: last)
+            }
+            // A whole list (the client asked for everything, or the upstream ignored `n`) is
+            // kept, and every page is cut from it.
+            if !page.hasMore, last == nil, count == nil || page.tags.count > count! {
+                let whole = CachedTagList(tags: Set(page.tags).sorted(), at: now())
+                tagLists.set(whole, for: route.key)
+                return whole.page(name: name, count: count, last: last)
             }
             tags = Set(page.tags)
             hasMore = page.hasMore
@@ -141,5 +155,25 @@ public struct PullThroughRegistry: Sendable {
 
     func offlineMiss(_ what: String) -> RegistryError {
         RegistryError(.unavailable, "offline: \(what) is not in the cache and the upstream is not contacted")
+    }
+}
+
+/// A repository's whole tag list as an upstream answered it, sorted, and when.
+struct CachedTagList: Sendable {
+    let tags: [String]
+    let at: Date
+
+    /// The page after `last`, at most `count` long, found by binary search.
+    func page(name: RepositoryName, count: Int?, last: String?) -> TagPage {
+        var start = 0
+        if let last {
+            var high = tags.count
+            while start < high {
+                let middle = (start + high) / 2
+                if tags[middle] <= last { start = middle + 1 } else { high = middle }
+            }
+        }
+        let end = count.map { min(tags.count, start + $0) } ?? tags.count
+        return TagPage(name: name.value, tags: Array(tags[start..<end]), hasMore: end < tags.count)
     }
 }

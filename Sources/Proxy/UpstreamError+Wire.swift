@@ -18,11 +18,17 @@ extension UpstreamError {
         case .status(429, _, let retryAfter):
             let wait = retryAfter.map { ", retry after \($0)" } ?? ""
             return RegistryError(.tooManyRequests, "upstream \(upstream) rate-limits this mirror\(wait)", detail: retryAfter)
-        case .status(let status, let errors, _) where (400..<500).contains(status):
-            // The upstream said no: pass its answer on, with its status.
-            var error = errors.first ?? unknown(subject, upstream: upstream)
-            error.statusOverride = status
-            return error
+        case .status(let status, let errors, _) where status == 404 || status == 410:
+            // The upstream does not have it: its own error when it is a not-found one.
+            return errors.first { $0.code.status == 404 } ?? unknown(subject, upstream: upstream)
+        case .status(400, let errors, _):
+            // The upstream refused the name or reference as invalid.
+            return errors.first { $0.code.status == 400 }
+                ?? RegistryError(.nameInvalid, "upstream \(upstream) refused the request as invalid")
+        case .status(let status, _, _) where (400..<500).contains(status):
+            // Any other refusal (405, 406, 431, ...) is about how Archway asked, not about what the
+            // client asked for: a bad gateway, never passed on as if it were the client's error.
+            return RegistryError(.unavailable, "upstream \(upstream) refused Archway's request with \(status)", status: 502)
         case .status, .transport, .invalidResponse:
             return RegistryError(.unavailable, "upstream \(upstream) unavailable: \(self)")
         }

@@ -6,8 +6,9 @@ import Logging
 import MetricsTestKit
 import OCI
 import Policies
-import Proxy
 import Testing
+
+@testable import Proxy
 
 @Suite struct ClientPlatformTests {
     @Test(
@@ -143,5 +144,28 @@ import Testing
     @Test(arguments: [("24h", 86400.0), ("30m", 1800), ("7d", 604_800), ("10s", 10)])
     func reportWindows(text: String, seconds: Double) {
         #expect(ReportWindow.parse(text) == seconds)
+    }
+}
+
+@Suite struct PlatformAuditorBoundsTests {
+    @Test func platformListsAreShortAndAddressesAreForgotten() throws {
+        let platforms = (0..<40).map { Platform(os: "linux", architecture: "arch\($0)") }
+        let summary = PlatformAuditor.summary(platforms + platforms)
+        #expect(summary.hasPrefix("linux/arch0,linux/arch1,"))
+        #expect(summary.hasSuffix(" and 24 more"))
+        #expect(PlatformAuditor.summary(Array(platforms.prefix(2))) == "linux/arch0,linux/arch1")
+
+        let auditor = PlatformAuditor(catalog: try Catalog.inMemory(), logger: Logger(label: "test"))
+        let index = ImageIndex(
+            schemaVersion: 2, mediaType: .ociIndex,
+            manifests: [
+                Descriptor(
+                    mediaType: .ociManifest, digest: Digest.sha256(Data("child".utf8)), size: 1,
+                    platform: Platform(os: "linux", architecture: "amd64"))
+            ])
+        for address in 0..<(PlatformAuditor.addressesRemembered + 500) {
+            auditor.servedIndex(index, to: Client(address: "10.\(address >> 16).\((address >> 8) & 255).\(address & 255)"))
+        }
+        #expect(auditor.rememberedAddresses <= PlatformAuditor.addressesRemembered)
     }
 }
