@@ -41,12 +41,12 @@ format:
 lint:
 	swift-format lint --strict --parallel --recursive Package.swift Sources Tests
 
-# libFuzzer targets (parsers of paths, references, policies, manifests, ranges), FUZZ_SECONDS each.
+# libFuzzer targets (parsers of paths, references, policies, manifests, ranges, upstream answers), FUZZ_SECONDS each.
 # The fuzzers start libFuzzer themselves (SwiftPM renames executables' entry points), linked with
 # the toolchain's libFuzzer runtime without main.
 FUZZ_RUNTIME = $(firstword $(wildcard $(dir $(shell readlink -f $(shell command -v swift)))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
 # The seeds in Fuzz/corpus stay as they are; what a run discovers goes to .build-fuzz/corpus.
-FUZZ_TARGETS := FuzzReference FuzzPolicy FuzzManifest FuzzRange
+FUZZ_TARGETS := FuzzReference FuzzPolicy FuzzManifest FuzzRange FuzzUpstreamAnswers
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@for target in $(FUZZ_TARGETS); do \

@@ -68,7 +68,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: instrumented
         ),
         .target(
             name: "Proxy",
@@ -207,6 +207,7 @@ if fuzzing {
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
     for (name, dependencies) in [
         ("FuzzReference", ["OCI", "ProxyServer"]), ("FuzzPolicy", ["OCI", "Policies"]), ("FuzzManifest", ["OCI"]), ("FuzzRange", ["OCI"]),
+        ("FuzzUpstreamAnswers", ["OCI", "RegistryClient"]),
     ] {
         package.targets.append(
             .executableTarget(

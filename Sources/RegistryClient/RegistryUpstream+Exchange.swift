@@ -166,14 +166,11 @@ extension RegistryUpstream {
                     retryAfter: nil
                 )
             }
-            guard let grant = try? JSONDecoder().decode(TokenGrant.self, from: Data(buffer: body)), let token = grant.value else {
+            guard let grant = UpstreamAnswer.tokenGrant(Data(buffer: body)) else {
                 throw UpstreamError.invalidResponse("token service \(realmParts.authority) answered no token")
             }
-            await tokens.store(
-                token,
-                for: TokenCache.Key(realm: "", service: name, scope: scope),
-                lifetime: .seconds(max(grant.expiresIn ?? 60, 1))
-            )
+            await tokens.store(grant.token, for: TokenCache.Key(realm: "", service: name, scope: scope), lifetime: grant.lifetime)
+            let token = grant.token
             return "Bearer \(token)"
         }
     }
@@ -192,19 +189,4 @@ extension RegistryUpstream {
         allowed.insert(charactersIn: "-._~")
         return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
     }
-}
-
-/// A token service's answer (`token` per the Docker spec, `access_token` per OAuth2).
-struct TokenGrant: Decodable {
-    var token: String?
-    var accessToken: String?
-    var expiresIn: Int?
-
-    enum CodingKeys: String, CodingKey {
-        case token
-        case accessToken = "access_token"
-        case expiresIn = "expires_in"
-    }
-
-    var value: String? { token ?? accessToken }
 }

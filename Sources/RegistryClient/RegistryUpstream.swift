@@ -106,12 +106,10 @@ public struct RegistryUpstream: Upstream {
         let path = "tags/list" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
         let response = try await exchange(.get, repository: repository, path: path, small: true)
         let body = try await response.body.collect(upTo: Manifest.maximumSize)
-        do {
-            var page = try JSONDecoder().decode(TagPage.self, from: Data(buffer: body))
-            page.hasMore = response.headers.values("Link").contains { $0.contains("rel=\"next\"") }
-            return page
-        } catch {
-            throw UpstreamError.invalidResponse("tag list of \(repository) is not valid JSON")
+        guard var page = UpstreamAnswer.tagPage(Data(buffer: body)) else {
+            throw UpstreamError.invalidResponse("tag list of \(repository) is not a tag list")
         }
+        page.hasMore = UpstreamAnswer.hasNextPage(response.headers.values("Link"))
+        return page
     }
 }

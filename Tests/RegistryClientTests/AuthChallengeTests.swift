@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Testing
 
@@ -83,5 +84,32 @@ import Testing
         #expect(URLParts.resolve("//cdn.example/blob", against: "https://r.io/v2/a") == nil)
         #expect(URLParts.resolve("file:///etc/passwd", against: "https://r.io/v2/a") == nil)
         #expect(URLParts("https://user:pw@host/") == nil)
+    }
+}
+
+@Suite struct UpstreamAnswerTests {
+    @Test func tokenGrantsAreBounded() {
+        #expect(UpstreamAnswer.tokenGrant(Data(#"{"token":"abc","expires_in":300}"#.utf8)) == .init(token: "abc", lifetime: .seconds(300)))
+        #expect(UpstreamAnswer.tokenGrant(Data(#"{"access_token":"xyz"}"#.utf8))?.lifetime == .seconds(60))
+        #expect(UpstreamAnswer.tokenGrant(Data(#"{"token":"","access_token":"xyz"}"#.utf8))?.token == "xyz")
+        #expect(UpstreamAnswer.tokenGrant(Data(#"{"token":"a","expires_in":99999999}"#.utf8))?.lifetime == .seconds(86_400))
+        #expect(UpstreamAnswer.tokenGrant(Data(#"{"token":"a","expires_in":-5}"#.utf8))?.lifetime == .seconds(1))
+        // A token that would break or smuggle a header line is no token.
+        #expect(UpstreamAnswer.tokenGrant(Data(#"{"token":"a\r\nX-Evil: 1"}"#.utf8)) == nil)
+        #expect(UpstreamAnswer.tokenGrant(Data(#"{"token":"a b"}"#.utf8)) == nil)
+        #expect(UpstreamAnswer.tokenGrant(Data("{\"token\":\"\(String(repeating: "x", count: 20_000))\"}".utf8)) == nil)
+        #expect(UpstreamAnswer.tokenGrant(Data("not json".utf8)) == nil)
+    }
+
+    @Test func tagListsAndLinks() {
+        #expect(UpstreamAnswer.tagPage(Data(#"{"name":"a/b","tags":["1","2"]}"#.utf8))?.tags == ["1", "2"])
+        #expect(UpstreamAnswer.tagPage(Data(#"{"name":"a/b","tags":null}"#.utf8))?.tags == [])
+        #expect(UpstreamAnswer.tagPage(Data(#"{"tags":["1"]}"#.utf8)) == nil)
+        let many = (0..<120_000).map { "\"\($0)\"" }.joined(separator: ",")
+        #expect(UpstreamAnswer.tagPage(Data(#"{"name":"a","tags":["#.utf8) + Data(many.utf8) + Data("]}".utf8))?.tags.count == 100_000)
+        #expect(UpstreamAnswer.hasNextPage([#"</v2/a/tags/list?last=x&n=2>; rel="next""#]))
+        #expect(UpstreamAnswer.hasNextPage(["</v2/a/tags/list?last=x>; rel=next"]))
+        #expect(!UpstreamAnswer.hasNextPage([#"</v2/a/tags/list?rel="next">; rel="prev""#]))
+        #expect(!UpstreamAnswer.hasNextPage([]))
     }
 }

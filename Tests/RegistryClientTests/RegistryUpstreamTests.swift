@@ -32,7 +32,7 @@ import Testing
                     return Response(status: .unauthorized)
                 }
                 let scope = request.uri.queryParameters["scope"].map(String.init) ?? ""
-                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"token":"tok \#(scope)","expires_in":300}"#)))
+                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"token":"tok.\#(scope)","expires_in":300}"#)))
             }
             let challenge = { @Sendable (repository: String) -> Response in
                 var headers = HTTPFields()
@@ -45,7 +45,7 @@ import Testing
             }
             router.get("/v2/org/app/manifests/{reference}") { request, _ -> Response in
                 recorder.record("manifest \(request.headers[.authorization] ?? "none") accept=\(request.headers[.accept] ?? "none")")
-                guard request.headers[.authorization] == "Bearer tok repository:org/app:pull" else { return challenge("org/app") }
+                guard request.headers[.authorization] == "Bearer tok.repository:org/app:pull" else { return challenge("org/app") }
                 return Response(
                     status: .ok,
                     headers: [.contentType: "application/vnd.oci.image.manifest.v1+json"],
@@ -54,7 +54,7 @@ import Testing
             }
             router.get("/v2/org/app/blobs/{digest}") { request, _ -> Response in
                 recorder.record("blob \(request.headers[.authorization] ?? "none")")
-                guard request.headers[.authorization] == "Bearer tok repository:org/app:pull" else { return challenge("org/app") }
+                guard request.headers[.authorization] == "Bearer tok.repository:org/app:pull" else { return challenge("org/app") }
                 guard let cdnHost else { return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: blob))) }
                 return Response(status: .temporaryRedirect, headers: [.location: "http://\(cdnHost)/cdn/blob?sig=1"])
             }
@@ -116,7 +116,7 @@ import Testing
             }
         }
         let basic = Credentials(username: "robot", password: "s3cret").basicAuthorization
-        let bearer = "Bearer tok repository:org/app:pull"
+        let bearer = "Bearer tok.repository:org/app:pull"
         let accept = "accept=application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
         #expect(
             recorder.all == [
