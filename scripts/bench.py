@@ -27,7 +27,10 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
   synth       the same on Archway's synthesized index tag, beside its plain tag rate;
   pull        `skopeo copy` of a freshly pushed image, cold then warm: seconds;
   memory      peak resident memory (VmRSS sampled every 50 ms, and VmHWM after resetting it via
-              clear_refs) during 8 concurrent downloads of a cold 1 GiB blob.
+              clear_refs) during 8 concurrent downloads of a cold 1 GiB blob;
+  auth-flood  Archway alone, a second instance with htpasswd users (bcrypt cost 10): the wrk p99 of a
+              warm public manifest, quiet and while scripts/hostile_clients.py keeps 50 connections
+              sending new wrong passwords (every 20 ms each), and /_archway/health's time meanwhile.
 
 Output: a table on stdout (each peer's median and the ratio Archway/peer), PASS/MISS for the
 targets, and in --out: bench-<UTC timestamp>.json (raw samples, medians, ratios, commit, nproc),
@@ -106,6 +109,9 @@ METRICS = [
     ("pull_cold", "skopeo pull 3x4 MiB, cold", "s", LOWER),
     ("pull_warm", "skopeo pull 3x4 MiB, warm", "s", LOWER),
     ("peak_rss", "peak RSS, 8x 1 GiB cold", "MiB", LOWER),
+    ("auth_quiet_p99", "manifest p99, auth on, quiet", "ms", LOWER),
+    ("auth_flood_p99", "manifest p99, 50 wrong-password conns", "ms", LOWER),
+    ("auth_flood_health", "health under wrong passwords", "ms", LOWER),
 ]
 
 
@@ -792,6 +798,59 @@ class Bench:
                     f"{fetches} upstream GETs")
 
 
+    # 8. wrong passwords (Archway only, its own instance with users)
+
+    def auth_flood(self):
+        import crypt  # bcrypt through the system's libcrypt (deprecated in 3.11, still there)
+        secret = crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
+        htpasswd = os.path.join(self.work, "htpasswd")
+        with open(htpasswd, "w") as f:
+            f.write(f"robot:{secret}\n")
+        port = free_port()
+        config = os.path.join(self.work, "archway-auth.yaml")
+        with open(config, "w") as f:
+            f.write(f"listen: 127.0.0.1:{port}\n"
+                    f"storage:\n  path: {os.path.join(self.work, 'archway-auth-cache')}\n"
+                    f"upstreams:\n  - name: {UPSTREAM_NAME}\n    url: {self.upstream.url}\n"
+                    f"  - name: private.bench\n    url: {self.upstream.url}\n    private: true\n"
+                    f"default-upstream: {UPSTREAM_NAME}\n"
+                    f"auth:\n  htpasswd: {htpasswd}\n  required: false\n")
+        process = self.supervisor.start_server("archway-auth", [self.args.archway, "serve", "--config", config,
+                                                                "--log-level", "warning", "--log-format", "json"])
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/v2/", process)
+        peer = Peer(ARCHWAY, url, process)
+        path = f"/v2/{APP_REPO}/manifests/amd64-1.0"
+        self.warm_manifest(peer, path, self.seeds["amd64_digest"])
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostile_clients.py")
+        for run in range(self.args.runs):
+            quiet = run_wrk(url + path, self.args.wrk_seconds)
+            attack = subprocess.Popen([sys.executable, script, "wrong-passwords", f"{url}/v2/private.bench/{APP_REPO}/manifests/1",
+                                       "--connections", "50", "--interval", "0.02",
+                                       "--seconds", str(self.args.wrk_seconds + 3)],
+                                      stdout=subprocess.PIPE, text=True)
+            self.supervisor.track(attack)
+            try:
+                time.sleep(1)
+                attacked = run_wrk(url + path, self.args.wrk_seconds)
+                started = time.monotonic()
+                health = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                health.request("GET", "/_archway/health")
+                health_status = health.getresponse().status
+                health_ms = (time.monotonic() - started) * 1000
+                health.close()
+                report = json.loads(attack.communicate(timeout=60)[0].strip().splitlines()[-1])
+            finally:
+                self.supervisor.untrack(attack)
+            self.results.add("auth_quiet_p99", ARCHWAY, quiet["p99_ms"])
+            self.results.add("auth_flood_p99", ARCHWAY, attacked["p99_ms"])
+            self.results.add("auth_flood_health", ARCHWAY, health_ms)
+            self.results.detail("auth-flood", {"run": run, "quiet": quiet, "attacked": attacked, "health_status": health_status,
+                                               "health_ms": health_ms, "attack": report})
+            log(f"  auth-flood: p99 {quiet['p99_ms']:.2f} ms quiet, {attacked['p99_ms']:.2f} ms attacked "
+                f"({attacked['rps']:.0f} req/s), health {health_ms:.1f} ms, attackers answered {report['statuses']}")
+
+
 # name -> (method, peers it needs)
 SECTIONS = {
     "warm-blob": (Bench.warm_blob, PEERS),
@@ -800,6 +859,7 @@ SECTIONS = {
     "synth": (Bench.synth, [ARCHWAY]),
     "pull": (Bench.pull, PROXIES),
     "memory": (Bench.memory, PROXIES),
+    "auth-flood": (Bench.auth_flood, [ARCHWAY]),
 }
 
 
@@ -904,6 +964,10 @@ def targets(results):
     check(None if rn is None else rn >= 0.5, f"warm tag manifests >= 0.5x nginx cache ({fmt_ratio(rn)})")
     peak = m("peak_rss", ARCHWAY)
     check(None if peak is None else peak < 150, f"peak memory < 150 MiB (archway {fmt(peak)} MiB)")
+    quiet, flood = m("auth_quiet_p99", ARCHWAY), m("auth_flood_p99", ARCHWAY)
+    check(None if quiet is None or flood is None else flood <= 10 * quiet,
+          f"manifest p99 under 50 wrong-password connections <= 10x quiet "
+          f"({fmt(flood)} ms against {fmt(quiet)} ms: {fmt_ratio(flood / quiet) if quiet and flood else '-'})")
     return checks
 
 
