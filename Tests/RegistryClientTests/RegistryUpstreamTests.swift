@@ -93,14 +93,29 @@ import Testing
         }
     }
 
-    @Test func bearerTokensAreFetchedOnceAndRedirectsDropCredentials() async throws {
-        let recorder = Recorder()
+    /// The fake registry (its own token service) with blobs redirected to a CDN on localhost
+    /// that `cdn` builds, given the registry's port; `body` gets the registry's and the CDN's ports.
+    static func withRegistryAndCDN(
+        _ recorder: Recorder,
+        cdn: @escaping @Sendable (@escaping @Sendable () -> Int) -> @Sendable (Router<BasicRequestContext>) -> Void,
+        _ body: @escaping @Sendable (Int, Int) async throws -> Void
+    ) async throws {
         let portBox = Mutex<Int>(0)
-        try await withLiveServer(Self.cdn(recorder)) { cdnPort in
+        let registryPort = { @Sendable in portBox.withLock { $0 } }
+        try await withLiveServer(cdn(registryPort)) { cdnPort in
             try await withLiveServer(
-                Self.registry(recorder, realmHost: { "127.0.0.1:\(portBox.withLock { $0 })" }, cdnHost: "localhost:\(cdnPort)")
+                Self.registry(recorder, realmHost: { "127.0.0.1:\(registryPort())" }, cdnHost: "localhost:\(cdnPort)")
             ) { port in
                 portBox.withLock { $0 = port }
+                try await body(port, cdnPort)
+            }
+        }
+    }
+
+    @Test func bearerTokensAreFetchedOnceAndRedirectsDropCredentials() async throws {
+        let recorder = Recorder()
+        try await Self.withRegistryAndCDN(recorder, cdn: { _ in Self.cdn(recorder) }) { port, cdnPort in
+            do {
                 let upstream = Self.robot(port: port, redirectHosts: ["localhost:\(cdnPort)"])
                 let repository = try RepositoryName("org/app")
                 let accept = [MediaType.ociManifest.rawValue, MediaType.dockerManifest.rawValue]
@@ -148,17 +163,13 @@ import Testing
     ])
     func aRedirectTargetThatAsksForCredentialsGetsNone(challenge: String) async throws {
         let recorder = Recorder()
-        let portBox = Mutex<Int>(0)
-        let challengeWithPort = { @Sendable in challenge.replacingOccurrences(of: "PORT", with: String(portBox.withLock { $0 })) }
-        try await withLiveServer(Self.greedyCDN(recorder, challenge: challengeWithPort)) { cdnPort in
-            try await withLiveServer(
-                Self.registry(recorder, realmHost: { "127.0.0.1:\(portBox.withLock { $0 })" }, cdnHost: "localhost:\(cdnPort)")
-            ) { port in
-                portBox.withLock { $0 = port }
-                let upstream = Self.robot(port: port, redirectHosts: ["localhost:\(cdnPort)"])
-                await #expect(throws: UpstreamError.self) {
-                    _ = try await upstream.blob(try RepositoryName("org/app"), Digest.sha256(Self.blob))
-                }
+        let cdn = { @Sendable (registryPort: @escaping @Sendable () -> Int) in
+            Self.greedyCDN(recorder) { challenge.replacingOccurrences(of: "PORT", with: String(registryPort())) }
+        }
+        try await Self.withRegistryAndCDN(recorder, cdn: cdn) { port, cdnPort in
+            let upstream = Self.robot(port: port, redirectHosts: ["localhost:\(cdnPort)"])
+            await #expect(throws: UpstreamError.self) {
+                _ = try await upstream.blob(try RepositoryName("org/app"), Digest.sha256(Self.blob))
             }
         }
         let basic = Credentials(username: "robot", password: "s3cret").basicAuthorization
@@ -170,18 +181,12 @@ import Testing
 
     @Test func redirectsToThisMachineAreRefusedUnlessListed() async throws {
         let recorder = Recorder()
-        let portBox = Mutex<Int>(0)
-        try await withLiveServer(Self.cdn(recorder)) { cdnPort in
-            try await withLiveServer(
-                Self.registry(recorder, realmHost: { "127.0.0.1:\(portBox.withLock { $0 })" }, cdnHost: "localhost:\(cdnPort)")
-            ) { port in
-                portBox.withLock { $0 = port }
-                do {
-                    _ = try await Self.robot(port: port).blob(try RepositoryName("org/app"), Digest.sha256(Self.blob))
-                    Issue.record("a redirect to a loopback service was followed")
-                } catch let error as UpstreamError {
-                    #expect("\(error)".contains("refused to connect to"))
-                }
+        try await Self.withRegistryAndCDN(recorder, cdn: { _ in Self.cdn(recorder) }) { port, _ in
+            do {
+                _ = try await Self.robot(port: port).blob(try RepositoryName("org/app"), Digest.sha256(Self.blob))
+                Issue.record("a redirect to a loopback service was followed")
+            } catch let error as UpstreamError {
+                #expect("\(error)".contains("refused to connect to"))
             }
         }
         #expect(!recorder.all.contains { $0.hasPrefix("cdn") })
