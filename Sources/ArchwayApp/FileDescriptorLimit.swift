@@ -1,6 +1,10 @@
 import Foundation
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The process's open-file limit, raised to its hard limit at start-up: connections, blobs being
 /// read and upstream transfers all take descriptors.
 enum FileDescriptorLimit {

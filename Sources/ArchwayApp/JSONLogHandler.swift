@@ -3,6 +3,10 @@ import Logging
 import OCI
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Logs one JSON object per line: `ts`, `level`, `msg`, `label`, then the metadata as fields.
 /// What happened is data, not prose, so it can be queried (`jq 'select(.event == ...)'`).
 public struct JSONLogHandler: LogHandler {
@@ -44,9 +48,9 @@ public struct JSONLogHandler: LogHandler {
     /// UTC, millisecond precision: `2026-11-29T15:13:17.123Z`. Formatted by hand: this runs
     /// for every access-log line.
     static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        let now = Date().timeIntervalSince1970
+        var seconds = time_t(now.rounded(.down))
+        let milliseconds = Int32(min(999, max(0, (now - now.rounded(.down)) * 1000)))
         var parts = tm()
         gmtime_r(&seconds, &parts)
         var text = ""
@@ -61,7 +65,7 @@ public struct JSONLogHandler: LogHandler {
         append(parts.tm_hour, digits: 2, then: ":")
         append(parts.tm_min, digits: 2, then: ":")
         append(parts.tm_sec, digits: 2, then: ".")
-        append(Int32(now.tv_nsec / 1_000_000), digits: 3, then: "Z")
+        append(milliseconds, digits: 3, then: "Z")
         return text
     }
 }

@@ -74,7 +74,9 @@ public struct RegistryResponder: HTTPResponder {
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             response = Self.errorResponse(
-                RegistryError(.unavailable, "internal error: \(error)"), method: request.method, status: .internalServerError
+                // The details (paths, SQL) are for the log, not for whoever asked.
+                RegistryError(.unavailable, "internal error; the server's log has the details"), method: request.method,
+                status: .internalServerError
             )
         }
         let elapsed = ContinuousClock.now - started

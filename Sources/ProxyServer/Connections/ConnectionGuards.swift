@@ -62,6 +62,8 @@ public final class ConnectionLimiter: Sendable {
 
     private struct State {
         var entries: [ObjectIdentifier: Entry] = [:]
+        /// Entries not being replaced.
+        var live = 0
     }
 
     public init(limit: Int) {
@@ -76,17 +78,20 @@ public final class ConnectionLimiter: Sendable {
     func admit(_ channel: any Channel) -> Bool {
         let now = NIODeadline.now()
         let replaced: (any Channel)?? = state.withLock { state in
-            let live = state.entries.values.lazy.filter { !$0.replaced }.count
             var victim: (any Channel)?
-            if live >= limit {
-                guard
-                    let oldest = state.entries.filter({ !$0.value.replaced && $0.value.idleSince != nil })
-                        .min(by: { $0.value.idleSince! < $1.value.idleSince! })
-                else { return .none }
+            if state.live >= limit {
+                // Only at the limit: one pass for the longest-idle connection.
+                var oldest: (key: ObjectIdentifier, since: NIODeadline)?
+                for (key, entry) in state.entries where !entry.replaced {
+                    if let since = entry.idleSince, oldest.map({ since < $0.since }) ?? true { oldest = (key, since) }
+                }
+                guard let oldest, let entry = state.entries[oldest.key] else { return .none }
                 state.entries[oldest.key]?.replaced = true
-                victim = oldest.value.channel
+                state.live -= 1
+                victim = entry.channel
             }
             state.entries[ObjectIdentifier(channel)] = Entry(channel: channel, idleSince: now)
+            state.live += 1
             return .some(victim)
         }
         guard let replaced else { return false }
@@ -106,7 +111,10 @@ public final class ConnectionLimiter: Sendable {
     }
 
     func remove(_ channel: any Channel) {
-        _ = state.withLock { $0.entries.removeValue(forKey: ObjectIdentifier(channel)) }
+        state.withLock { state in
+            guard let entry = state.entries.removeValue(forKey: ObjectIdentifier(channel)), !entry.replaced else { return }
+            state.live -= 1
+        }
     }
 }
 
