@@ -3,7 +3,8 @@
 
   wrong-passwords URL --connections N --seconds S [--interval I]
                                                       keep-alive connections sending new wrong passwords
-  idle HOST PORT --connections N --seconds S          connections that never send a byte
+  idle HOST PORT --connections N --seconds S [--nonblocking]
+                                                      connections that never send a byte
   window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
   zero-window HOST PORT PATH --connections N --streams M --seconds S
                                                       HTTP/2 over TLS: streams whose flow-control window stays 0
@@ -78,8 +79,14 @@ def idle(args):
     sockets, refused = [], 0
     for _ in range(args.connections):
         try:
-            connection = socket.create_connection((args.host, args.port), timeout=5)
-            connection.setblocking(False)
+            if args.nonblocking:
+                # Do not wait for the server to accept: a server out of descriptors leaves them queued.
+                connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                connection.setblocking(False)
+                connection.connect_ex((args.host, args.port))
+            else:
+                connection = socket.create_connection((args.host, args.port), timeout=5)
+                connection.setblocking(False)
             sockets.append(connection)
         except OSError:
             refused += 1
@@ -260,6 +267,7 @@ def main():
     command.add_argument("port", type=int)
     command.add_argument("--connections", type=int, default=1000)
     command.add_argument("--seconds", type=float, default=10)
+    command.add_argument("--nonblocking", action="store_true", help="open all connections without waiting for them")
     command = commands.add_parser("window-update-flood")
     command.add_argument("host")
     command.add_argument("port", type=int)

@@ -114,6 +114,14 @@ public final class ArchwayProcess: Sendable {
         (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
     }
 
+    /// The CPU time the process has used so far.
+    public func cpuTime() -> Duration? {
+        process.withLock { $0 }?.cpuTime()
+    }
+
+    /// The process id, while it runs.
+    public var pid: Int32? { process.withLock { $0 }?.pid }
+
     /// The highest resident memory of the process so far (VmHWM).
     public func peakResidentMemoryBytes() -> Int? {
         process.withLock { $0 }?.peakResidentMemoryBytes()

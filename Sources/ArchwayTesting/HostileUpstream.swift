@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// | case | answer |
 /// |---|---|
-/// | `nested` | `404` whose error body nests arrays 31 000 deep (62 KB) |
+/// | `nested` | `404` whose 52 KB error body nests objects 500 deep, 17 times |
 /// | `redirect` | a redirect of every manifest to ``internalURL``, a loopback "metadata service" |
 /// | `tags` | `tags/list` with 50 000 tags, whatever `n` asks |
 /// | `431` | `431 Request Header Fields Too Large` |
@@ -28,10 +28,14 @@ public final class HostileUpstream: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     private let tasks = Mutex<[Task<Void, any Error>]>([])
 
-    /// The deeply nested error body.
-    public static let nestedBody: String =
-        #"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"m","detail":"# + String(repeating: "[", count: 31_000)
-        + String(repeating: "]", count: 31_000) + "}]}"
+    /// The nested error body (52 KB): a detail of 17 objects each nested 500 deep, just inside
+    /// Foundation's JSON depth limit, where a decoder that tries every shape at every level costs
+    /// time in the cube of the depth.
+    public static let nestedBody: String = {
+        let deep = String(repeating: #"{"a":"#, count: 500) + "1" + String(repeating: "}", count: 500)
+        return #"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"m","detail":["#
+            + Array(repeating: deep, count: 17).joined(separator: ",") + "]}]}"
+    }()
 
     private init(port: Int, internalPort: Int) {
         self.port = port

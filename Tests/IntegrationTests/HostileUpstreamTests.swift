@@ -29,15 +29,16 @@ import Testing
         }
     }
 
-    @Test func aDeeplyNestedErrorBodyCostsNothing() async throws {
+    @Test func aNestedErrorBodyCostsNothing() async throws {
         try await withHostileUpstream { archway, upstream in
+            // Generous: an answer within 20 s each (the decoder before this one never finished).
             for _ in 0..<3 {
-                let answer = try await CacheEnvironment.fetch("\(archway.url)/v2/evil/nested/manifests/1", headers: Self.accept)
+                let answer = try await HTTPSurfaceTests.curl(
+                    ["--max-time", "20", "-H", "Accept: application/json", "\(archway.url)/v2/evil/nested/manifests/1"])
                 #expect(answer.status == 404)
+                #expect(answer.body.contains("MANIFEST_UNKNOWN"))
             }
-            let body = try await HTTPSurfaceTests.curl(["-H", "Accept: application/json", "\(archway.url)/v2/evil/nested/manifests/1"])
-            #expect(body.body.contains("MANIFEST_UNKNOWN"))
-            #expect(upstream.count("nested") == 4)
+            #expect(upstream.count("nested") == 3)
         }
     }
 

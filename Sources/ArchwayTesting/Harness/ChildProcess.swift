@@ -281,6 +281,18 @@ public final class ChildProcess: Sendable {
         procStatusKilobytes("VmHWM").map { $0 * 1024 }
     }
 
+    /// The CPU time the process has used so far (user and system), from /proc.
+    public func cpuTime() -> Duration? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = text.lastIndex(of: ")")
+        else { return nil }
+        // After "pid (name) ": state is field 3, utime and stime are fields 14 and 15.
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        return .milliseconds((user + system) * 1000 / max(ticks, 1))
+    }
+
     private func procStatusKilobytes(_ field: String) -> Int? {
         guard isRunning,
             let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
