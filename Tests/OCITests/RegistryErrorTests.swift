@@ -105,8 +105,8 @@ struct RegistryErrorTests {
         #expect(RegistryError.decodeBody(Data(deepObjects.utf8)) == nil)
         // 17 objects nested 500 deep (inside Foundation's limit, where the Codable reader took time
         // in the cube of the depth): refused at the 33rd level, at once.
-        let deep = String(repeating: #"{"a":"#, count: 500) + "1" + String(repeating: "}", count: 500)
-        let siblings = #"{"errors":[{"code":"DENIED","detail":["# + Array(repeating: deep, count: 17).joined(separator: ",") + "]}]}"
+        let chain = String(repeating: #"{"a":"#, count: 500) + "1" + String(repeating: "}", count: 500)
+        let siblings = #"{"errors":[{"code":"DENIED","detail":["# + Array(repeating: chain, count: 17).joined(separator: ",") + "]}]}"
         #expect(RegistryError.decodeBody(Data(siblings.utf8)) == nil)
         // Wide is fine: 60 KB of detail at depth 3 keeps its error and its detail.
         let items = (0..<6_000).map { "[\($0)]" }.joined(separator: ",")
