@@ -62,32 +62,32 @@ extension HostileTests {
         }
 
         @Test func runningOutOfDescriptorsPausesAcceptingInsteadOfSpinning() async throws {
-        try await withUpstreamRegistry { upstream in
-            let images = try await StandardImages.seed(upstream)
-            let limits = "limits:\n  request-timeout: 3s\n"
-            try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: limits)) { archway in
-                // An open-file limit far below the connection limit, as an operator may leave it.
-                let pid = try #require(archway.pid)
-                try await run(try requireProgram("prlimit"), ["--pid", String(pid), "--nofile=256:256"]).requireSuccess()
-                let before = try #require(archway.cpuTime())
-                let report = HostileClients.report(
-                    try await HostileClients.run([
-                        "idle", "127.0.0.1", String(archway.port), "--connections", "2000", "--seconds", "6", "--nonblocking",
-                    ]))
-                let used = try #require(archway.cpuTime()) - before
-                // accept() failing with EMFILE in a loop would burn a core for the 6 seconds.
-                #expect(used < .seconds(3), "Archway used \(used) of CPU while out of descriptors: \(report ?? [:])")
-                #expect(archway.isRunning)
-                let inspect = try await Skopeo.inspectRaw(
-                    "docker://\(archway.host)/registry.test/test/multi:1.0", arguments: ["--tls-verify=false"])
-                #expect(inspect.succeeded, "\(inspect)")
-                #expect(sha256Digest(inspect.stdoutData) == images.multi.digest)
-                print("out of descriptors: \(used) CPU over 6 s, \(report ?? [:])")
+            try await withUpstreamRegistry { upstream in
+                let images = try await StandardImages.seed(upstream)
+                let limits = "limits:\n  request-timeout: 3s\n"
+                try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: limits)) { archway in
+                    // An open-file limit far below the connection limit, as an operator may leave it.
+                    let pid = try #require(archway.pid)
+                    try await run(try requireProgram("prlimit"), ["--pid", String(pid), "--nofile=256:256"]).requireSuccess()
+                    let before = try #require(archway.cpuTime())
+                    let report = HostileClients.report(
+                        try await HostileClients.run([
+                            "idle", "127.0.0.1", String(archway.port), "--connections", "2000", "--seconds", "6", "--nonblocking",
+                        ]))
+                    let used = try #require(archway.cpuTime()) - before
+                    // accept() failing with EMFILE in a loop would burn a core for the 6 seconds.
+                    #expect(used < .seconds(3), "Archway used \(used) of CPU while out of descriptors: \(report ?? [:])")
+                    #expect(archway.isRunning)
+                    let inspect = try await Skopeo.inspectRaw(
+                        "docker://\(archway.host)/registry.test/test/multi:1.0", arguments: ["--tls-verify=false"])
+                    #expect(inspect.succeeded, "\(inspect)")
+                    #expect(sha256Digest(inspect.stdoutData) == images.multi.digest)
+                    print("out of descriptors: \(used) CPU over 6 s, \(report ?? [:])")
+                }
             }
         }
-    }
 
-    @Test func tlsConnectionsThatNeverShakeHandsAreClosed() async throws {
+        @Test func tlsConnectionsThatNeverShakeHandsAreClosed() async throws {
             try await withUpstreamRegistry { upstream in
                 try await withTemporaryDirectory { directory in
                     let pki = try await TestCertificates.make(in: directory)

@@ -112,9 +112,16 @@ import Testing
         }
     }
 
+    /// A CDN that serves the blob, whatever the registry's port.
+    static func plainCDN(_ recorder: Recorder)
+        -> @Sendable (@escaping @Sendable () -> Int) -> @Sendable (Router<BasicRequestContext>) -> Void
+    {
+        { _ in Self.cdn(recorder) }
+    }
+
     @Test func bearerTokensAreFetchedOnceAndRedirectsDropCredentials() async throws {
         let recorder = Recorder()
-        try await Self.withRegistryAndCDN(recorder, cdn: { _ in Self.cdn(recorder) }) { port, cdnPort in
+        try await Self.withRegistryAndCDN(recorder, cdn: Self.plainCDN(recorder)) { port, cdnPort in
             do {
                 let upstream = Self.robot(port: port, redirectHosts: ["localhost:\(cdnPort)"])
                 let repository = try RepositoryName("org/app")
@@ -181,7 +188,7 @@ import Testing
 
     @Test func redirectsToThisMachineAreRefusedUnlessListed() async throws {
         let recorder = Recorder()
-        try await Self.withRegistryAndCDN(recorder, cdn: { _ in Self.cdn(recorder) }) { port, _ in
+        try await Self.withRegistryAndCDN(recorder, cdn: Self.plainCDN(recorder)) { port, _ in
             do {
                 _ = try await Self.robot(port: port).blob(try RepositoryName("org/app"), Digest.sha256(Self.blob))
                 Issue.record("a redirect to a loopback service was followed")
