@@ -6,8 +6,9 @@
   idle HOST PORT --connections N --seconds S [--nonblocking]
                                                       connections that never send a byte
   window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
-  zero-window HOST PORT PATH --connections N --streams M --seconds S
+  zero-window HOST PORT PATH --connections N --streams M --seconds S [--after-settings]
                                                       HTTP/2 over TLS: streams whose flow-control window stays 0
+  silent-settings HOST PORT --seconds S               HTTP/2 over TLS: never acknowledges the server's SETTINGS
 
 Each prints one JSON object with what it saw. Standard library only.
 """
@@ -157,14 +158,22 @@ class FrameReader:
         self.buffer = b""
 
     def frames(self):
-        """Frames available without blocking long; raises EOFError when the server closed."""
+        """Frames available without blocking long; raises EOFError after the last one once the
+        server closed."""
+        ended = False
         readable, _, _ = select.select([self.connection], [], [], 0)
         while readable or self.connection.pending():
             chunk = self.connection.recv(65536)
             if not chunk:
-                raise EOFError
+                ended = True
+                break
             self.buffer += chunk
             readable, _, _ = select.select([self.connection], [], [], 0)
+        yield from self.parse()
+        if ended:
+            raise EOFError
+
+    def parse(self):
         while len(self.buffer) >= 9:
             length = int.from_bytes(self.buffer[:3], "big")
             if len(self.buffer) < 9 + length:
@@ -207,6 +216,39 @@ def window_update_flood(args):
     print(json.dumps({"sent": sent, "goaway": goaway, "closed": closed or goaway is not None}))
 
 
+def silent_settings(args):
+    """Never acknowledges the server's SETTINGS: the server must give up (GOAWAY SETTINGS_TIMEOUT)."""
+    require_loopback(args.host)
+    connection = tls_h2(args.host, args.port)
+    connection.sendall(PREFACE + frame(SETTINGS, 0, 0))
+    reader = FrameReader(connection)
+    started = time.monotonic()
+    goaway, closed = None, False
+    while time.monotonic() - started < args.seconds and goaway is None and not closed:
+        try:
+            for kind, flags, stream, payload in reader.frames():
+                if kind == GOAWAY:
+                    goaway = int.from_bytes(payload[4:8], "big")
+        except (EOFError, OSError):
+            closed = True
+        time.sleep(0.05)
+    connection.close()
+    print(json.dumps({"goaway": goaway, "closed": closed or goaway is not None, "after_seconds": round(time.monotonic() - started, 1)}))
+
+
+def await_settings_exchange(connection, reader, deadline):
+    """Acknowledges the server's SETTINGS frames until it has sent two and acknowledged ours."""
+    server_settings, acknowledged = 0, False
+    while time.monotonic() < deadline and (server_settings < 2 or not acknowledged):
+        for kind, flags, stream, payload in reader.frames():
+            if kind == SETTINGS and flags & 1:
+                acknowledged = True
+            elif kind == SETTINGS:
+                server_settings += 1
+                connection.sendall(frame(SETTINGS, 1, 0))
+        time.sleep(0.02)
+
+
 def zero_window(args):
     require_loopback(args.host)
     deadline = time.monotonic() + args.seconds
@@ -225,9 +267,16 @@ def zero_window(args):
         # Initial window 0 for every stream: the server may not send a byte of DATA.
         settings = struct.pack(">HI", 0x4, 0)
         streams = b"".join(frame(HEADERS, 0x5, 1 + 2 * n, headers) for n in range(args.streams))
-        connection.sendall(PREFACE + frame(SETTINGS, 0, 0, settings) + streams)
-        connections.append((connection, FrameReader(connection)))
+        reader = FrameReader(connection)
+        if args.after_settings:
+            connection.sendall(PREFACE + frame(SETTINGS, 0, 0, settings))
+            await_settings_exchange(connection, reader, time.monotonic() + 5)
+            connection.sendall(streams)
+        else:
+            connection.sendall(PREFACE + frame(SETTINGS, 0, 0, settings) + streams)
+        connections.append((connection, reader))
     resets, goaways, closed = 0, 0, 0
+    reset_codes, goaway_codes = {}, []
     statuses = {}
     while time.monotonic() < deadline and connections:
         for connection, reader in list(connections):
@@ -237,8 +286,11 @@ def zero_window(args):
                         connection.sendall(frame(SETTINGS, 1, 0))
                     elif kind == RST_STREAM:
                         resets += 1
+                        code = str(int.from_bytes(payload[:4], "big"))
+                        reset_codes[code] = reset_codes.get(code, 0) + 1
                     elif kind == GOAWAY:
                         goaways += 1
+                        goaway_codes.append([int.from_bytes(payload[4:8], "big"), payload[8:].decode(errors="replace")])
                     elif kind == HEADERS and len(payload) > 0:
                         # The first byte of a response HEADERS is usually an indexed :status.
                         code = {0x88: "200", 0x8D: "404", 0x8E: "500"}.get(payload[0], "other")
@@ -250,7 +302,7 @@ def zero_window(args):
     for connection, _ in connections:
         connection.close()
     print(json.dumps({"open_at_end": len(connections), "refused": refused, "closed": closed, "resets": resets,
-                      "goaways": goaways, "statuses": statuses}))
+                      "reset_codes": reset_codes, "goaways": goaways, "goaway_codes": goaway_codes, "statuses": statuses}))
 
 
 def main():
@@ -279,9 +331,15 @@ def main():
     command.add_argument("--connections", type=int, default=40)
     command.add_argument("--streams", type=int, default=100)
     command.add_argument("--seconds", type=float, default=10)
+    command.add_argument("--after-settings", action="store_true",
+                         help="open the streams only once both sides acknowledged each other's SETTINGS")
+    command = commands.add_parser("silent-settings")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
     {"wrong-passwords": wrong_passwords, "idle": idle, "window-update-flood": window_update_flood,
-     "zero-window": zero_window}[args.command](args)
+     "zero-window": zero_window, "silent-settings": silent_settings}[args.command](args)
 
 
 if __name__ == "__main__":

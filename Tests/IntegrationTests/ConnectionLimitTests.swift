@@ -162,6 +162,30 @@ extension HostileTests {
             }
         }
 
+        @Test func http2StreamsBeyondTheLimitEndTheConnectionAndSettingsMustBeAcknowledged() async throws {
+            try await Self.withWarmTLSArchway { archway, path in
+                // Once SETTINGS are exchanged, 16 streams at once are served...
+                let allowed = HostileClients.report(
+                    try await HostileClients.run([
+                        "zero-window", "127.0.0.1", String(archway.port), path, "--connections", "1", "--streams", "16",
+                        "--seconds", "2", "--after-settings",
+                    ]))
+                #expect((allowed?["statuses"] as? [String: Int])?["200"] == 16, "\(allowed ?? [:])")
+                #expect(allowed?["goaways"] as? Int == 0, "\(allowed ?? [:])")
+                // ...and a 17th ends the connection (NIOHTTP2 answers GOAWAY PROTOCOL_ERROR).
+                let beyond = HostileClients.report(
+                    try await HostileClients.run([
+                        "zero-window", "127.0.0.1", String(archway.port), path, "--connections", "1", "--streams", "17",
+                        "--seconds", "2", "--after-settings",
+                    ]))
+                #expect((beyond?["goaway_codes"] as? [[Any]])?.first?.first as? Int == 1, "\(beyond ?? [:])")
+                // A client that never acknowledges the server's SETTINGS is sent away.
+                let silent = HostileClients.report(
+                    try await HostileClients.run(["silent-settings", "127.0.0.1", String(archway.port), "--seconds", "20"]))
+                #expect(silent?["goaway"] as? Int == 4, "GOAWAY SETTINGS_TIMEOUT expected: \(silent ?? [:])")
+            }
+        }
+
         @Test func aWindowUpdateFloodIsCutOffWithGoAway() async throws {
             try await Self.withWarmTLSArchway { archway, path in
                 let report = HostileClients.report(

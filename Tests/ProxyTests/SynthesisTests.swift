@@ -38,10 +38,11 @@ import Testing
               - from: "quay.io/other/app:{tag}-arm"
         """
 
-    func registry(_ policies: PolicySet, offline: Bool = false) throws -> PullThroughRegistry {
+    func registry(_ policies: PolicySet, offline: Bool = false, privateQuay: Bool = false) throws -> PullThroughRegistry {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-synthesis-\(UInt64.random(in: 0...UInt64.max))")
         return PullThroughRegistry(
-            router: try UpstreamRouter([.init(upstream: hub), .init(upstream: quay)], defaultUpstream: "docker.io"),
+            router: try UpstreamRouter(
+                [.init(upstream: hub), .init(upstream: quay, isPrivate: privateQuay)], defaultUpstream: "docker.io"),
             policies: policies,
             store: try BlobStore(layout: StorageLayout(root: root)),
             catalog: try Catalog.inMemory(),
@@ -82,6 +83,15 @@ import Testing
         let other = try await pull(try registry(policies), "1.0")
         #expect(other.manifest.digest == answer.manifest.digest)
         #expect(other.manifest.bytes == answer.manifest.bytes)
+    }
+
+    @Test func aPrivateUpstreamsMemberIsNeverPublishedUnderAPublicName() async throws {
+        let (amd, arm, armv7) = seedPerTag()
+        let answer = try await pull(try registry(try Self.rules(Self.perTag), privateQuay: true), "1.0")
+        guard case .index(let index) = try answer.manifest.decoded() else { throw RegistryError(.manifestInvalid, "not an index") }
+        #expect(index.manifests.map(\.digest) == [amd.digest, arm.digest], "quay.io is private: its arm/v7 member is left out")
+        #expect(!index.manifests.contains { $0.digest == armv7.digest })
+        #expect(!quay.calls.contains { $0.hasPrefix("manifest") }, "the private upstream was not even asked")
     }
 
     @Test func dockerMembersGiveADockerManifestList() async throws {
