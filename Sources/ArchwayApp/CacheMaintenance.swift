@@ -23,6 +23,8 @@ struct CacheMaintenance: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
+                // Shutting down cancels the sleep: no pass then, and no error to log.
+                guard !Task.isCancelled else { break }
                 await pass()
             }
         }
@@ -38,6 +40,8 @@ struct CacheMaintenance: Service {
                     metadata: ["count": "\(pass.removed.count)", "bytes": "\(pass.freedBytes)", "size": "\(pass.sizeAfter)"]
                 )
             }
+        } catch is CancellationError {
+            return
         } catch {
             logger.error("eviction failed", metadata: ["error": "\(error)"])
         }
