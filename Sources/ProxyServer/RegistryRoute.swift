@@ -69,7 +69,13 @@ public enum RegistryRoute: Sendable, Hashable {
         }
         if let marker = Self.lastRange(of: "/manifests/", in: rest) {
             let name = try RepositoryName(String(rest[..<marker.lowerBound]))
-            self = .manifest(name, try ManifestReference(parsing: String(rest[marker.upperBound...])))
+            do {
+                self = .manifest(name, try ManifestReference(parsing: String(rest[marker.upperBound...])))
+            } catch  where error.code == .tagInvalid {
+                // No manifest can have such a tag: unknown, as the distribution spec's conformance
+                // suite expects (and still never asked upstream).
+                throw RegistryError(.manifestUnknown, "no manifest can have this tag: \(error.message)")
+            }
             return
         }
         if let marker = Self.lastRange(of: "/blobs/", in: rest) {

@@ -46,8 +46,9 @@ import Testing
         ("/v2/library/nginx/manifests/sha512:abc", "DIGEST_INVALID"),
         ("/v2/library/nginx/blobs/sha256:ABC", "DIGEST_INVALID"),
         ("/v2/library/nginx/blobs/latest", "DIGEST_INVALID"),
-        ("/v2/library/nginx/manifests/\(String(repeating: "t", count: 129))", "TAG_INVALID"),
-        ("/v2/library/nginx/manifests/.hidden", "TAG_INVALID"),
+        ("/v2/library/nginx/manifests/\(String(repeating: "t", count: 129))", "MANIFEST_UNKNOWN"),
+        ("/v2/library/nginx/manifests/.hidden", "MANIFEST_UNKNOWN"),
+        ("/v2/r/manifests/.INVALID", "MANIFEST_UNKNOWN"),
     ])
     func hostilePathsAreRefused(path: String, code: String) {
         #expect {
