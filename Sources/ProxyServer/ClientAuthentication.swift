@@ -1,6 +1,6 @@
-import Crypto
 import Foundation
 import HummingbirdBcrypt
+import OCI
 import Synchronization
 
 /// Who may pull: Basic credentials checked against bcrypt `htpasswd` entries, or a client
@@ -72,7 +72,7 @@ public final class ClientAuthentication: Sendable {
         // containers/image answers a Basic challenge with empty credentials when it has none.
         if user.isEmpty, password.isEmpty { return mutualTLS ? .user("client-certificate") : .anonymous }
 
-        let key = SHA256.hash(data: Data(authorization.utf8)).map { String(format: "%02x", $0) }.joined()
+        let key = Digest.sha256(Data(authorization.utf8)).description
         let addressKey = address ?? ""
         enum Next {
             case answer(Outcome)
