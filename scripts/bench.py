@@ -28,6 +28,8 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
   pull        `skopeo copy` of a freshly pushed image, cold then warm: seconds;
   memory      peak resident memory (VmRSS sampled every 50 ms, and VmHWM after resetting it via
               clear_refs) during 8 concurrent downloads of a cold 1 GiB blob;
+  fills       Archway alone: the wrk p99 of a warm manifest by tag, quiet and while 8 cold 256 MiB
+              blobs are downloaded (written, hashed, fdatasync'ed and renamed) through it;
   auth-flood  Archway alone, a second instance with htpasswd users (bcrypt cost 10): the wrk p99 of a
               warm public manifest, quiet and while scripts/hostile_clients.py keeps 50 connections
               sending new wrong passwords (every 20 ms each), and /_archway/health's time meanwhile.
@@ -79,6 +81,7 @@ APP_REPO = "bench/app"                # the per-architecture images, and the syn
 SYNTH_TAG = "multi"
 WARM_BLOB_SIZE = 256 * MiB
 COLD_BLOB_SIZE = 128 * MiB
+FILL_BLOB_SIZE = 256 * MiB
 HUGE_BLOB_SIZE = 1 * GiB
 CLIENTS = 8                           # concurrent clients in cold-blob and memory
 WARM_DOWNLOADS = 4                    # sequential downloads per warm-blob run
@@ -109,6 +112,8 @@ METRICS = [
     ("pull_cold", "skopeo pull 3x4 MiB, cold", "s", LOWER),
     ("pull_warm", "skopeo pull 3x4 MiB, warm", "s", LOWER),
     ("peak_rss", "peak RSS, 8x 1 GiB cold", "MiB", LOWER),
+    ("fill_quiet_p99", "manifest p99, no fills", "ms", LOWER),
+    ("fill_loaded_p99", "manifest p99, 8 cold 256 MiB fills", "ms", LOWER),
     ("auth_quiet_p99", "manifest p99, auth on, quiet", "ms", LOWER),
     ("auth_flood_p99", "manifest p99, 50 wrong-password conns", "ms", LOWER),
     ("auth_flood_health", "health under wrong passwords", "ms", LOWER),
@@ -798,7 +803,30 @@ class Bench:
                     f"{fetches} upstream GETs")
 
 
-    # 8. wrong passwords (Archway only, its own instance with users)
+    # 8. warm manifests while blobs are filled (Archway only)
+
+    def fills(self):
+        peer = self.peers[ARCHWAY]
+        path = f"/v2/{APP_REPO}/manifests/amd64-1.0"
+        self.warm_manifest(peer, path, self.seeds["amd64_digest"])
+        for run in range(self.args.runs):
+            digests = [self.fresh_blob("bench/fill", FILL_BLOB_SIZE) for _ in range(CLIENTS)]
+            quiet = run_wrk(peer.url + path, self.args.wrk_seconds)
+            started = time.monotonic()
+            downloads = [Download(self.supervisor, peer.url + f"/v2/bench/fill/blobs/{digest}") for digest in digests]
+            loaded = run_wrk(peer.url + path, self.args.wrk_seconds)
+            results = [download.wait() for download in downloads]
+            for result in results:
+                check_blob(result, None, FILL_BLOB_SIZE, peer.name)
+            fills_s = max(result.total for result in results)
+            self.results.add("fill_quiet_p99", ARCHWAY, quiet["p99_ms"])
+            self.results.add("fill_loaded_p99", ARCHWAY, loaded["p99_ms"])
+            self.results.detail("fills", {"run": run, "quiet": quiet, "loaded": loaded, "fills_s": fills_s,
+                                          "wall_s": time.monotonic() - started})
+            log(f"  fills: p99 {quiet['p99_ms']:.2f} ms quiet, {loaded['p99_ms']:.2f} ms during {CLIENTS} fills "
+                f"(the fills took {fills_s:.1f} s of the {self.args.wrk_seconds} s measured)")
+
+    # 9. wrong passwords (Archway only, its own instance with users)
 
     def auth_flood(self):
         import crypt  # bcrypt through the system's libcrypt (deprecated in 3.11, still there)
@@ -859,6 +887,7 @@ SECTIONS = {
     "synth": (Bench.synth, [ARCHWAY]),
     "pull": (Bench.pull, PROXIES),
     "memory": (Bench.memory, PROXIES),
+    "fills": (Bench.fills, [ARCHWAY]),
     "auth-flood": (Bench.auth_flood, [ARCHWAY]),
 }
 
@@ -964,6 +993,9 @@ def targets(results):
     check(None if rn is None else rn >= 0.5, f"warm tag manifests >= 0.5x nginx cache ({fmt_ratio(rn)})")
     peak = m("peak_rss", ARCHWAY)
     check(None if peak is None else peak < 150, f"peak memory < 150 MiB (archway {fmt(peak)} MiB)")
+    quiet_fill, loaded_fill = m("fill_quiet_p99", ARCHWAY), m("fill_loaded_p99", ARCHWAY)
+    check(None if quiet_fill is None or loaded_fill is None else loaded_fill <= 2 * quiet_fill,
+          f"manifest p99 during 8 cold fills <= 2x quiet ({fmt(loaded_fill)} ms against {fmt(quiet_fill)} ms)")
     quiet, flood = m("auth_quiet_p99", ARCHWAY), m("auth_flood_p99", ARCHWAY)
     check(None if quiet is None or flood is None else flood <= 10 * quiet,
           f"manifest p99 under 50 wrong-password connections <= 10x quiet "

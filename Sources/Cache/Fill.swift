@@ -73,8 +73,13 @@ public final class Fill: Sendable {
             guard actual == digest else {
                 throw StorageError.digestMismatch(expected: digest.description, actual: actual.description, bytes: offset)
             }
-            try file.synchronize()
-            try Self.moveIntoPlace(temporaryPath, finalPath)
+            // fdatasync can take a second for a large blob: on a thread of NIO's pool, never on
+            // one of the few threads every request's task runs on.
+            let (file, temporaryPath, finalPath) = (self.file, self.temporaryPath, self.finalPath)
+            try await BlockingIO.run {
+                try file.synchronize()
+                try Self.moveIntoPlace(temporaryPath, finalPath)
+            }
             result = .success(offset)
         } catch {
             unlink(temporaryPath)

@@ -9,8 +9,10 @@ extension PullThroughRegistry {
         var problems: [String] = []
         let probe = store.layout.temporaryDirectory.appendingPathComponent("ready-\(UInt64.random(in: 0...UInt64.max))")
         do {
-            try Data("ready".utf8).write(to: probe)
-            try FileManager.default.removeItem(at: probe)
+            try await BlockingIO.run {
+                try Data("ready".utf8).write(to: probe)
+                try FileManager.default.removeItem(at: probe)
+            }
         } catch {
             problems.append("storage \(store.layout.root.path) is not writable: \(error.localizedDescription)")
         }
