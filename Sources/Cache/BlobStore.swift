@@ -87,10 +87,12 @@ public final class BlobStore: Sendable {
     /// that downloads with `open` on its own task and calls `finished` when done, with the
     /// moment (by `now`) the outcome was reached, before any reader learned it. Returns nil
     /// when the content is already stored, or when another fill runs and `join` is false (a
-    /// caller not yet allowed to read what that fill downloads).
+    /// caller not yet allowed to read what that fill downloads). `scope` says for whom a new fill
+    /// downloads (``Fill/scope``).
     public func fill<Body: AsyncSequence & Sendable>(
         _ digest: Digest,
         join: Bool = true,
+        scope: String? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
@@ -98,7 +100,7 @@ public final class BlobStore: Sendable {
         let (fill, isNew): (Fill?, Bool) = try state.withLock { state in
             if let running = state.fills[digest] { return (join ? running : nil, false) }
             if length(of: digest) != nil { return (nil, false) }
-            let fill = try Fill(digest: digest, temporaryPath: temporaryPath(digest), finalPath: path(digest))
+            let fill = try Fill(digest: digest, scope: scope, temporaryPath: temporaryPath(digest), finalPath: path(digest))
             state.fills[digest] = fill
             return (fill, true)
         }

@@ -13,6 +13,9 @@ import Synchronization
 /// content was verified, so no client ever holds unverified content that looks complete.
 public final class Fill: Sendable {
     public let digest: Digest
+    /// For whom it downloads (the caller's key, e.g. a repository name): who may follow it
+    /// without asking whether the content is theirs to read. The store itself ignores it.
+    public let scope: String?
     let temporaryPath: String
     let finalPath: String
     let file: FileDescriptor
@@ -36,8 +39,9 @@ public final class Fill: Sendable {
         var outcome: Result<Int64, any Error>?
     }
 
-    init(digest: Digest, temporaryPath: String, finalPath: String) throws(StorageError) {
+    init(digest: Digest, scope: String? = nil, temporaryPath: String, finalPath: String) throws(StorageError) {
         self.digest = digest
+        self.scope = scope
         self.temporaryPath = temporaryPath
         self.finalPath = finalPath
         self.file = try FileDescriptor.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL)

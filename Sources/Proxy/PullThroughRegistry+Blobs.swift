@@ -16,13 +16,32 @@ extension PullThroughRegistry {
     }
 
     func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
-        var admission = try await admission(digest, under: route)
+        var known: Admission?
         while true {
-            if !admission.isConfirmed, store.length(of: digest) != nil || store.runningFill(digest) != nil {
-                // Stored or downloading for another name: served here only once this name's
-                // sources are known to have it.
-                admission = try await confirmed(digest, admission, under: route, what: .blob)
+            // A download this name started is joined at once: it fetches from this name's own
+            // sources, so the clients that arrive while it runs (a whole node pool pulling one
+            // image) get their first bytes without a catalog query or a HEAD.
+            if let running = store.runningFill(digest), running.scope == route.key {
+                return try await follow(running, route: route, rangeHeader: rangeHeader)
             }
+            var admission: Admission
+            if let known {
+                admission = known
+            } else {
+                admission = try await self.admission(digest, under: route)
+            }
+            if !admission.isConfirmed {
+                // This name's own download may have started while the catalog was read.
+                if let running = store.runningFill(digest), running.scope == route.key {
+                    return try await follow(running, route: route, rangeHeader: rangeHeader)
+                }
+                if store.length(of: digest) != nil || store.runningFill(digest) != nil {
+                    // Stored or downloading for another name: served here only once this name's
+                    // sources are known to have it.
+                    admission = try await confirmed(digest, admission, under: route, what: .blob)
+                }
+            }
+            known = admission
             if let length = store.length(of: digest) {
                 let range = try Self.range(rangeHeader, length: length)
                 if let reader = store.reader(digest, range: range.map { $0.lowerBound...$0.upperBound }) {
@@ -33,37 +52,39 @@ extension PullThroughRegistry {
                 }
             }
             if offline { throw offlineMiss("blob \(digest)") }
-            // A download in progress is joined at once: the clients that arrive while it runs
-            // (a whole node pool pulling one image) get their first bytes without a catalog query.
-            let fill: Fill
             if admission.isConfirmed, let running = store.runningFill(digest) {
-                fill = running
-            } else {
-                // Unconfirmed, the download is this name's own: it never joins another name's.
-                guard let started = try startFill(digest, sources: admission.sources, join: admission.isConfirmed) else {
-                    continue  // it just completed, or another name's download started
-                }
-                fill = started
+                return try await follow(running, route: route, rangeHeader: rangeHeader)
             }
-            let length: Int64?
-            do {
-                length = try await fill.length()
-            } catch let error as UpstreamError {
-                throw wireError(error, route: route, what: .blob)
-            } catch let error as TransportError {
-                throw wireError(.transport(error), route: route, what: .blob)
+            // Unconfirmed, the download is this name's own: it never joins another name's.
+            guard let started = try startFill(digest, for: route, sources: admission.sources, join: admission.isConfirmed) else {
+                continue  // it just completed, or another download started
             }
-            let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
-            let reader = store.reader(following: fill, range: range.map { $0.lowerBound...$0.upperBound })
-            metrics.count(.miss, manifest: false)
-            return BlobAnswer(
-                length: length, range: range, cache: .miss, reader: reader, sentBytes: metrics.clientBytes)
+            return try await follow(started, route: route, rangeHeader: rangeHeader)
         }
     }
 
-    /// Starts the download of a blob from the first of `sources` that has it, or joins the one
-    /// running. Nil when it is already stored.
-    private func startFill(_ digest: Digest, sources: [UpstreamRouter.Route], join: Bool) throws -> Fill? {
+    /// A blob answer that reads a running download from the part `rangeHeader` asks for.
+    private func follow(_ fill: Fill, route: UpstreamRouter.Route, rangeHeader: String?) async throws -> BlobAnswer {
+        let length: Int64?
+        do {
+            length = try await fill.length()
+        } catch let error as UpstreamError {
+            throw wireError(error, route: route, what: .blob)
+        } catch let error as TransportError {
+            throw wireError(.transport(error), route: route, what: .blob)
+        }
+        let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
+        let reader = store.reader(following: fill, range: range.map { $0.lowerBound...$0.upperBound })
+        metrics.count(.miss, manifest: false)
+        return BlobAnswer(length: length, range: range, cache: .miss, reader: reader, sentBytes: metrics.clientBytes)
+    }
+
+    /// Starts the download of a blob for `route` from the first of `sources` that has it, or
+    /// joins the one running when `join`. Nil when it is already stored, or another download
+    /// runs and `join` is false.
+    private func startFill(_ digest: Digest, for route: UpstreamRouter.Route, sources: [UpstreamRouter.Route], join: Bool) throws
+        -> Fill?
+    {
         let key = sources[0].key
         let (catalog, evictor, logger, metrics, now) = (catalog, evictor, logger, metrics, now)
         // The source that answered: the content is known to be there once it is verified.
@@ -72,6 +93,7 @@ extension PullThroughRegistry {
             return try store.fill(
                 digest,
                 join: join,
+                scope: route.key,
                 now: now,
                 open: {
                     var notFound: (any Error)?

@@ -54,6 +54,8 @@ import Testing
                 }
                 try await env.upstream.waitForAccessLog { $0.path.hasSuffix(blob.digest) }
                 #expect(env.upstream.requestCount(method: "GET", pathSuffix: "/blobs/\(blob.digest)") == 1)
+                // The followers of the name's own download did not ask whether the blob is theirs.
+                #expect(env.upstream.requestCount(method: "HEAD", pathSuffix: "/blobs/\(blob.digest)") == 0)
                 let again = try await CacheEnvironment.fetch(url)
                 #expect(again.digest == blob.digest)
                 #expect(again.headers["X-Cache"] == "HIT")
