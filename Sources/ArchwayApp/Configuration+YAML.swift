@@ -87,17 +87,9 @@ extension Configuration {
         }
         if let value = keys["offline"] { configuration.offline = try value.bool("offline") }
         if let value = keys["mismatch-warning"] { configuration.mismatchWarning = try value.bool("mismatch-warning") }
-        func duration(_ key: String) throws(LocatedError) -> Duration? {
-            guard let value = keys[key] else { return nil }
-            let text = try value.string(key)
-            guard let duration = DurationText.parse(text), duration > .zero else {
-                throw value.error("\(key) must be a positive duration such as 30s, not '\(text)'")
-            }
-            return duration
-        }
-        if let timeout = try duration("shutdown-timeout") { configuration.shutdownTimeout = timeout }
-        if let timeout = try duration("connect-timeout") { configuration.connectTimeout = timeout }
-        if let timeout = try duration("stall-timeout") { configuration.stallTimeout = timeout }
+        if let timeout = try keys["shutdown-timeout"]?.positiveDuration("shutdown-timeout") { configuration.shutdownTimeout = timeout }
+        if let timeout = try keys["connect-timeout"]?.positiveDuration("connect-timeout") { configuration.connectTimeout = timeout }
+        if let timeout = try keys["stall-timeout"]?.positiveDuration("stall-timeout") { configuration.stallTimeout = timeout }
         if let value = keys["limits"] { try parseLimits(value, into: &configuration) }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         if let value = keys["auth"] {
@@ -137,11 +129,7 @@ extension Configuration {
         }
         func timeout(_ key: String) throws(LocatedError) -> TimeAmount? {
             guard let entry = entries[key] else { return nil }
-            let text = try entry.string("limits.\(key)")
-            guard let duration = DurationText.parse(text), duration > .zero else {
-                throw entry.error("limits.\(key) must be a positive duration such as 30s, not '\(text)'")
-            }
-            return .nanoseconds(duration.totalNanoseconds)
+            return .nanoseconds(try entry.positiveDuration("limits.\(key)").totalNanoseconds)
         }
         if let connections = try count("connections", 16...1_000_000) { configuration.connectionLimits.maxConnections = connections }
         if let streams = try count("http2-streams", 1...1000) { configuration.connectionLimits.maxConcurrentStreams = streams }
@@ -269,5 +257,16 @@ enum DurationText {
             return .milliseconds(value * milliseconds)
         }
         return nil
+    }
+}
+
+extension YAMLValue {
+    /// A duration such as `30s` that is more than zero; the error names `key` and the line.
+    func positiveDuration(_ key: String) throws(LocatedError) -> Duration {
+        let text = try string(key)
+        guard let duration = DurationText.parse(text), duration > .zero else {
+            throw error("\(key) must be a positive duration such as 30s, not '\(text)'")
+        }
+        return duration
     }
 }

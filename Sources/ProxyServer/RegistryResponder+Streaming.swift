@@ -4,9 +4,6 @@ import RegistryClient
 import Synchronization
 
 extension RegistryResponder {
-    /// A response stops when one chunk has not been taken by the connection for this long
-    /// (closing the channel: HTTP/2 → RST_STREAM(CANCEL) for that stream; HTTP/1 → connection).
-    /// With 128 KiB chunks it is a floor of about 2 KiB/s.
     /// Chunks of streamed bodies: what a response holds per step (the chunk in hand and the one
     /// the channel has not sent yet).
     static let streamChunkSize = 128 << 10
@@ -16,7 +13,10 @@ extension RegistryResponder {
     ///
     /// After each chunk the writer waits for a no-op on the channel's event loop: by then the
     /// loop has run the write and updated the writer's writability, so the next `write` suspends
-    /// while the client is not reading (flow-control window closed, socket full).
+    /// while the client is not reading (flow-control window closed, socket full). A chunk the
+    /// connection has not taken within `stallTimeout` ends the response by closing the channel
+    /// (HTTP/2: RST_STREAM for that stream; HTTP/1: the connection); with 128 KiB chunks and the
+    /// default 60 s that is a floor of about 2 KiB/s.
     static func stream(_ body: ByteStream, to writer: inout any ResponseBodyWriter, channel: any Channel, stallTimeout: TimeAmount)
         async throws
     {
@@ -37,7 +37,8 @@ extension RegistryResponder {
 
 /// Bounds, process-wide, how many responses stream bodies through Archway's memory at once
 /// (sendfile responses are not counted: the kernel holds their bytes). With the per-response
-/// bound above (two chunks) this bounds the total: 512 × 2 × 128 KiB = 128 MiB.
+/// bound above this bounds the total: measured at about 0.5 MiB a response with its HTTP/2 and
+/// TLS buffers, 256 MiB at the default 512.
 public final class StreamingBudget: Sendable {
     public let limit: Int
     private let inUse = Atomic<Int>(0)
