@@ -43,9 +43,14 @@ struct FillDrain: Service {
     func run() async throws {
         try? await gracefulShutdown()
         SystemdNotifier.notify("STOPPING=1")
-        let deadline = ContinuousClock.now + bound
-        while registry.fillsInFlight > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        let running = registry.fillsInFlight
+        if running > 0 { logger.notice("waiting for downloads to finish", metadata: ["fills": "\(running)"]) }
+        // Whichever comes first: the last download recorded, or the bound.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await registry.drained() }
+            group.addTask { try? await Task.sleep(for: bound) }
+            await group.next()
+            group.cancelAll()
         }
         if registry.fillsInFlight > 0 {
             logger.warning("shutting down with downloads unfinished", metadata: ["fills": "\(registry.fillsInFlight)"])

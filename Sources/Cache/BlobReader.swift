@@ -35,7 +35,7 @@ public final class BlobReader: Sendable {
         guard let fill else {
             let last = try end ?? file.size()
             guard offset < last else { return nil }
-            let chunk = try file.read(count: Int(min(chunkSize, last - offset)), at: offset)
+            let chunk = try await read(count: Int(min(chunkSize, last - offset)), at: offset)
             guard chunk.readableBytes > 0 else { throw StorageError.lengthMismatch(expected: last, actual: offset) }
             position.value = offset + Int64(chunk.readableBytes)
             return chunk
@@ -47,7 +47,7 @@ public final class BlobReader: Sendable {
             let complete = if case .success = snapshot.outcome { true } else { false }
             let available = min(snapshot.readable, end ?? .max)
             if offset < available {
-                let chunk = try file.read(count: Int(min(chunkSize, available - offset)), at: offset)
+                let chunk = try await read(count: Int(min(chunkSize, available - offset)), at: offset)
                 position.value = offset + Int64(chunk.readableBytes)
                 return chunk
             }
@@ -55,6 +55,12 @@ public final class BlobReader: Sendable {
             if let end, offset >= end { return nil }
             await fill.waitForChange(since: snapshot)
         }
+    }
+
+    /// `pread` on the blocking pool.
+    private func read(count: Int, at offset: Int64) async throws -> ByteBuffer {
+        let file = self.file
+        return try await BlockingIO.run { try file.read(count: count, at: offset) }
     }
 }
 

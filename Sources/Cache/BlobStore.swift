@@ -14,11 +14,21 @@ public final class BlobStore: Sendable {
     public let layout: StorageLayout
     private let state = Mutex(State())
 
-    struct State {
+    struct State: WaitableState {
         var fills: [Digest: Fill] = [:]
         var readers: [Digest: Int] = [:]
         /// Fills whose download ended and whose outcome is being recorded.
         var finishing = 0
+        /// Who waits for the last download to end (``drained()``).
+        var waiters = Waiters()
+
+        var isIdle: Bool { fills.isEmpty && finishing == 0 }
+
+        /// The waiters to wake now that the store may be idle.
+        mutating func takeDrainWaitersIfIdle() -> [CheckedContinuation<Void, Never>] {
+            guard isIdle else { return [] }
+            return waiters.takeAll()
+        }
     }
 
     /// Opens the store, creating its folders and removing what an earlier run left in `tmp/`.
@@ -56,30 +66,35 @@ public final class BlobStore: Sendable {
     }
 
     /// Stored content read whole, refusing more than `limit` bytes; nil when not stored.
-    public func data(_ digest: Digest, limit: Int) throws -> Data? {
-        guard let file = try? FileDescriptor.open(path(digest), flags: O_RDONLY) else { return nil }
-        let size = try file.size()
-        guard size <= Int64(limit) else { throw StorageError.lengthMismatch(expected: Int64(limit), actual: size) }
-        let buffer = try file.read(count: Int(size), at: 0)
-        return Data(buffer.readableBytesView)
+    public func data(_ digest: Digest, limit: Int) async throws -> Data? {
+        let path = path(digest)
+        return try await BlockingIO.run {
+            guard let file = try? FileDescriptor.open(path, flags: O_RDONLY) else { return nil }
+            let size = try file.size()
+            guard size <= Int64(limit) else { throw StorageError.lengthMismatch(expected: Int64(limit), actual: size) }
+            let buffer = try file.read(count: Int(size), at: 0)
+            return Data(buffer.readableBytesView)
+        }
     }
 
     /// Stores small content whole, after checking it against its digest.
-    public func store(_ bytes: Data, as digest: Digest) throws {
+    public func store(_ bytes: Data, as digest: Digest) async throws {
         let actual = Digest.sha256(bytes)
         guard actual == digest else {
             throw StorageError.digestMismatch(expected: digest.description, actual: actual.description, bytes: Int64(bytes.count))
         }
         if length(of: digest) == Int64(bytes.count) { return }
-        let temporary = temporaryPath(digest)
-        let file = try FileDescriptor.open(temporary, flags: O_RDWR | O_CREAT | O_EXCL)
-        do {
-            try file.write(ByteBuffer(bytes: bytes), at: 0)
-            try file.synchronize()
-            try Fill.moveIntoPlace(temporary, path(digest))
-        } catch {
-            unlink(temporary)
-            throw error
+        let (temporary, final) = (temporaryPath(digest), path(digest))
+        try await BlockingIO.run {
+            let file = try FileDescriptor.open(temporary, flags: O_RDWR | O_CREAT | O_EXCL)
+            do {
+                try file.write(ByteBuffer(bytes: bytes), at: 0)
+                try file.synchronize()
+                try Fill.moveIntoPlace(temporary, final)
+            } catch {
+                unlink(temporary)
+                throw error
+            }
         }
     }
 
@@ -114,9 +129,19 @@ public final class BlobStore: Sendable {
                 state.finishing += 1
             }
             await finished(result, completedAt)
-            self.state.withLock { $0.finishing -= 1 }
+            let waiters = self.state.withLock { state in
+                state.finishing -= 1
+                return state.takeDrainWaitersIfIdle()
+            }
+            for waiter in waiters { waiter.resume() }
         }
         return fill
+    }
+
+    /// Returns once no download runs or records its outcome (at once when none does), or when
+    /// the task is cancelled. Downloads started meanwhile are waited for too.
+    public func drained() async {
+        await state.wait(unless: \.isIdle)
     }
 
     /// The running fill of `digest`, if there is one.

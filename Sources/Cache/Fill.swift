@@ -21,13 +21,12 @@ public final class Fill: Sendable {
     let file: FileDescriptor
     private let state = Mutex(State())
 
-    struct State {
+    struct State: WaitableState {
         var lengthKnown = false
         var expectedLength: Int64?
         var written: Int64 = 0
         var outcome: Result<Int64, any Error>?
-        var nextWaiter: UInt64 = 0
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var waiters = Waiters()
     }
 
     /// What a reader sees at one moment.
@@ -60,14 +59,20 @@ public final class Fill: Sendable {
                 $0.lengthKnown = true
                 $0.expectedLength = length
             }
-            var hasher = DigestHasher()
+            // Each chunk is written and hashed on the blocking pool: eight downloads at disk
+            // speed must not take the threads that answer every other request.
+            let hasher = RunningHash()
+            let file = self.file
             var offset: Int64 = 0
             for try await chunk in body {
                 if let length, offset + Int64(chunk.readableBytes) > length {
                     throw StorageError.lengthMismatch(expected: length, actual: offset + Int64(chunk.readableBytes))
                 }
-                try file.write(chunk, at: offset)
-                hasher.update(chunk)
+                let at = offset
+                try await BlockingIO.run {
+                    try file.write(chunk, at: at)
+                    hasher.update(chunk)
+                }
                 offset += Int64(chunk.readableBytes)
                 let written = offset
                 update { $0.written = written }
@@ -79,7 +84,7 @@ public final class Fill: Sendable {
             }
             // fdatasync can take a second for a large blob: on a thread of NIO's pool, never on
             // one of the few threads every request's task runs on.
-            let (file, temporaryPath, finalPath) = (self.file, self.temporaryPath, self.finalPath)
+            let (temporaryPath, finalPath) = (self.temporaryPath, self.finalPath)
             try await BlockingIO.run {
                 try file.synchronize()
                 try Self.moveIntoPlace(temporaryPath, finalPath)
@@ -140,35 +145,30 @@ public final class Fill: Sendable {
 
     /// Suspends until anything changed after `snapshot` was taken (or the task is cancelled).
     func waitForChange(since snapshot: Snapshot) async {
-        let id = state.withLock { state -> UInt64 in
-            state.nextWaiter += 1
-            return state.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let changed = state.withLock { state -> Bool in
-                    let readable = state.outcome == nil ? max(0, state.written - 1) : state.written
-                    if state.outcome != nil || readable != snapshot.readable || state.lengthKnown != snapshot.lengthKnown
-                        || Task.isCancelled
-                    {
-                        return true
-                    }
-                    state.waiters[id] = continuation
-                    return false
-                }
-                if changed { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        await state.wait { state in
+            let readable = state.outcome == nil ? max(0, state.written - 1) : state.written
+            return state.outcome != nil || readable != snapshot.readable || state.lengthKnown != snapshot.lengthKnown
         }
     }
 
     private func update(_ change: (inout State) -> Void) {
         let waiters = state.withLock { state in
             change(&state)
-            defer { state.waiters = [:] }
-            return state.waiters
+            return state.waiters.takeAll()
         }
-        for waiter in waiters.values { waiter.resume() }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// A download's hash, updated on the blocking pool one chunk after another.
+private final class RunningHash: Sendable {
+    private let hasher = Mutex(DigestHasher())
+
+    func update(_ chunk: ByteBuffer) {
+        hasher.withLock { $0.update(chunk) }
+    }
+
+    func finalize() -> Digest {
+        hasher.withLock { $0.finalize() }
     }
 }

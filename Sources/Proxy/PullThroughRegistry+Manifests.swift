@@ -165,7 +165,7 @@ extension PullThroughRegistry {
         if let recent = recentManifests.value(for: digest), mediaType == nil || recent.mediaType == mediaType {
             return recent
         }
-        guard let bytes = try? store.data(digest, limit: Manifest.maximumSize) else { return nil }
+        guard let bytes = try? await store.data(digest, limit: Manifest.maximumSize) else { return nil }
         var resolved = mediaType
         if resolved == nil { resolved = try await catalog.content(digest)?.mediaType }
         let manifest = try? Manifest(bytes: bytes, mediaType: resolved, expected: digest)
@@ -178,7 +178,7 @@ extension PullThroughRegistry {
     /// to `servedUnder` (the name the client asked for) when that is another name.
     func save(_ manifest: Manifest, route: UpstreamRouter.Route, tag: TagKey?, servedUnder: UpstreamRouter.Route? = nil) async throws {
         do {
-            try store.store(manifest.bytes, as: manifest.digest)
+            try await store.store(manifest.bytes, as: manifest.digest)
             try await catalog.recordManifest(
                 manifest.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: tag, at: now()
             )

@@ -51,7 +51,7 @@ extension PullThroughRegistry {
         }
         // Stored before its digest is ever returned: a HEAD by tag then a GET by digest works,
         // also from the cache once the upstream is gone.
-        try store.store(index.bytes, as: index.digest)
+        try await store.store(index.bytes, as: index.digest)
         try await catalog.recordManifest(
             index.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: key, at: now())
         let status: CacheStatus = report.usedStaleAnswers ? .stale : cached?.digest == index.digest ? .hit : .miss

@@ -57,7 +57,7 @@ import Testing
         for index in 0..<4 {
             let bytes = Data(repeating: UInt8(index), count: 100)
             let digest = Digest.sha256(bytes)
-            try store.store(bytes, as: digest)
+            try await store.store(bytes, as: digest)
             try await catalog.recordBlob(digest, size: 100, upstream: "u", repository: "r", at: Date(timeIntervalSince1970: Double(index)))
             digests.append(digest)
         }
@@ -75,7 +75,7 @@ import Testing
         let store = try temporaryStore()
         let catalog = try Catalog.inMemory()
         let orphan = Data("orphan".utf8)
-        try store.store(orphan, as: Digest.sha256(orphan))
+        try await store.store(orphan, as: Digest.sha256(orphan))
         let ghost = Digest.sha256(Data("ghost".utf8))
         try await catalog.recordBlob(ghost, size: 5, upstream: "u", repository: "r", at: Date())
         let evictor = Evictor(store: store, catalog: catalog, maximumSize: nil)
