@@ -32,6 +32,7 @@ run: deps
 	$(SWIFT) run archway serve $(ARGS)
 
 test: test-deps
+	python3 scripts/check_imports.py
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -40,6 +41,7 @@ format:
 
 lint:
 	swift-format lint --strict --parallel --recursive Package.swift Sources Tests
+	python3 scripts/check_imports.py
 
 # libFuzzer targets (parsers of paths, references, policies, manifests, ranges, upstream answers), FUZZ_SECONDS each.
 # The fuzzers start libFuzzer themselves (SwiftPM renames executables' entry points), linked with

@@ -33,6 +33,22 @@ struct PolicyReloader: Service {
     }
 }
 
+/// Says when a graceful shutdown begins (the log, and systemd's `STOPPING=1`), before the server
+/// stops accepting and waits for the responses in flight.
+public struct ShutdownNotice: Service {
+    let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        SystemdNotifier.notify("STOPPING=1")
+        logger.notice("shutting down: finishing the responses and downloads in flight")
+    }
+}
+
 /// On shutdown, lets running downloads finish (up to `bound`), so a blob a client was receiving
 /// is completed and cached rather than thrown away.
 struct FillDrain: Service {
@@ -42,7 +58,6 @@ struct FillDrain: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        SystemdNotifier.notify("STOPPING=1")
         let running = registry.fillsInFlight
         if running > 0 { logger.notice("waiting for downloads to finish", metadata: ["fills": "\(running)"]) }
         // Whichever comes first: the last download recorded, or the bound.

@@ -116,14 +116,14 @@ public final class FaultInjectingProxy: Sendable {
 
     private func forward(_ request: Request, to upstream: String, transport: CurlTransport) async throws -> Response {
         if request.uri.path.contains("/manifests/"), let response = manifestFaultResponse() { return response }
-        var headers = RegistryClient.HTTPHeaders()
+        var headers = RegistryClient.UpstreamHeaders()
         for field in request.headers {
             let name = field.name.canonicalName
             if ["accept", "authorization", "range"].contains(name) { headers.add(field.name.rawName, field.value) }
         }
-        let method: RegistryClient.HTTPRequest.Method = request.method == .head ? .head : .get
+        let method: RegistryClient.UpstreamRequest.Method = request.method == .head ? .head : .get
         let upstreamResponse = try await transport.send(
-            RegistryClient.HTTPRequest(method: method, url: upstream + request.uri.description, headers: headers))
+            RegistryClient.UpstreamRequest(method: method, url: upstream + request.uri.description, headers: headers))
         var fields = HTTPFields()
         for field in upstreamResponse.headers {
             if let name = HTTPField.Name(field.name),

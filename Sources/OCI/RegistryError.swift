@@ -82,7 +82,7 @@ public struct RegistryError: Error, Hashable, Sendable, CustomStringConvertible 
     }
 
     /// The HTTP status of this error on the wire.
-    public var status: Int { statusOverride ?? code.status }
+    public var statusCode: Int { statusOverride ?? code.status }
 
     public var description: String {
         if let detail {

@@ -34,17 +34,28 @@ public struct BlobAnswer: Sendable {
     /// The part being served (a `206`), nil for the whole blob.
     public var range: ByteRange?
     public var cache: CacheStatus
-    /// The stored file or the running download, from the first byte served; a server that can
-    /// send the file without reading it uses this, and ``countSent(_:)`` counts what it sent.
-    public var reader: BlobReader
+    /// The stored file or the running download, from the first byte served.
+    let reader: BlobReader
     let sentBytes: Counter
 
+    init(length: Int64?, range: ByteRange?, cache: CacheStatus, reader: BlobReader, sentBytes: Counter) {
+        self.length = length
+        self.range = range
+        self.cache = cache
+        self.reader = reader
+        self.sentBytes = sentBytes
+    }
+
+    /// The bytes as a file, for a server that lets the kernel send it; ``countSent(_:)`` counts
+    /// what it sent.
+    public var file: BlobFile { BlobFile(reader: reader) }
+
     /// The bytes, read as they are taken and counted as sent to a client.
-    public var body: ByteStream { body(chunkSize: BlobReader.chunkSize) }
+    public var body: some AsyncSequence<ByteBuffer, any Error> & Sendable { body(chunkSize: BlobReader.chunkSize) }
 
     /// The bytes in chunks of at most `chunkSize`: what a response holds per step when the client
     /// reads slowly.
-    public func body(chunkSize: Int) -> ByteStream {
+    public func body(chunkSize: Int) -> some AsyncSequence<ByteBuffer, any Error> & Sendable {
         let (reader, counter) = (reader, sentBytes)
         return ByteStream {
             {
@@ -62,6 +73,40 @@ public struct BlobAnswer: Sendable {
 
     /// The number of bytes in `body`, when known.
     public var contentLength: Int64? { range?.count ?? length }
+}
+
+/// A blob's bytes as a file: the stored one, or the one a running download is writing. While it
+/// lives, eviction leaves the content alone.
+public struct BlobFile: Sendable {
+    let reader: BlobReader
+
+    /// The first byte to send.
+    public var start: Int64 { reader.start }
+
+    /// Whether the content was stored whole (no download to follow).
+    public var isComplete: Bool { reader.isStored }
+
+    /// A duplicate of the open descriptor; the caller owns and closes it. While a download runs,
+    /// send only up to ``readable(beyond:)``.
+    public func duplicateDescriptor() -> Int32? { reader.duplicateDescriptor() }
+
+    /// How far the file may be sent: its length once stored, else what the download has written
+    /// and may be served (never the last byte before the digest is verified). Waits until that
+    /// is past `offset`; throws when the download failed.
+    public func readable(beyond offset: Int64) async throws -> Int64 { try await reader.readable(beyond: offset) }
+}
+
+/// One page of a repository's tag list, as served.
+public struct TagList: Sendable, Hashable, Encodable {
+    public var name: String
+    public var tags: [String]
+    /// More tags follow this page (the answer gets a `Link: rel="next"`).
+    public var hasMore: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case tags
+    }
 }
 
 /// A `Range` that starts past the end: `416` with `Content-Range: bytes */length`.

@@ -12,10 +12,10 @@ extension PullThroughRegistry {
     /// whichever repository asks; a miss starts (or joins) the one download of that digest and
     /// streams it as it arrives.
     public func blob(_ name: RepositoryName, _ digest: Digest, namespace: String?, rangeHeader: String?) async throws -> BlobAnswer {
-        try await blob(try router.route(name, namespace: namespace), digest, rangeHeader: rangeHeader)
+        try await blob(try resolve(name, namespace: namespace), digest, rangeHeader: rangeHeader)
     }
 
-    func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
+    public func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
         var known: Admission?
         while true {
             // A download this name started is joined at once: it fetches from this name's own

@@ -16,7 +16,13 @@ extension PullThroughRegistry {
         accepting: [String],
         client: Client = .unknown
     ) async throws -> ManifestAnswer {
-        let route = try router.route(name, namespace: namespace)
+        try await manifest(try resolve(name, namespace: namespace), reference, accepting: accepting, client: client)
+    }
+
+    /// A manifest of `route` by tag or digest.
+    public func manifest(_ route: UpstreamRouter.Route, _ reference: ManifestReference, accepting: [String], client: Client = .unknown)
+        async throws -> ManifestAnswer
+    {
         // Only types Archway knows reach a cache key or the upstream.
         let accepting = MediaType.manifestAccept(accepting)
         var answer: ManifestAnswer

@@ -63,8 +63,18 @@ public struct PullThroughRegistry: Sendable {
 
     // MARK: - Tags
 
-    public func tags(_ name: RepositoryName, namespace: String?, count: Int?, last: String?) async throws -> TagPage {
-        let route = try router.route(name, namespace: namespace)
+    /// Where a name a client asked for goes: resolved once per request, then passed to the
+    /// entry points below. Throws for an unknown `ns` and for a name the allow list refuses.
+    public func resolve(_ name: RepositoryName, namespace: String?) throws(RegistryError) -> UpstreamRouter.Route {
+        try router.route(name, namespace: namespace)
+    }
+
+    public func tags(_ name: RepositoryName, namespace: String?, count: Int?, last: String?) async throws -> TagList {
+        try await tags(try resolve(name, namespace: namespace), name: name, count: count, last: last)
+    }
+
+    /// A page of the tags of `route`, which the client asked for as `name`.
+    public func tags(_ route: UpstreamRouter.Route, name: RepositoryName, count: Int?, last: String?) async throws -> TagList {
         if offline { throw RegistryError(.unavailable, "offline: tag lists are not cached") }
         let rules = policies.rules(for: route.key)
         var tags: Set<String>
@@ -105,7 +115,7 @@ public struct PullThroughRegistry: Sendable {
             page = Array(page.prefix(count))
             hasMore = true
         }
-        return TagPage(name: name.value, tags: page, hasMore: hasMore)
+        return TagList(name: name.value, tags: page, hasMore: hasMore)
     }
 
     /// The tags rules can answer: for a member `{repository}:arm64-{tag}`, every `arm64-X` tag of
@@ -164,7 +174,7 @@ struct CachedTagList: Sendable {
     let at: Date
 
     /// The page after `last`, at most `count` long, found by binary search.
-    func page(name: RepositoryName, count: Int?, last: String?) -> TagPage {
+    func page(name: RepositoryName, count: Int?, last: String?) -> TagList {
         var start = 0
         if let last {
             var high = tags.count
@@ -174,6 +184,6 @@ struct CachedTagList: Sendable {
             }
         }
         let end = count.map { min(tags.count, start + $0) } ?? tags.count
-        return TagPage(name: name.value, tags: Array(tags[start..<end]), hasMore: end < tags.count)
+        return TagList(name: name.value, tags: Array(tags[start..<end]), hasMore: end < tags.count)
     }
 }

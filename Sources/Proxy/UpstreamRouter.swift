@@ -17,6 +17,8 @@ public struct UpstreamRouter: Sendable {
         public var isPrivate = false
         /// `<upstream name>/<repository>`: how policies, the cache and logs name it.
         public var key: String { "\(upstream.name)/\(repository)" }
+        /// The name of the upstream it goes to, e.g. `docker.io`.
+        public var upstreamName: String { upstream.name }
     }
 
     /// One configured upstream and the other host names clients know it by.

@@ -33,6 +33,23 @@ public enum RegistryRoute: Sendable, Hashable {
         }
     }
 
+    /// Health, readiness, metrics and reports: open without credentials, served by
+    /// ``AdminController``.
+    public var isOperational: Bool {
+        switch self {
+        case .health, .ready, .metrics, .mismatches: true
+        default: false
+        }
+    }
+
+    /// The repository the endpoint reads, if it reads one.
+    public var repositoryName: RepositoryName? {
+        switch self {
+        case .manifest(let name, _), .blob(let name, _), .tags(let name): name
+        default: nil
+        }
+    }
+
     /// Parses a raw request path (no query). Throws for a name, tag or digest that breaks the
     /// spec's grammar.
     public init(path: String) throws(RegistryError) {

@@ -1,7 +1,23 @@
 import CoreMetrics
 import HTTPTypes
+import Hummingbird
 import OCI
 import Synchronization
+
+/// Counts every request by route, method and status, and times it to its response head.
+struct RequestMetricsMiddleware: MiddlewareProtocol {
+    let metrics: RequestMetrics
+
+    func handle(
+        _ request: Request, context: ArchwayRequestContext, next: (Request, ArchwayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        let started = ContinuousClock.now
+        let response = try await next(request, context)
+        let route = (try? context.endpoint.get())?.name ?? "invalid"
+        metrics.record(route: route, method: request.method, status: response.status.code, elapsed: ContinuousClock.now - started)
+        return response
+    }
+}
 
 /// `archway_requests_total{route,method,status}` and `archway_request_duration_seconds{route}`,
 /// each made once: making a metric asks the metrics backend under its lock with freshly built

@@ -1,4 +1,3 @@
-import Cache
 import CoreMetrics
 import HTTPTypes
 import Hummingbird
@@ -8,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import Proxy
 import Synchronization
 
 /// Zero-copy responses for stored blobs on plain HTTP/1.1: the kernel moves the file's pages
@@ -77,7 +77,7 @@ extension HTTPServerBuilder {
     }
 }
 
-/// A file waiting for its response, and the reader that keeps it alive until it is sent.
+/// A file waiting for its response, and the blob file that keeps it alive until it is sent.
 final class SendfileJob: Sendable {
     private static let counter = Atomic<UInt64>(0)
 
@@ -88,22 +88,33 @@ final class SendfileJob: Sendable {
     let end: Int64
     /// Holds the blob's lease (eviction keeps away) and, for content still downloading, says
     /// how far the file may be sent.
-    let reader: BlobReader
+    let file: BlobFile
+    /// Completed once, when the job ends: with the bytes the kernel sent, or why it stopped.
+    let delivered: EventLoopPromise<Int64>
+    private let ended = Atomic<Bool>(false)
 
-    init(handle: NIOFileHandle, start: Int64, end: Int64, reader: BlobReader) {
+    init(handle: NIOFileHandle, start: Int64, end: Int64, file: BlobFile, eventLoop: any EventLoop) {
         self.handle = handle
         self.start = start
         self.end = end
-        self.reader = reader
+        self.file = file
+        self.delivered = eventLoop.makePromise()
     }
 
     func region(_ range: Range<Int64>) -> FileRegion {
         FileRegion(fileHandle: handle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
     }
 
-    func close() {
+    /// Closes the file and says how the job ended; only the first call counts.
+    func finish(_ result: Result<Int64, any Error>) {
+        guard ended.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         try? handle.close()
+        delivered.completeWith(result)
     }
+}
+
+extension SendfileJob: SendfileTracked {
+    var isComplete: Bool { file.isComplete }
 }
 
 /// Writes a job's file into the response whose head carries ``marker``, just before the
@@ -111,7 +122,8 @@ final class SendfileJob: Sendable {
 ///
 /// Stored content goes in one region. Content still downloading is sent region by region as the
 /// download makes it readable, each after the previous one left; meanwhile the response's end
-/// and whatever follows it on the connection are held back, in order.
+/// and whatever follows it on the connection are held back, in order, within the bounds of
+/// ``SendfileStateMachine``, which makes every decision here.
 final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
     // Everything here runs on the connection's event loop, the follow task's steps included.
     typealias OutboundIn = HTTPServerResponsePart
@@ -121,81 +133,61 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
     static let marker = "Archway-Sendfile"
     static let markerField = HTTPField.Name(marker)!
 
-    private var queued: [SendfileJob] = []
-    private var current: SendfileJob?
-    /// The job being followed while its download runs, and what the connection was asked to do
-    /// meanwhile, in order: Hummingbird thinks the response has ended, so it writes the next
-    /// one, flushes, and closes (`Connection: close`, shutdown) as usual.
-    private var following: SendfileJob?
-    private var held: [Held] = []
-    private var removed = false
-
-    private enum Held {
+    /// What the connection was asked to do while a download is followed.
+    enum Held {
         case write(NIOAny, EventLoopPromise<Void>?)
         case flush
         case close(CloseMode, EventLoopPromise<Void>?)
     }
 
+    /// More was pipelined behind a downloading blob than the connection may hold.
+    struct HoldQueueFull: Error {}
+
+    private var machine = SendfileStateMachine<SendfileJob, Held>()
+
     /// Queues the file for the next marked response on this connection.
     func enqueue(_ job: SendfileJob) {
-        queued.append(job)
+        if !machine.enqueue(job) { job.finish(.failure(ChannelError.ioOnClosedChannel)) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if following != nil {
-            held.append(.write(data, promise))
-            return
-        }
-        switch unwrapOutboundIn(data) {
-        case .head(var head):
-            guard let marker = head.headers.first(name: Self.marker) else {
-                context.write(data, promise: promise)
-                return
+        let response = unwrapOutboundIn(data)
+        let part: SendfileStateMachine<SendfileJob, Held>.Part =
+            switch response {
+            case .head(let head): .head(marker: head.headers.first(name: Self.marker))
+            case .body(let body): .body(bytes: body.readableBytes)
+            case .end: .end
             }
-            head.headers.remove(name: Self.marker)
-            guard let index = queued.firstIndex(where: { String($0.id) == marker }) else {
-                // A marked head without its file cannot be completed: the length is promised.
-                promise?.fail(ChannelError.ioOnClosedChannel)
-                context.close(promise: nil)
-                return
-            }
-            current = queued.remove(at: index)
-            context.write(wrapOutboundOut(.head(head)), promise: promise)
-        case .body:
+        switch machine.write(part, .write(data, promise)) {
+        case .pass:
             context.write(data, promise: promise)
-        case .end:
-            guard let job = current else {
-                context.write(data, promise: promise)
-                return
-            }
-            current = nil
-            if job.reader.isStored {
-                let sent = context.eventLoop.makePromise(of: Void.self)
-                sent.futureResult.whenComplete { _ in job.close() }
-                context.write(wrapOutboundOut(.body(.fileRegion(job.region(job.start..<job.end)))), promise: sent)
-                context.write(data, promise: promise)
-            } else {
-                following = job
-                held.append(.write(data, promise))
-                follow(job, context: context)
-            }
+        case .passWithoutMarker:
+            guard case .head(var head) = response else { return }
+            head.headers.remove(name: Self.marker)
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+        case .refuse:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+        case .sendFile(let job):
+            let sent = context.eventLoop.makePromise(of: Void.self)
+            sent.futureResult.whenComplete { result in job.finish(result.map { job.end - job.start }) }
+            context.write(wrapOutboundOut(.body(.fileRegion(job.region(job.start..<job.end)))), promise: sent)
+            context.write(data, promise: promise)
+        case .follow(let job):
+            follow(job, context: context)
+        case .hold:
+            break
+        case .overflow(let operations):
+            Self.fail(operations, with: HoldQueueFull(), closing: context)
         }
     }
 
     func flush(context: ChannelHandlerContext) {
-        if following != nil {
-            held.append(.flush)
-        } else {
-            context.flush()
-        }
+        if case .pass = machine.flushOrClose(.flush) { context.flush() }
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if following != nil {
-            held.append(.close(mode, promise))
-        } else {
-            context.close(mode: mode, promise: promise)
-        }
+        if case .pass = machine.flushOrClose(.close(mode, promise)) { context.close(mode: mode, promise: promise) }
     }
 
     /// Sends the readable part of a running download, waits for it to leave, and repeats.
@@ -206,20 +198,20 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
             do {
                 var offset = job.start
                 while offset < job.end {
-                    let readable = min(try await job.reader.readable(beyond: offset), job.end, offset + (1 << 20))
+                    let readable = min(try await job.file.readable(beyond: offset), job.end, offset + (1 << 20))
                     let range = offset..<readable
                     try await loop.flatSubmit { () -> EventLoopFuture<Void> in
                         let (handler, context) = bound.value
-                        guard !handler.removed else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+                        guard !handler.machine.isRemoved else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
                         let sent = loop.makePromise(of: Void.self)
                         context.writeAndFlush(handler.wrapOutboundOut(.body(.fileRegion(job.region(range)))), promise: sent)
                         return sent.futureResult
                     }.get()
                     offset = readable
                 }
-                loop.execute { bound.value.handler.finishFollowing(job, context: bound.value.context, error: nil) }
+                loop.execute { bound.value.handler.followEnded(job, context: bound.value.context, error: nil) }
             } catch {
-                loop.execute { bound.value.handler.finishFollowing(job, context: bound.value.context, error: error) }
+                loop.execute { bound.value.handler.followEnded(job, context: bound.value.context, error: error) }
             }
         }
     }
@@ -227,13 +219,12 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
     /// Replays what was held (the response's end first), through this handler again, so a held
     /// response that follows another download holds the rest anew. When the download failed,
     /// the promised length cannot be met: the held writes fail and the connection closes.
-    private func finishFollowing(_ job: SendfileJob, context: ChannelHandlerContext, error: (any Error)?) {
-        job.close()
-        guard !removed, following === job else { return }
-        following = nil
-        let operations = held
-        held = []
-        guard let error else {
+    private func followEnded(_ job: SendfileJob, context: ChannelHandlerContext, error: (any Error)?) {
+        job.finish(error.map { .failure($0) } ?? .success(job.end - job.start))
+        switch machine.followEnded(job, failed: error != nil) {
+        case .none:
+            return
+        case .replay(let operations):
             for operation in operations {
                 switch operation {
                 case .write(let data, let promise): write(context: context, data: data, promise: promise)
@@ -241,53 +232,47 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
                 case .close(let mode, let promise): close(context: context, mode: mode, promise: promise)
                 }
             }
-            return
+        case .failAndClose(let operations):
+            Self.fail(operations, with: error ?? ChannelError.ioOnClosedChannel, closing: context)
         }
+    }
+
+    /// Fails the held writes and closes the connection; held closes complete with that close.
+    private static func fail(_ operations: [Held], with error: any Error, closing context: ChannelHandlerContext) {
         let closed = context.eventLoop.makePromise(of: Void.self)
         for case .close(_, let promise?) in operations { closed.futureResult.cascade(to: promise) }
-        Self.fail(operations, with: error)
+        for case .write(_, let promise?) in operations { promise.fail(error) }
         context.close(promise: closed)
     }
 
-    private static func fail(_ operations: [Held], with error: any Error) {
-        for case .write(_, let promise?) in operations { promise.fail(error) }
-    }
-
     func handlerRemoved(context: ChannelHandlerContext) {
-        removed = true
-        current?.close()
-        for job in queued { job.close() }
-        Self.fail(held, with: ChannelError.ioOnClosedChannel)
-        for case .close(_, let promise?) in held { promise.succeed() }
-        current = nil
-        following = nil
-        queued.removeAll()
-        held.removeAll()
+        let (jobs, operations) = machine.removed()
+        for job in jobs { job.finish(.failure(ChannelError.ioOnClosedChannel)) }
+        for case .write(_, let promise?) in operations { promise.fail(ChannelError.ioOnClosedChannel) }
+        for case .close(_, let promise?) in operations { promise.succeed() }
     }
 }
 
-extension RegistryResponder {
-    /// Responses whose body the kernel sent.
-    static let sendfileResponses = Counter(label: "archway_sendfile_responses_total")
-
-    /// Hands a blob's `length` bytes from the reader's start, stored or downloading, to the
-    /// connection's ``SendfileHandler`` and returns the value of the head's marker; nil when the
-    /// connection has no such handler (TLS, HTTP/2).
-    static func queueSendfile(_ reader: BlobReader, length: Int64, on channel: any Channel) async -> UInt64? {
-        guard let descriptor = reader.duplicateDescriptor() else { return nil }
+extension SendfileHandler {
+    /// Hands a blob's `length` bytes from the file's start, stored or downloading, to the
+    /// connection's handler and returns the job, whose id the response head must carry; nil when
+    /// the connection has no such handler (TLS, HTTP/2).
+    static func queue(_ file: BlobFile, length: Int64, on channel: any Channel) async -> SendfileJob? {
+        guard let descriptor = file.duplicateDescriptor() else { return nil }
         let job = SendfileJob(
             handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor),
-            start: reader.start,
-            end: reader.start + length,
-            reader: reader
+            start: file.start,
+            end: file.start + length,
+            file: file,
+            eventLoop: channel.eventLoop
         )
         do {
             try await channel.eventLoop.submit {
                 try channel.pipeline.syncOperations.handler(type: SendfileHandler.self).enqueue(job)
             }.get()
-            return job.id
+            return job
         } catch {
-            job.close()
+            job.finish(.failure(error))
             return nil
         }
     }

@@ -13,13 +13,13 @@ extension RegistryUpstream {
     /// failures retried. Returns a 2xx response whose body is still to be read; anything else
     /// is thrown as an ``UpstreamError``.
     func exchange(
-        _ method: HTTPRequest.Method,
+        _ method: UpstreamRequest.Method,
         repository: RepositoryName,
         path: String,
         accept: [String] = [],
-        extraHeaders: HTTPHeaders = [:],
+        extraHeaders: UpstreamHeaders = [:],
         small: Bool
-    ) async throws -> HTTPResponse {
+    ) async throws -> UpstreamResponse {
         let scope = "repository:\(repository):pull"
         var url = "\(baseURL)/v2/\(repository)/\(path)"
         var headers = extraHeaders
@@ -32,7 +32,7 @@ extension RegistryUpstream {
         // A redirect elsewhere may not reach this machine or an internal address (unless listed).
         var refusesInternalAddresses = false
         while true {
-            var request = HTTPRequest(method: method, url: url, headers: headers, totalTimeout: small ? smallRequestTimeout : nil)
+            var request = UpstreamRequest(method: method, url: url, headers: headers, totalTimeout: small ? smallRequestTimeout : nil)
             request.refusesInternalAddresses = refusesInternalAddresses
             if let authorization { request.headers.replace("Authorization", authorization) }
             let response = try await sendRetrying(request)
@@ -82,7 +82,7 @@ extension RegistryUpstream {
 
     /// Sends, retrying refused connections and 502/503/504 answers a couple of times. Timeouts
     /// are not retried: a stalled upstream must not hold a client for several timeouts.
-    private func sendRetrying(_ request: HTTPRequest) async throws -> HTTPResponse {
+    private func sendRetrying(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         var attempt = 0
         while true {
             do {
@@ -106,7 +106,7 @@ extension RegistryUpstream {
     }
 
     /// Counts an upstream answer, times it, and notes Docker Hub's remaining pull allowance.
-    private func record(_ response: HTTPResponse, after duration: Duration) {
+    private func record(_ response: UpstreamResponse, after duration: Duration) {
         Counter(label: "archway_upstream_requests_total", dimensions: [("upstream", name), ("status", String(response.status))]).increment()
         Timer(label: "archway_upstream_duration_seconds", dimensions: [("upstream", name)]).recordNanoseconds(duration.totalNanoseconds)
         // `ratelimit-remaining: 76;w=21600`
@@ -135,7 +135,7 @@ extension RegistryUpstream {
             let tokenScope = challenge.parameters["scope"] ?? scope
             var query = ["scope=\(percentEncoded(tokenScope))"]
             if !service.isEmpty { query.insert("service=\(percentEncoded(service))", at: 0) }
-            var request = HTTPRequest(
+            var request = UpstreamRequest(
                 url: realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&"),
                 headers: ["Accept": "application/json"],
                 totalTimeout: smallRequestTimeout
@@ -152,7 +152,7 @@ extension RegistryUpstream {
                 )
             }
             if !trusted { request.refusesInternalAddresses = true }
-            let response: HTTPResponse
+            let response: UpstreamResponse
             do {
                 response = try await transport.send(request)
             } catch let error as TransportError {

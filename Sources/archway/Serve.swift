@@ -76,7 +76,12 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         // SIGTERM: stop accepting, finish in-flight responses and downloads, up to the bound.
-        var group = ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Shut down in reverse order: the notice first, then the application.
+        var group = ServiceGroupConfiguration(
+            services: [.init(service: application), .init(service: ShutdownNotice(logger: logger), successTerminationBehavior: .ignore)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
         group.maximumGracefulShutdownDuration = configuration.shutdownTimeout + .seconds(5)
         group.maximumCancellationDuration = .seconds(5)
         do {

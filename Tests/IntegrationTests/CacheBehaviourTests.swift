@@ -23,7 +23,7 @@ import Testing
                 let results = try await withThrowingTaskGroup(of: (String, Int64, String?).self) { group in
                     for _ in 0..<8 {
                         group.addTask {
-                            let response = try await CurlTransport().send(HTTPRequest(url: url))
+                            let response = try await CurlTransport().send(UpstreamRequest(url: url))
                             var hasher = StreamingSHA256()
                             var first = true
                             for try await chunk in response.body {
@@ -122,7 +122,10 @@ import Testing
                 try await waitUntil(timeout: .seconds(30), "the download is held") {
                     CacheEnvironment.temporaryFiles(archway).count == 1
                 }
-                try await Task.sleep(for: .milliseconds(300))
+                // The pipelined request was answered (its answer held behind the blob's).
+                try await waitUntil(timeout: .seconds(30), "the second request is answered") {
+                    AccessLogTests.accessLines(archway, path: "/v2/").count == 1
+                }
                 env.proxy.release()
                 let lines = try await output.stdout.split(separator: "\n").map(String.init)
                 #expect(lines == ["HTTP/1.1 200 OK", blob.digest, "HTTP/1.1 200 OK", "{}"], "\(lines)")

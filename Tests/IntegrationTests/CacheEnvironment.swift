@@ -34,10 +34,10 @@ struct CacheEnvironment {
     }
 
     /// GETs a URL with libcurl and returns status, headers and the body's digest.
-    static func fetch(_ url: String, headers: RegistryClient.HTTPHeaders = [:]) async throws -> (
-        status: Int, headers: RegistryClient.HTTPHeaders, digest: String, size: Int64
+    static func fetch(_ url: String, headers: RegistryClient.UpstreamHeaders = [:]) async throws -> (
+        status: Int, headers: RegistryClient.UpstreamHeaders, digest: String, size: Int64
     ) {
-        let response = try await CurlTransport().send(HTTPRequest(url: url, headers: headers))
+        let response = try await CurlTransport().send(UpstreamRequest(url: url, headers: headers))
         var hasher = StreamingSHA256()
         for try await chunk in response.body {
             chunk.withUnsafeReadableBytes { hasher.update($0) }

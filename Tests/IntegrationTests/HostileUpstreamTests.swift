@@ -7,7 +7,7 @@ import Testing
 /// until checked, and none may cost unbounded CPU, reach an internal service or be cached as a
 /// manifest when it is not one.
 @Suite(.serialized) struct HostileUpstreamTests {
-    static let accept: RegistryClient.HTTPHeaders = [
+    static let accept: RegistryClient.UpstreamHeaders = [
         "Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
     ]
 

@@ -6,6 +6,7 @@ import NIOCore
 import NIOFoundationCompat
 import OCI
 import Proxy
+import RegistryClient
 import Testing
 
 @Suite struct RegistryResponderTests {
@@ -159,7 +160,7 @@ import Testing
         try await withArchway(upstreams: [.init(upstream: upstream)]) { client in
             let response = try await client.execute(uri: "/v2/library/app/manifests/1.0", method: .get)
             #expect(response.status == .serviceUnavailable)
-            #expect(Self.errorCode(response.body) == "UNAVAILABLE")
+            #expect(RegistryResponderTests.errorCode(response.body) == "UNAVAILABLE")
         }
     }
 }
@@ -174,6 +175,36 @@ struct AnyCodableTags: Decodable {
             values = list
         } else {
             values = [try container.decode(String.self)]
+        }
+    }
+}
+
+@Suite struct InternalErrorTests {
+    /// An upstream that fails in a way nobody meant for a client: a storage path, SQL.
+    struct BrokenUpstream: Upstream {
+        struct Failure: Error, CustomStringConvertible {
+            var description: String { "SQLITE_CORRUPT at /var/lib/archway/catalog.db" }
+        }
+        let name = "docker.io"
+        func manifest(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws -> Manifest {
+            throw Failure()
+        }
+        func manifestDescriptor(_ repository: RepositoryName, _ reference: ManifestReference, accepting: [String]) async throws
+            -> Descriptor
+        { throw Failure() }
+        func blobLength(_ repository: RepositoryName, _ digest: Digest) async throws -> Int64? { throw Failure() }
+        func blob(_ repository: RepositoryName, _ digest: Digest) async throws -> BlobResponse { throw Failure() }
+        func tags(_ repository: RepositoryName, count: Int?, last: String?) async throws -> TagPage { throw Failure() }
+    }
+
+    @Test func anInternalErrorIsAGeneric500WithoutItsText() async throws {
+        try await withArchway(upstreams: [.init(upstream: BrokenUpstream())]) { client in
+            let response = try await client.execute(uri: "/v2/library/app/manifests/1.0", method: .get)
+            #expect(response.status == .internalServerError)
+            let text = String(buffer: response.body)
+            #expect(text.contains("internal error (request "), "\(text)")
+            #expect(!text.contains("SQLITE") && !text.contains("/var/lib"), "\(text)")
+            #expect(RegistryResponderTests.errorCode(response.body) == "UNAVAILABLE")
         }
     }
 }

@@ -1,7 +1,7 @@
 /// Sends requests to upstreams over libcurl.
 public protocol HTTPTransport: Sendable {
     /// Sends the request and returns once the response head arrived; the body streams after.
-    func send(_ request: HTTPRequest) async throws -> HTTPResponse
+    func send(_ request: UpstreamRequest) async throws -> UpstreamResponse
 }
 
 /// The libcurl transport: every transfer runs on the shared libcurl thread; the body is read
@@ -13,11 +13,11 @@ public struct CurlTransport: HTTPTransport {
         self.options = CurlMulti.Options(connectTimeout: connectTimeout, stallTimeout: stallTimeout)
     }
 
-    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+    public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         let transfer = Transfer(request: request)
         let multi = CurlMulti.shared
         multi.start(transfer, options: options)
-        let head: HTTPResponseHead
+        let head: UpstreamResponseHead
         do {
             head = try await withTaskCancellationHandler {
                 try await transfer.head()
@@ -40,7 +40,7 @@ public struct CurlTransport: HTTPTransport {
                 }
             }
         }
-        return HTTPResponse(head: head, body: body)
+        return UpstreamResponse(head: head, body: body)
     }
 }
 

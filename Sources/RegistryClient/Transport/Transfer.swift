@@ -8,8 +8,8 @@ import Synchronization
 /// reader asks to resume once it has drained below `lowWater`. A slow reader therefore holds back
 /// the upstream transfer instead of growing memory. This type does no I/O itself.
 final class Transfer: Sendable {
-    let request: HTTPRequest
-    /// The internal address a connection was refused to (``HTTPRequest/refusesInternalAddresses``).
+    let request: UpstreamRequest
+    /// The internal address a connection was refused to (``UpstreamRequest/refusesInternalAddresses``).
     let refusedAddress = Mutex<String?>(nil)
     private let state: Mutex<State>
     private let highWater: Int
@@ -24,9 +24,9 @@ final class Transfer: Sendable {
 
     private struct State {
         var status: Int?
-        var headers = HTTPHeaders()
-        var head: HTTPResponseHead?
-        var headWaiter: CheckedContinuation<HTTPResponseHead, any Error>?
+        var headers = UpstreamHeaders()
+        var head: UpstreamResponseHead?
+        var headWaiter: CheckedContinuation<UpstreamResponseHead, any Error>?
         var chunks = CircularBuffer<ByteBuffer>()
         var bufferedBytes = 0
         var bodyWaiter: CheckedContinuation<Wake, any Error>?
@@ -35,7 +35,7 @@ final class Transfer: Sendable {
         var cancelled = false
     }
 
-    init(request: HTTPRequest, highWater: Int = 1 << 20, lowWater: Int = 256 << 10) {
+    init(request: UpstreamRequest, highWater: Int = 1 << 20, lowWater: Int = 256 << 10) {
         self.request = request
         self.highWater = highWater
         self.lowWater = lowWater
@@ -47,17 +47,17 @@ final class Transfer: Sendable {
     /// A raw header line, CRLF included. Status lines start a new header block (redirects are not
     /// followed by curl, but `100 Continue` and proxies can still add blocks).
     func receivedHeaderLine(_ line: String) {
-        let waiter: (CheckedContinuation<HTTPResponseHead, any Error>, HTTPResponseHead)? = state.withLock { state in
+        let waiter: (CheckedContinuation<UpstreamResponseHead, any Error>, UpstreamResponseHead)? = state.withLock { state in
             if line.hasPrefix("HTTP/") {
                 let parts = line.split(separator: " ", maxSplits: 2)
                 state.status = parts.count >= 2 ? Int(parts[1]) : nil
-                state.headers = HTTPHeaders()
+                state.headers = UpstreamHeaders()
                 return nil
             }
             let trimmed = line.trimmingSpaces()
             if trimmed.isEmpty {
                 guard let status = state.status, status >= 200, state.head == nil else { return nil }
-                let head = HTTPResponseHead(status: status, headers: state.headers)
+                let head = UpstreamResponseHead(status: status, headers: state.headers)
                 state.head = head
                 guard let waiter = state.headWaiter else { return nil }
                 state.headWaiter = nil
@@ -116,7 +116,7 @@ final class Transfer: Sendable {
         let (headWaiter, bodyWaiter, head) = state.withLock { state in
             state.completion = error.map { .failure($0) } ?? .success(())
             if state.head == nil, error == nil, let status = state.status {
-                state.head = HTTPResponseHead(status: status, headers: state.headers)
+                state.head = UpstreamResponseHead(status: status, headers: state.headers)
             }
             defer {
                 state.headWaiter = nil
@@ -139,9 +139,9 @@ final class Transfer: Sendable {
     // MARK: - The reader side
 
     /// Waits for the status line and headers of the final response.
-    func head() async throws -> HTTPResponseHead {
+    func head() async throws -> UpstreamResponseHead {
         try await withCheckedThrowingContinuation { continuation in
-            let result: Result<HTTPResponseHead, any Error>? = state.withLock { state in
+            let result: Result<UpstreamResponseHead, any Error>? = state.withLock { state in
                 if let head = state.head { return .success(head) }
                 if case .failure(let error) = state.completion { return .failure(error) }
                 if state.completion != nil {

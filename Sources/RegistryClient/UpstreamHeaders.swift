@@ -2,7 +2,7 @@
 ///
 /// Repeated fields are kept as separate entries, as they arrived: registries and clients send
 /// one `Accept` line per media type, and all of them matter.
-public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
+public struct UpstreamHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public struct Field: Sendable, Hashable {
         public var name: String
         public var value: String

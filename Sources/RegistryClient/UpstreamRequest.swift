@@ -1,5 +1,5 @@
 /// A request Archway sends to an upstream: only reads, so only GET and HEAD.
-public struct HTTPRequest: Sendable, Hashable {
+public struct UpstreamRequest: Sendable, Hashable {
     public enum Method: String, Sendable, Hashable {
         case get = "GET"
         case head = "HEAD"
@@ -7,14 +7,14 @@ public struct HTTPRequest: Sendable, Hashable {
 
     public var method: Method
     public var url: String
-    public var headers: HTTPHeaders
+    public var headers: UpstreamHeaders
     /// Limits the whole exchange; `nil` for blob downloads, whose length is unbounded.
     public var totalTimeout: Duration?
     /// Refuse to connect to this machine, loopback, link-local or unspecified addresses (a
     /// redirect target the upstream chose): checked on the address actually connected to.
     public var refusesInternalAddresses = false
 
-    public init(method: Method = .get, url: String, headers: HTTPHeaders = [:], totalTimeout: Duration? = nil) {
+    public init(method: Method = .get, url: String, headers: UpstreamHeaders = [:], totalTimeout: Duration? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -23,26 +23,26 @@ public struct HTTPRequest: Sendable, Hashable {
 }
 
 /// The status line and headers of an upstream response.
-public struct HTTPResponseHead: Sendable, Hashable {
+public struct UpstreamResponseHead: Sendable, Hashable {
     public var status: Int
-    public var headers: HTTPHeaders
+    public var headers: UpstreamHeaders
 
-    public init(status: Int, headers: HTTPHeaders) {
+    public init(status: Int, headers: UpstreamHeaders) {
         self.status = status
         self.headers = headers
     }
 }
 
 /// An upstream response whose body arrives as a stream.
-public struct HTTPResponse: Sendable {
-    public var head: HTTPResponseHead
+public struct UpstreamResponse: Sendable {
+    public var head: UpstreamResponseHead
     public var body: ByteStream
 
-    public init(head: HTTPResponseHead, body: ByteStream) {
+    public init(head: UpstreamResponseHead, body: ByteStream) {
         self.head = head
         self.body = body
     }
 
     public var status: Int { head.status }
-    public var headers: HTTPHeaders { head.headers }
+    public var headers: UpstreamHeaders { head.headers }
 }

@@ -1,9 +1,8 @@
 import Hummingbird
 import NIOCore
-import RegistryClient
 import Synchronization
 
-extension RegistryResponder {
+extension RegistryController {
     /// Chunks of streamed bodies: what a response holds per step (the chunk in hand and the one
     /// the channel has not sent yet).
     static let streamChunkSize = 128 << 10
@@ -17,9 +16,10 @@ extension RegistryResponder {
     /// connection has not taken within `stallTimeout` ends the response by closing the channel
     /// (HTTP/2: RST_STREAM for that stream; HTTP/1: the connection); with 128 KiB chunks and the
     /// default 60 s that is a floor of about 2 KiB/s.
-    static func stream(_ body: ByteStream, to writer: inout any ResponseBodyWriter, channel: any Channel, stallTimeout: TimeAmount)
-        async throws
-    {
+    static func stream(
+        _ body: some AsyncSequence<ByteBuffer, any Error>, to writer: inout any ResponseBodyWriter, channel: any Channel,
+        stallTimeout: TimeAmount
+    ) async throws {
         let eventLoop = channel.eventLoop
         for try await chunk in body {
             // If the chunk cannot be handed over in time, close the channel: the pending write

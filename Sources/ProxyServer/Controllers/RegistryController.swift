@@ -1,0 +1,144 @@
+import CoreMetrics
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import OCI
+import Proxy
+
+/// The registry API's reads: `/v2/`, manifests, blobs and tag lists, answered from
+/// ``PullThroughRegistry`` for the repository route the responder resolved. Writes are refused.
+struct RegistryController: Sendable {
+    static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!
+    static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
+    static let cacheStatus = HTTPField.Name("X-Cache")!
+    static let platformHeader = HTTPField.Name("Archway-Platform")!
+    static let warningHeader = HTTPField.Name("Warning")!
+    /// Responses whose body the kernel sent.
+    static let sendfileResponses = Counter(label: "archway_sendfile_responses_total")
+
+    let registry: PullThroughRegistry
+    /// Whether a pull that does not fit the client's platform gets a `Warning: 299` header.
+    let warnMismatches: Bool
+    /// How many responses may stream a body through memory at once; nil: no bound.
+    let streamingBudget: StreamingBudget?
+    /// A streamed response whose client takes nothing for this long is ended.
+    let writeTimeout: TimeAmount
+
+    func respond(to request: Request, endpoint: RegistryRoute, context: ArchwayRequestContext) async throws -> Response {
+        switch endpoint {
+        case .base:
+            return Response(
+                status: .ok, headers: Self.apiHeaders(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: "{}")))
+        case .manifest(_, let reference):
+            return try await manifest(request, reference: reference, context: context)
+        case .blob(_, let digest):
+            return try await blob(request, digest: digest, context: context)
+        case .tags(let name):
+            return try await tags(request, name: name, context: context)
+        case .upload:
+            throw RegistryError(.unsupported, "this registry is a read-only mirror: uploads are not supported")
+        case .notFound, .health, .ready, .metrics, .mismatches:
+            throw RegistryError(.notFound, "no such route: \(request.uri.path)")
+        }
+    }
+
+    private func manifest(_ request: Request, reference: ManifestReference, context: ArchwayRequestContext) async throws -> Response {
+        let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
+            .map { String($0.trimmingWhitespace) }
+            .filter { !$0.isEmpty }
+        let client = Client(
+            address: context.remoteAddress?.ipAddress,
+            userAgent: request.headers[.userAgent],
+            platformHeader: request.headers[Self.platformHeader]
+        )
+        let answer = try await registry.manifest(try context.route(), reference, accepting: accept, client: client)
+        var headers = Self.apiHeaders(contentType: answer.manifest.mediaType.rawValue)
+        headers[Self.contentDigest] = answer.manifest.digest.description
+        headers[.contentLength] = String(answer.manifest.bytes.count)
+        headers[.eTag] = "\"\(answer.manifest.digest)\""
+        headers[Self.cacheStatus] = answer.cache.rawValue
+        if warnMismatches, let warning = answer.warning { headers[Self.warningHeader] = warning }
+        if request.method == .head {
+            return Response(status: .ok, headers: headers, body: Self.emptyBody(length: answer.manifest.bytes.count))
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.manifest.bytes)))
+    }
+
+    private func blob(_ request: Request, digest: Digest, context: ArchwayRequestContext) async throws -> Response {
+        let answer = try await registry.blob(try context.route(), digest, rangeHeader: request.headers[.range])
+        var headers = Self.apiHeaders(contentType: "application/octet-stream")
+        headers[Self.contentDigest] = digest.description
+        headers[.acceptRanges] = "bytes"
+        headers[.eTag] = "\"\(digest)\""
+        headers[Self.cacheStatus] = answer.cache.rawValue
+        if let range = answer.range, let length = answer.length { headers[.contentRange] = range.contentRange(length: length) }
+        let length = answer.contentLength.map { Int($0) }
+        if let length { headers[.contentLength] = String(length) }
+        let status: HTTPResponse.Status = answer.range == nil ? .ok : .partialContent
+        if request.method == .head {
+            return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
+        }
+        if let length, let job = await SendfileHandler.queue(answer.file, length: Int64(length), on: context.channel) {
+            answer.countSent(Int64(length))
+            Self.sendfileResponses.increment()
+            context.exchange.sentByKernel(job.delivered.futureResult)
+            headers[SendfileHandler.markerField] = String(job.id)
+            return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
+        }
+        // Streamed through Archway's memory (TLS, HTTP/2, no length yet): bounded per response
+        // and in total.
+        let permit: StreamingBudget.Permit
+        if let streamingBudget {
+            guard let granted = streamingBudget.acquire() else {
+                throw RegistryError(.unavailable, "too many downloads are streaming; retry in a moment")
+            }
+            permit = granted
+        } else {
+            permit = StreamingBudget.unlimited
+        }
+        let (body, channel, writeTimeout) = (answer.body(chunkSize: Self.streamChunkSize), context.channel, writeTimeout)
+        return Response(
+            status: status,
+            headers: headers,
+            body: ResponseBody(contentLength: length) { writer in
+                try await Self.stream(body, to: &writer, channel: channel, stallTimeout: writeTimeout)
+                try await writer.finish(nil)
+                withExtendedLifetime(permit) {}
+            }
+        )
+    }
+
+    private func tags(_ request: Request, name: RepositoryName, context: ArchwayRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        var count: Int?
+        if let n = query["n"] {
+            guard let value = Int(n), value >= 0 else {
+                throw RegistryError(.paginationNumberInvalid, "n must be a non-negative integer, not '\(n)'")
+            }
+            count = value
+        }
+        let last = query["last"].map(String.init)
+        let page = try await registry.tags(try context.route(), name: name, count: count, last: last)
+        var headers = Self.apiHeaders(contentType: "application/json")
+        if page.hasMore, let lastTag = page.tags.last {
+            var link = "/v2/\(name)/tags/list?last=\(lastTag)"
+            if let count { link += "&n=\(count)" }
+            if let namespace = query["ns"] { link += "&ns=\(namespace)" }
+            headers[.init("Link")!] = "<\(link)>; rel=\"next\""
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = try encoder.encode(page)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func apiHeaders(contentType: String) -> HTTPFields {
+        [apiVersion: "registry/2.0", .contentType: contentType]
+    }
+
+    /// A body that announces a length but sends nothing: the answer to a HEAD.
+    static func emptyBody(length: Int?) -> ResponseBody {
+        ResponseBody(contentLength: length) { writer in try await writer.finish(nil) }
+    }
+}

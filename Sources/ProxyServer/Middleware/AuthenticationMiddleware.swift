@@ -1,0 +1,35 @@
+import Hummingbird
+import OCI
+import Proxy
+
+/// Refuses a request that needs credentials it does not carry (`401` with a Basic challenge) or
+/// carries wrong ones (`401`), and an address that failed too often (`429`). The operational
+/// endpoints stay open.
+struct AuthenticationMiddleware: MiddlewareProtocol {
+    let authentication: ClientAuthentication
+
+    func handle(
+        _ request: Request, context: ArchwayRequestContext, next: (Request, ArchwayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        guard case .success(let endpoint) = context.endpoint, !endpoint.isOperational else { return try await next(request, context) }
+        let outcome = await authentication.authenticate(request.headers[.authorization], from: context.remoteAddress?.ipAddress)
+        switch outcome {
+        case .invalid:
+            throw Unauthorized(message: "the credentials are not valid")
+        case .throttled:
+            throw RegistryError(.tooManyRequests, "too many failed authentication attempts from this address; retry in a minute")
+        case .user:
+            return try await next(request, context)
+        case .anonymous:
+            if authentication.required { throw Unauthorized(message: "authentication required") }
+            // Clients learn from the `/v2/` ping whether to send credentials (skopeo and podman
+            // send them only after a challenge there); without credentials they still pull
+            // public content.
+            if endpoint == .base, authentication.hasUsers { throw Unauthorized(message: "credentials are accepted here") }
+            if (try? context.repository?.get())?.isPrivate == true {
+                throw Unauthorized(message: "this repository is served to authenticated clients only")
+            }
+            return try await next(request, context)
+        }
+    }
+}
