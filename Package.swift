@@ -140,7 +140,7 @@ let package = Package(
         .target(
             name: "ArchwayTesting",
             dependencies: [
-                "OCI", "Cache", "RegistryClient", "Proxy", "ProxyServer",
+                "OCI", "RegistryClient", "Proxy", "ArchwayApp",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

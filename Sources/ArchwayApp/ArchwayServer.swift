@@ -18,20 +18,22 @@ import ServiceLifecycle
 /// what runs.
 public enum ArchwayServer {
     /// Builds the application. `onListening` receives the bound address, which is how a caller
-    /// that asked for port 0 learns the port.
+    /// that asked for port 0 learns the port. `router` replaces the configured upstreams (tests
+    /// inject in-memory ones).
     public static func makeApplication(
         configuration: Configuration,
         transport: (any HTTPTransport)? = nil,
+        router: UpstreamRouter? = nil,
         metrics: PrometheusCollectorRegistry? = nil,
         logger: Logger,
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
-        let (registry, store, catalog) = try makeRegistry(configuration: configuration, transport: transport, logger: logger)
+        let (registry, evictor) = try makeRegistry(configuration: configuration, transport: transport, router: router, logger: logger)
         if !registry.policies.rules.isEmpty {
             logger.notice("policies loaded", metadata: ["rules": "\(registry.policies.rules.map(\.name).joined(separator: ","))"])
         }
         let maintenance = CacheMaintenance(
-            evictor: Evictor(store: store, catalog: catalog, maximumSize: configuration.storageMaxSize),
+            evictor: evictor,
             interval: .seconds(10),
             logger: logger
         )
@@ -56,7 +58,7 @@ public enum ArchwayServer {
         let responder = RegistryResponder(
             registry: registry,
             warnMismatches: configuration.mismatchWarning,
-            advisor: MismatchAdvisor(router: registry.router, catalog: catalog, offline: configuration.offline),
+            advisor: MismatchAdvisor(router: registry.router, catalog: evictor.catalog, offline: configuration.offline),
             metricsText: metricsText,
             authentication: configuration.clientAuthentication,
             streamingBudget: StreamingBudget(limit: configuration.streamedResponses),
@@ -104,23 +106,25 @@ public enum ArchwayServer {
     public static func makeRegistry(
         configuration: Configuration,
         transport: (any HTTPTransport)? = nil,
+        router: UpstreamRouter? = nil,
         ownsStorage: Bool = true,
         logger: Logger
-    ) throws -> (PullThroughRegistry, BlobStore, Catalog) {
+    ) throws -> (registry: PullThroughRegistry, evictor: Evictor) {
         let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
-        let store = try BlobStore(layout: layout, ownsStorage: ownsStorage)
-        let catalog = try Catalog(path: layout.catalogPath.path)
+        let store = try LocalBlobStore(layout: layout, ownsStorage: ownsStorage)
+        let catalog = try SQLiteCatalog(path: layout.catalogPath.path)
+        let evictor = Evictor(store: store, catalog: catalog, maximumSize: configuration.storageMaxSize)
         let registry = PullThroughRegistry(
-            router: try makeRouter(configuration: configuration, transport: transport, logger: logger),
+            router: try router ?? makeRouter(configuration: configuration, transport: transport, logger: logger),
             policies: try configuration.loadPolicies(),
             store: store,
             catalog: catalog,
-            maximumSize: configuration.storageMaxSize,
+            evictor: evictor,
             tagTTL: configuration.tagTTL,
             offline: configuration.offline,
             logger: logger
         )
-        return (registry, store, catalog)
+        return (registry, evictor)
     }
 
     /// The configured upstreams, routed.

@@ -1,14 +1,15 @@
-import Cache
+import ArchwayApp
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import Proxy
-import ProxyServer
 import RegistryClient
 
-/// Runs `test` against Archway's HTTP surface in front of in-memory upstreams, without a socket,
-/// with a cache in a temporary folder. The first upstream is the default one.
+/// Runs `test` against Archway as `archway serve` starts it (``ArchwayServer/makeApplication``:
+/// the same services, connection guards, sendfile channel and middleware), listening on a
+/// loopback port, in front of in-memory upstreams, with a cache in a temporary folder. The first
+/// upstream is the default one.
 public func withArchway<Result: Sendable>(
     upstreams: [UpstreamRouter.Entry],
     offline: Bool = false,
@@ -18,13 +19,17 @@ public func withArchway<Result: Sendable>(
     logger.logLevel = .critical
     let storage = try makeTemporaryDirectory(prefix: "archway-cache")
     defer { try? FileManager.default.removeItem(at: storage) }
-    let registry = PullThroughRegistry(
+    let configuration = Configuration(
+        listen: .init(host: "127.0.0.1", port: 0),
+        storagePath: storage.path,
+        upstreams: upstreams.map { Configuration.Upstream(name: $0.upstream.name, url: "http://in-memory.invalid") },
+        defaultUpstream: upstreams[0].upstream.name,
+        offline: offline
+    )
+    let application = try ArchwayServer.makeApplication(
+        configuration: configuration,
         router: try UpstreamRouter(upstreams, defaultUpstream: upstreams[0].upstream.name),
-        store: try BlobStore(layout: StorageLayout(root: storage)),
-        catalog: try Catalog.inMemory(),
-        offline: offline,
         logger: logger
     )
-    let application = Application(responder: RegistryResponder(registry: registry), logger: logger)
-    return try await application.test(.router, test)
+    return try await application.test(.live, test)
 }

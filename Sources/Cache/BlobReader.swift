@@ -7,18 +7,18 @@ import Synchronization
 ///
 /// While a ``Fill`` runs the reader follows it: it takes what was written and waits for more.
 /// It holds a lease on the digest, so eviction leaves the file alone while it reads.
-public final class BlobReader: Sendable {
+public final class BlobReader: BlobReading {
     public static let chunkSize = 256 << 10
 
     let file: FileDescriptor
     let fill: Fill?
-    let lease: BlobStore.Lease
+    let lease: LocalBlobStore.Lease
     /// The first byte and the end (exclusive; nil: the end of the content, not known yet).
     public let start: Int64
     let end: Int64?
     private let position: OffsetBox
 
-    init(file: FileDescriptor, fill: Fill?, lease: BlobStore.Lease, start: Int64, end: Int64?) {
+    init(file: FileDescriptor, fill: Fill?, lease: LocalBlobStore.Lease, start: Int64, end: Int64?) {
         self.file = file
         self.fill = fill
         self.lease = lease

@@ -1,207 +1,96 @@
 import Foundation
 import NIOCore
 import OCI
-import Synchronization
 
-/// The content-addressed store on disk: `blobs/sha256/<2 hex>/<64 hex>`, one file per digest,
-/// shared by every repository and upstream.
+/// Where verified content lives, by digest, shared by every repository and upstream.
 ///
-/// Only verified content is ever in `blobs/`: small content (manifests) is checked before it is
-/// written, large content arrives through a ``Fill`` that checks as it writes. The store runs at
-/// most one fill per digest (single flight) and knows which digests are being filled or read,
-/// so eviction never removes a file in use.
-public final class BlobStore: Sendable {
-    public let layout: StorageLayout
-    private let state = Mutex(State())
-
-    struct State: WaitableState {
-        var fills: [Digest: Fill] = [:]
-        var readers: [Digest: Int] = [:]
-        /// Fills whose download ended and whose outcome is being recorded.
-        var finishing = 0
-        /// Who waits for the last download to end (``drained()``).
-        var waiters = Waiters()
-
-        var isIdle: Bool { fills.isEmpty && finishing == 0 }
-
-        /// The waiters to wake now that the store may be idle.
-        mutating func takeDrainWaitersIfIdle() -> [CheckedContinuation<Void, Never>] {
-            guard isIdle else { return [] }
-            return waiters.takeAll()
-        }
-    }
-
-    /// Opens the store, creating its folders and removing what an earlier run left in `tmp/`.
-    /// A second process sharing the storage with a running server (`archway prefetch`) passes
-    /// `ownsStorage: false`: the server's downloads in `tmp/` are not leftovers.
-    public init(layout: StorageLayout, ownsStorage: Bool = true) throws {
-        self.layout = layout
-        try layout.prepare()
-        guard ownsStorage else { return }
-        let temporary = layout.temporaryDirectory
-        for leftover in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] {
-            try? FileManager.default.removeItem(at: temporary.appendingPathComponent(leftover))
-        }
-    }
-
-    private func path(_ digest: Digest) -> String { layout.blobPath(digest).path }
-
-    /// The length of stored content, nil when it is not stored.
-    public func length(of digest: Digest) -> Int64? {
-        var info = stat()
-        guard stat(path(digest), &info) == 0 else { return nil }
-        return Int64(info.st_size)
-    }
-
+/// ``LocalBlobStore`` (files on one disk) is today's implementation; an object store shared by
+/// several replicas (S3) is shaped by the same contract:
+/// - content is visible only once complete and verified: small content is checked before it is
+///   written, large content arrives through a download (``BlobDownload``) that hashes as it
+///   writes and publishes nothing until the digest matches;
+/// - at most one download runs per digest (single flight); in a shared store the one running may
+///   be another process's, and readers here follow it all the same;
+/// - a reader never gets the last byte of a running download before it was verified;
+/// - content being downloaded or read is never removed.
+/// Whether a *name* may read a digest is the catalog's business, not the store's.
+public protocol BlobStore: Sendable {
+    /// The length of stored content; nil when it is not stored (a running download is not).
+    func length(of digest: Digest) async -> Int64?
     /// A reader of stored content from `range` (the whole content when nil); nil when not stored.
-    public func reader(_ digest: Digest, range: ClosedRange<Int64>? = nil) -> BlobReader? {
-        guard let file = try? FileDescriptor.open(path(digest), flags: O_RDONLY) else { return nil }
-        return BlobReader(
-            file: file,
-            fill: nil,
-            lease: Lease(store: self, digest: digest),
-            start: range?.lowerBound ?? 0,
-            end: range.map { $0.upperBound + 1 }
-        )
-    }
-
+    func reader(_ digest: Digest, range: ClosedRange<Int64>?) async -> (any BlobReading)?
     /// Stored content read whole, refusing more than `limit` bytes; nil when not stored.
-    public func data(_ digest: Digest, limit: Int) async throws -> Data? {
-        let path = path(digest)
-        return try await BlockingIO.run {
-            guard let file = try? FileDescriptor.open(path, flags: O_RDONLY) else { return nil }
-            let size = try file.size()
-            guard size <= Int64(limit) else { throw StorageError.lengthMismatch(expected: Int64(limit), actual: size) }
-            let buffer = try file.read(count: Int(size), at: 0)
-            return Data(buffer.readableBytesView)
-        }
-    }
-
+    func data(_ digest: Digest, limit: Int) async throws -> Data?
     /// Stores small content whole, after checking it against its digest.
-    public func store(_ bytes: Data, as digest: Digest) async throws {
-        let actual = Digest.sha256(bytes)
-        guard actual == digest else {
-            throw StorageError.digestMismatch(expected: digest.description, actual: actual.description, bytes: Int64(bytes.count))
-        }
-        if length(of: digest) == Int64(bytes.count) { return }
-        let (temporary, final) = (temporaryPath(digest), path(digest))
-        try await BlockingIO.run {
-            let file = try FileDescriptor.open(temporary, flags: O_RDWR | O_CREAT | O_EXCL)
-            do {
-                try file.write(ByteBuffer(bytes: bytes), at: 0)
-                try file.synchronize()
-                try Fill.moveIntoPlace(temporary, final)
-            } catch {
-                unlink(temporary)
-                throw error
-            }
-        }
-    }
+    func store(_ bytes: Data, as digest: Digest) async throws
 
-    /// The fill of `digest`: the running one if there is one (single flight), else a new one
-    /// that downloads with `open` on its own task and calls `finished` when done, with the
-    /// moment (by `now`) the outcome was reached, before any reader learned it. Returns nil
-    /// when the content is already stored, or when another fill runs and `join` is false (a
-    /// caller not yet allowed to read what that fill downloads). `scope` says for whom a new fill
-    /// downloads (``Fill/scope``).
-    public func fill<Body: AsyncSequence & Sendable>(
+    /// The download of `digest`: the running one if there is one (single flight), else a new
+    /// one that fetches with `open` on its own task, owned by the store (it goes on when every
+    /// client has left), and calls `finished` when done with the moment the outcome was reached.
+    /// Nil when the content is already stored, or when another download runs and `join` is
+    /// false. `scope` says for whom a new download fetches (``BlobDownload/scope``).
+    func fill<Body: AsyncSequence & Sendable>(
         _ digest: Digest,
-        join: Bool = true,
-        scope: String? = nil,
-        now: @escaping @Sendable () -> Date = Date.init,
+        join: Bool,
+        scope: String?,
+        now: @escaping @Sendable () -> Date,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
-    ) throws -> Fill? where Body.Element == ByteBuffer {
-        let (fill, isNew): (Fill?, Bool) = try state.withLock { state in
-            if let running = state.fills[digest] { return (join ? running : nil, false) }
-            if length(of: digest) != nil { return (nil, false) }
-            let fill = try Fill(digest: digest, scope: scope, temporaryPath: temporaryPath(digest), finalPath: path(digest))
-            state.fills[digest] = fill
-            return (fill, true)
-        }
-        guard let fill, isNew else { return fill }
-        // The download belongs to the store, not to the request that started it: it finishes
-        // when every client has gone.
-        Task.detached {
-            let (result, completedAt) = await fill.run(open, now: now)
-            self.state.withLock { state in
-                state.fills.removeValue(forKey: digest)
-                state.finishing += 1
-            }
-            await finished(result, completedAt)
-            let waiters = self.state.withLock { state in
-                state.finishing -= 1
-                return state.takeDrainWaitersIfIdle()
-            }
-            for waiter in waiters { waiter.resume() }
-        }
-        return fill
-    }
+    ) async throws -> (any BlobDownload)? where Body.Element == ByteBuffer
+    /// The running download of `digest`, if there is one.
+    func runningFill(_ digest: Digest) async -> (any BlobDownload)?
 
-    /// Returns once no download runs or records its outcome (at once when none does), or when
-    /// the task is cancelled. Downloads started meanwhile are waited for too.
-    public func drained() async {
-        await state.wait(unless: \.isIdle)
-    }
-
-    /// The running fill of `digest`, if there is one.
-    public func runningFill(_ digest: Digest) -> Fill? {
-        state.withLock { $0.fills[digest] }
-    }
-
-    /// A reader that follows a running fill from `range` (the whole content when nil).
-    public func reader(following fill: Fill, range: ClosedRange<Int64>? = nil) -> BlobReader {
-        BlobReader(
-            file: fill.file,
-            fill: fill,
-            lease: Lease(store: self, digest: fill.digest),
-            start: range?.lowerBound ?? 0,
-            end: range.map { $0.upperBound + 1 }
-        )
-    }
-
-    /// Removes stored content unless it is being filled or read. Returns whether it is gone.
-    @discardableResult
-    public func remove(_ digest: Digest) -> Bool {
-        state.withLock { state in
-            guard state.fills[digest] == nil, state.readers[digest, default: 0] == 0 else { return false }
-            return unlink(path(digest)) == 0 || errno == ENOENT
-        }
-    }
-
-    /// Whether a fill or a reader holds the digest.
-    public func isBusy(_ digest: Digest) -> Bool {
-        state.withLock { $0.fills[digest] != nil || $0.readers[digest, default: 0] > 0 }
-    }
+    /// Removes stored content unless it is being downloaded or read. Returns whether it is gone.
+    func remove(_ digest: Digest) async -> Bool
+    /// Whether a download or a reader holds the digest.
+    func isBusy(_ digest: Digest) async -> Bool
+    /// Every stored digest, for reconciling with the catalog after a crash.
+    func storedDigests() async throws -> Set<Digest>
 
     /// How many downloads are running or still recording their outcome.
-    public var fillsInFlight: Int { state.withLock { $0.fills.count + $0.finishing } }
-
+    var fillsInFlight: Int { get }
     /// How many readers follow running downloads.
-    public var followers: Int {
-        state.withLock { state in state.fills.keys.reduce(0) { $0 + state.readers[$1, default: 0] } }
-    }
+    var followers: Int { get }
+    /// Returns once no download runs or records its outcome, or when the task is cancelled.
+    func drained() async
+    /// What keeps the store from taking content (not writable, not reachable); empty when fine.
+    func problems() async -> [String]
+}
 
-    private func temporaryPath(_ digest: Digest) -> String {
-        layout.temporaryDirectory.appendingPathComponent("\(digest.encoded).\(UInt64.random(in: 0...UInt64.max))").path
-    }
+/// One download of one digest, followed by any number of readers.
+public protocol BlobDownload: AnyObject, Sendable {
+    var digest: Digest { get }
+    /// For whom it downloads (a repository key): who may follow it without asking whether the
+    /// content is theirs to read. The store itself ignores it.
+    var scope: String? { get }
+    /// The upstream's announced length, once it answered; throws when it failed before.
+    func length() async throws -> Int64?
+    /// Waits for the download to end; returns its length or throws its failure.
+    func result() async throws -> Int64
+    /// A reader that follows the download from `range` (the whole content when nil).
+    func reader(range: ClosedRange<Int64>?) -> any BlobReading
+}
 
-    /// Marks a digest as being read for as long as the lease lives.
-    final class Lease: Sendable {
-        let store: BlobStore
-        let digest: Digest
+/// Reads stored content, or content still downloading, from one offset to an end, in chunks.
+/// While it lives, the content is not evicted.
+public protocol BlobReading: AnyObject, Sendable {
+    /// The first byte it reads.
+    var start: Int64 { get }
+    /// The content was stored whole when the reader was made (no download to follow).
+    var isStored: Bool { get }
+    /// The next chunk of at most `limit` bytes, nil at the end; throws when the download failed.
+    func next(upTo limit: Int) async throws -> ByteBuffer?
+    /// How far the content may be sent: its length once stored, else what the download has
+    /// written and may be served. Waits until that is past `offset`; throws when it failed.
+    func readable(beyond offset: Int64) async throws -> Int64
+    /// A duplicate of an open file descriptor of the content, for a server that lets the kernel
+    /// send it (`sendfile`); the caller closes it. Nil when the content is not a local file.
+    func duplicateDescriptor() -> Int32?
+}
 
-        init(store: BlobStore, digest: Digest) {
-            self.store = store
-            self.digest = digest
-            store.state.withLock { $0.readers[digest, default: 0] += 1 }
-        }
-
-        deinit {
-            store.state.withLock { state in
-                state.readers[digest, default: 1] -= 1
-                if state.readers[digest] == 0 { state.readers[digest] = nil }
-            }
-        }
+extension BlobReading {
+    /// The next chunk of the store's usual size, nil at the end.
+    public func next() async throws -> ByteBuffer? {
+        try await next(upTo: BlobReader.chunkSize)
     }
 }

@@ -4,12 +4,12 @@ import OCI
 /// Keeps the store under its size limit by removing the least recently used content, never
 /// content that is being filled or read.
 public struct Evictor: Sendable {
-    public let store: BlobStore
-    public let catalog: Catalog
+    public let store: any BlobStore
+    public let catalog: any Catalog
     /// Bytes the store may hold; nil: no limit.
     public let maximumSize: Int64?
 
-    public init(store: BlobStore, catalog: Catalog, maximumSize: Int64?) {
+    public init(store: any BlobStore, catalog: any Catalog, maximumSize: Int64?) {
         self.store = store
         self.catalog = catalog
         self.maximumSize = maximumSize
@@ -37,7 +37,7 @@ public struct Evictor: Sendable {
             let candidates = try await catalog.leastRecentlyUsed(limit: skipped.count + 64).filter { !skipped.contains($0.digest) }
             if candidates.isEmpty { break }
             for candidate in candidates where size > maximumSize {
-                guard store.remove(candidate.digest) else {
+                guard await store.remove(candidate.digest) else {
                     skipped.insert(candidate.digest)
                     continue
                 }
@@ -55,22 +55,15 @@ public struct Evictor: Sendable {
     /// know are adopted, catalog entries whose file is gone are forgotten.
     public func reconcile(at date: Date) async throws -> (adopted: Int, forgotten: Int) {
         let known = try await catalog.allDigests()
-        var onDisk: Set<Digest> = []
-        let root = store.layout.root.appendingPathComponent("blobs/sha256")
-        let fileManager = FileManager.default
-        for prefix in (try? fileManager.contentsOfDirectory(atPath: root.path)) ?? [] {
-            for name in (try? fileManager.contentsOfDirectory(atPath: root.appendingPathComponent(prefix).path)) ?? [] {
-                if let digest = Digest("sha256:" + name), digest.encoded.hasPrefix(prefix) { onDisk.insert(digest) }
-            }
-        }
+        let onDisk = try await store.storedDigests()
         var adopted = 0
         for digest in onDisk.subtracting(known) {
-            guard let size = store.length(of: digest) else { continue }
+            guard let size = await store.length(of: digest) else { continue }
             try await catalog.adopt(digest, size: size, at: date)
             adopted += 1
         }
         var forgotten = 0
-        for digest in known.subtracting(onDisk) where !store.isBusy(digest) {
+        for digest in known.subtracting(onDisk) where await !store.isBusy(digest) {
             try await catalog.remove(digest)
             forgotten += 1
         }

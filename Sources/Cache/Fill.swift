@@ -11,11 +11,13 @@ import Synchronization
 /// has left. On a digest match the file is synced and renamed into `blobs/`; on any failure
 /// it is removed and every reader fails: a reader never gets the last byte before the whole
 /// content was verified, so no client ever holds unverified content that looks complete.
-public final class Fill: Sendable {
+public final class Fill: BlobDownload {
     public let digest: Digest
     /// For whom it downloads (the caller's key, e.g. a repository name): who may follow it
     /// without asking whether the content is theirs to read. The store itself ignores it.
     public let scope: String?
+    /// The store it fills: readers take their lease there.
+    let store: LocalBlobStore
     let temporaryPath: String
     let finalPath: String
     let file: FileDescriptor
@@ -38,9 +40,10 @@ public final class Fill: Sendable {
         var outcome: Result<Int64, any Error>?
     }
 
-    init(digest: Digest, scope: String? = nil, temporaryPath: String, finalPath: String) throws(StorageError) {
+    init(digest: Digest, scope: String? = nil, store: LocalBlobStore, temporaryPath: String, finalPath: String) throws(StorageError) {
         self.digest = digest
         self.scope = scope
+        self.store = store
         self.temporaryPath = temporaryPath
         self.finalPath = finalPath
         self.file = try FileDescriptor.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL)
@@ -111,6 +114,11 @@ public final class Fill: Sendable {
     }
 
     // MARK: - Readers
+
+    /// A reader that follows the download from `range` (the whole content when nil).
+    public func reader(range: ClosedRange<Int64>?) -> any BlobReading {
+        store.reader(following: self, range: range)
+    }
 
     var snapshot: Snapshot {
         state.withLock { state in

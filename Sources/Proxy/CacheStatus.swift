@@ -35,10 +35,10 @@ public struct BlobAnswer: Sendable {
     public var range: ByteRange?
     public var cache: CacheStatus
     /// The stored file or the running download, from the first byte served.
-    let reader: BlobReader
+    let reader: any BlobReading
     let sentBytes: Counter
 
-    init(length: Int64?, range: ByteRange?, cache: CacheStatus, reader: BlobReader, sentBytes: Counter) {
+    init(length: Int64?, range: ByteRange?, cache: CacheStatus, reader: any BlobReading, sentBytes: Counter) {
         self.length = length
         self.range = range
         self.cache = cache
@@ -50,8 +50,11 @@ public struct BlobAnswer: Sendable {
     /// what it sent.
     public var file: BlobFile { BlobFile(reader: reader) }
 
+    /// Chunks read from the store for ``body``.
+    public static let chunkSize = 256 << 10
+
     /// The bytes, read as they are taken and counted as sent to a client.
-    public var body: some AsyncSequence<ByteBuffer, any Error> & Sendable { body(chunkSize: BlobReader.chunkSize) }
+    public var body: some AsyncSequence<ByteBuffer, any Error> & Sendable { body(chunkSize: Self.chunkSize) }
 
     /// The bytes in chunks of at most `chunkSize`: what a response holds per step when the client
     /// reads slowly.
@@ -78,7 +81,7 @@ public struct BlobAnswer: Sendable {
 /// A blob's bytes as a file: the stored one, or the one a running download is writing. While it
 /// lives, eviction leaves the content alone.
 public struct BlobFile: Sendable {
-    let reader: BlobReader
+    let reader: any BlobReading
 
     /// The first byte to send.
     public var start: Int64 { reader.start }

@@ -19,10 +19,10 @@ public struct MismatchReport: Sendable, Hashable, Codable {
 /// `archway mismatches` can run beside a serving Archway.
 public struct MismatchAdvisor: Sendable {
     let router: UpstreamRouter
-    let catalog: Catalog
+    let catalog: any Catalog
     let offline: Bool
 
-    public init(router: UpstreamRouter, catalog: Catalog, offline: Bool) {
+    public init(router: UpstreamRouter, catalog: any Catalog, offline: Bool) {
         self.router = router
         self.catalog = catalog
         self.offline = offline

@@ -37,11 +37,11 @@ public final class PlatformAuditor: Sendable {
     }
 
     private let seen = Mutex<[String: Seen]>([:])
-    let catalog: Catalog
+    let catalog: any Catalog
     let logger: Logger
     let now: @Sendable () -> Date
 
-    public init(catalog: Catalog, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+    public init(catalog: any Catalog, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
         self.catalog = catalog
         self.logger = logger
         self.now = now

@@ -21,7 +21,7 @@ extension PullThroughRegistry {
             // A download this name started is joined at once: it fetches from this name's own
             // sources, so the clients that arrive while it runs (a whole node pool pulling one
             // image) get their first bytes without a catalog query or a HEAD.
-            if let running = store.runningFill(digest), running.scope == route.key {
+            if let running = await store.runningFill(digest), running.scope == route.key {
                 return try await follow(running, route: route, rangeHeader: rangeHeader)
             }
             var admission: Admission
@@ -32,19 +32,21 @@ extension PullThroughRegistry {
             }
             if !admission.isConfirmed {
                 // This name's own download may have started while the catalog was read.
-                if let running = store.runningFill(digest), running.scope == route.key {
+                if let running = await store.runningFill(digest), running.scope == route.key {
                     return try await follow(running, route: route, rangeHeader: rangeHeader)
                 }
-                if store.length(of: digest) != nil || store.runningFill(digest) != nil {
+                var present = await store.length(of: digest) != nil
+                if !present { present = await store.runningFill(digest) != nil }
+                if present {
                     // Stored or downloading for another name: served here only once this name's
                     // sources are known to have it.
                     admission = try await confirmed(digest, admission, under: route, what: .blob)
                 }
             }
             known = admission
-            if let length = store.length(of: digest) {
+            if let length = await store.length(of: digest) {
                 let range = try Self.range(rangeHeader, length: length)
-                if let reader = store.reader(digest, range: range.map { $0.lowerBound...$0.upperBound }) {
+                if let reader = await store.reader(digest, range: range.map { $0.lowerBound...$0.upperBound }) {
                     catalog.noteAccess(digest, at: now())
                     metrics.count(.hit, manifest: false)
                     return BlobAnswer(
@@ -52,11 +54,11 @@ extension PullThroughRegistry {
                 }
             }
             if offline { throw offlineMiss("blob \(digest)") }
-            if admission.isConfirmed, let running = store.runningFill(digest) {
+            if admission.isConfirmed, let running = await store.runningFill(digest) {
                 return try await follow(running, route: route, rangeHeader: rangeHeader)
             }
             // Unconfirmed, the download is this name's own: it never joins another name's.
-            guard let started = try startFill(digest, for: route, sources: admission.sources, join: admission.isConfirmed) else {
+            guard let started = try await startFill(digest, for: route, sources: admission.sources, join: admission.isConfirmed) else {
                 continue  // it just completed, or another download started
             }
             return try await follow(started, route: route, rangeHeader: rangeHeader)
@@ -64,7 +66,7 @@ extension PullThroughRegistry {
     }
 
     /// A blob answer that reads a running download from the part `rangeHeader` asks for.
-    private func follow(_ fill: Fill, route: UpstreamRouter.Route, rangeHeader: String?) async throws -> BlobAnswer {
+    private func follow(_ fill: any BlobDownload, route: UpstreamRouter.Route, rangeHeader: String?) async throws -> BlobAnswer {
         let length: Int64?
         do {
             length = try await fill.length()
@@ -74,7 +76,7 @@ extension PullThroughRegistry {
             throw wireError(.transport(error), route: route, what: .blob)
         }
         let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
-        let reader = store.reader(following: fill, range: range.map { $0.lowerBound...$0.upperBound })
+        let reader = fill.reader(range: range.map { $0.lowerBound...$0.upperBound })
         metrics.count(.miss, manifest: false)
         return BlobAnswer(length: length, range: range, cache: .miss, reader: reader, sentBytes: metrics.clientBytes)
     }
@@ -82,15 +84,15 @@ extension PullThroughRegistry {
     /// Starts the download of a blob for `route` from the first of `sources` that has it, or
     /// joins the one running when `join`. Nil when it is already stored, or another download
     /// runs and `join` is false.
-    private func startFill(_ digest: Digest, for route: UpstreamRouter.Route, sources: [UpstreamRouter.Route], join: Bool) throws
-        -> Fill?
+    private func startFill(_ digest: Digest, for route: UpstreamRouter.Route, sources: [UpstreamRouter.Route], join: Bool) async throws
+        -> (any BlobDownload)?
     {
         let key = sources[0].key
         let (catalog, evictor, logger, metrics, now) = (catalog, evictor, logger, metrics, now)
         // The source that answered: the content is known to be there once it is verified.
         let answered = Mutex<UpstreamRouter.Route>(sources[0])
         do {
-            return try store.fill(
+            return try await store.fill(
                 digest,
                 join: join,
                 scope: route.key,

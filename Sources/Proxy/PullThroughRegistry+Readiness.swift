@@ -6,16 +6,7 @@ extension PullThroughRegistry {
     /// What keeps the mirror from serving: the storage not writable, the catalog not readable.
     /// Empty when ready.
     public func readinessProblems() async -> [String] {
-        var problems: [String] = []
-        let probe = store.layout.temporaryDirectory.appendingPathComponent("ready-\(UInt64.random(in: 0...UInt64.max))")
-        do {
-            try await BlockingIO.run {
-                try Data("ready".utf8).write(to: probe)
-                try FileManager.default.removeItem(at: probe)
-            }
-        } catch {
-            problems.append("storage \(store.layout.root.path) is not writable: \(error.localizedDescription)")
-        }
+        var problems = await store.problems()
         do {
             _ = try await catalog.totalSize()
         } catch {

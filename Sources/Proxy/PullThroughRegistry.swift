@@ -12,8 +12,8 @@ import RegistryClient
 /// Errors come out as ``RegistryError``s (or ``RangeNotSatisfiable``), ready for the wire.
 public struct PullThroughRegistry: Sendable {
     public let router: UpstreamRouter
-    let store: BlobStore
-    let catalog: Catalog
+    let store: any BlobStore
+    let catalog: any Catalog
     let evictor: Evictor
     let tagTTL: Duration
     let offline: Bool
@@ -41,9 +41,9 @@ public struct PullThroughRegistry: Sendable {
     public init(
         router: UpstreamRouter,
         policies: PolicySet = .empty,
-        store: BlobStore,
-        catalog: Catalog,
-        maximumSize: Int64? = nil,
+        store: any BlobStore,
+        catalog: any Catalog,
+        evictor: Evictor? = nil,
         tagTTL: Duration = .seconds(300),
         offline: Bool = false,
         now: @escaping @Sendable () -> Date = Date.init,
@@ -53,7 +53,8 @@ public struct PullThroughRegistry: Sendable {
         self.policyStore = PolicyStore(policies)
         self.store = store
         self.catalog = catalog
-        self.evictor = Evictor(store: store, catalog: catalog, maximumSize: maximumSize)
+        // One evictor for the store: the composition root shares it with the periodic pass.
+        self.evictor = evictor ?? Evictor(store: store, catalog: catalog, maximumSize: nil)
         self.tagTTL = tagTTL
         self.offline = offline
         self.now = now

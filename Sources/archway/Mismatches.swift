@@ -36,7 +36,7 @@ struct Mismatches: AsyncParsableCommand {
         }
         let advisor = MismatchAdvisor(
             router: try ArchwayServer.makeRouter(configuration: configuration, logger: logger),
-            catalog: try Catalog(path: catalogPath),
+            catalog: try SQLiteCatalog(path: catalogPath),
             offline: configuration.offline
         )
         let reports = try await advisor.report(since: window.map { Date().addingTimeInterval(-$0) })

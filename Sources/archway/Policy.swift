@@ -61,7 +61,7 @@ struct Policy: AsyncParsableCommand {
             configuration.storagePath = scratch.path
             var logger = Logger(label: "archway")
             logger.logLevel = .critical
-            let (registry, _, _) = try ArchwayServer.makeRegistry(configuration: configuration, logger: logger)
+            let (registry, _) = try ArchwayServer.makeRegistry(configuration: configuration, logger: logger)
             let reference = try Reference(parsing: image)
             guard let tag = reference.tag, reference.digest == nil else {
                 throw ValidationError("pulls by digest are never rewritten: give a tag")

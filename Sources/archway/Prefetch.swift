@@ -31,7 +31,7 @@ struct Prefetch: AsyncParsableCommand {
         }
         var logger = Logger(label: "archway")
         logger.logLevel = .critical
-        let (registry, _, _) = try ArchwayServer.makeRegistry(configuration: configuration, ownsStorage: false, logger: logger)
+        let (registry, _) = try ArchwayServer.makeRegistry(configuration: configuration, ownsStorage: false, logger: logger)
         let progress = Progress(interactive: isatty(STDOUT_FILENO) != 0)
         var failures = 0
         for image in images {

@@ -19,12 +19,12 @@ final class ControlledBody: Sendable {
     func fail() { continuation.finish(throwing: CancellationError()) }
 }
 
-func temporaryStore() throws -> BlobStore {
+func temporaryStore() throws -> LocalBlobStore {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-store-\(UInt64.random(in: 0...UInt64.max))")
-    return try BlobStore(layout: StorageLayout(root: root))
+    return try LocalBlobStore(layout: StorageLayout(root: root))
 }
 
-func readAll(_ reader: BlobReader) async throws -> [UInt8] {
+func readAll(_ reader: any BlobReading) async throws -> [UInt8] {
     var bytes: [UInt8] = []
     while let chunk = try await reader.next() { bytes += chunk.readableBytesView }
     return bytes
@@ -54,8 +54,8 @@ func readAll(_ reader: BlobReader) async throws -> [UInt8] {
         let fill = try #require(try store.fill(digest, open: open, finished: { _, _ in }))
         let again = try #require(try store.fill(digest, open: open, finished: { _, _ in }))
         #expect(fill === again, "single flight")
-        let first = store.reader(following: fill)
-        let second = store.reader(following: fill)
+        let first = fill.reader(range: nil)
+        let second = fill.reader(range: nil)
         body.send(Array(content[0..<100]))
         // A reader gets what was written, except the last byte, before the fill ends.
         let early = try #require(try await first.next())
@@ -116,7 +116,7 @@ func readAll(_ reader: BlobReader) async throws -> [UInt8] {
         let fill = try #require(
             try store.fill(digest, open: { (Int64(content.count), body.stream) }, finished: { _, _ in })
         )
-        let reader = store.reader(following: fill)
+        let reader = fill.reader(range: nil)
         switch failure {
         case "mismatch":
             body.send(Array(repeating: 8, count: 64))
@@ -139,7 +139,7 @@ func readAll(_ reader: BlobReader) async throws -> [UInt8] {
         let bytes = Data("in use".utf8)
         let digest = Digest.sha256(bytes)
         try await store.store(bytes, as: digest)
-        var reader: BlobReader? = store.reader(digest)
+        var reader: BlobReader? = store.localReader(digest)
         #expect(reader != nil)
         #expect(!store.remove(digest))
         reader = nil
@@ -151,7 +151,7 @@ func readAll(_ reader: BlobReader) async throws -> [UInt8] {
         let store = try temporaryStore()
         let leftover = store.layout.temporaryDirectory.appendingPathComponent("partial")
         try Data("partial".utf8).write(to: leftover)
-        _ = try BlobStore(layout: store.layout)
+        _ = try LocalBlobStore(layout: store.layout)
         #expect(!FileManager.default.fileExists(atPath: leftover.path))
     }
 }

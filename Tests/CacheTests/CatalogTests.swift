@@ -10,7 +10,7 @@ import Testing
     }
 
     @Test func tagsAreKeptPerAcceptSet() async throws {
-        let catalog = try Catalog.inMemory()
+        let catalog = try SQLiteCatalog.inMemory()
         let oci = TagKey(upstream: "docker.io", repository: "library/app", tag: "1", accepting: ["b", "a", "a"])
         let docker = TagKey(upstream: "docker.io", repository: "library/app", tag: "1", accepting: ["c"])
         #expect(oci == TagKey(upstream: "docker.io", repository: "library/app", tag: "1", accepting: ["a", "b"]))
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func leastRecentlyUsedFollowsBatchedAccesses() async throws {
-        let catalog = try Catalog.inMemory()
+        let catalog = try SQLiteCatalog.inMemory()
         let digests = (0..<3).map { Digest.sha256(Data("blob \($0)".utf8)) }
         for (index, digest) in digests.enumerated() {
             try await catalog.recordBlob(digest, size: 10, upstream: "u", repository: "r", at: Date(timeIntervalSince1970: Double(index)))
@@ -52,7 +52,7 @@ import Testing
 @Suite struct EvictorTests {
     @Test func evictsLeastRecentlyUsedAndSkipsContentInUse() async throws {
         let store = try temporaryStore()
-        let catalog = try Catalog.inMemory()
+        let catalog = try SQLiteCatalog.inMemory()
         var digests: [Digest] = []
         for index in 0..<4 {
             let bytes = Data(repeating: UInt8(index), count: 100)
@@ -62,7 +62,7 @@ import Testing
             digests.append(digest)
         }
         let evictor = Evictor(store: store, catalog: catalog, maximumSize: 250)
-        let reading = store.reader(digests[0])
+        let reading = store.localReader(digests[0])
         let pass = try await evictor.evictIfNeeded()
         #expect(pass.removed == [digests[1], digests[2]], "the oldest is being read, so the next two go")
         #expect(pass.sizeAfter == 200)
@@ -73,7 +73,7 @@ import Testing
 
     @Test func reconcileAdoptsUnknownFilesAndForgetsMissingOnes() async throws {
         let store = try temporaryStore()
-        let catalog = try Catalog.inMemory()
+        let catalog = try SQLiteCatalog.inMemory()
         let orphan = Data("orphan".utf8)
         try await store.store(orphan, as: Digest.sha256(orphan))
         let ghost = Digest.sha256(Data("ghost".utf8))

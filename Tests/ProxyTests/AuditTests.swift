@@ -36,11 +36,11 @@ import Testing
     static let arm64 = Platform(os: "linux", architecture: "arm64")
     static let crio = "cri-o/1.28.1 go/go1.21 os/linux arch/arm64"
     let hub = InMemoryUpstream(name: "docker.io")
-    let catalog: Catalog
+    let catalog: any Catalog
     let clock = TestClock()
 
     init() throws {
-        catalog = try Catalog.inMemory()
+        catalog = try SQLiteCatalog.inMemory()
     }
 
     func registry(_ policies: PolicySet = .empty) throws -> PullThroughRegistry {
@@ -48,7 +48,7 @@ import Testing
         return PullThroughRegistry(
             router: try UpstreamRouter([.init(upstream: hub)], defaultUpstream: "docker.io"),
             policies: policies,
-            store: try BlobStore(layout: StorageLayout(root: root)),
+            store: try LocalBlobStore(layout: StorageLayout(root: root)),
             catalog: catalog,
             now: { clock.now },
             logger: Logger(label: "test")
@@ -155,7 +155,7 @@ import Testing
         #expect(summary.hasSuffix(" and 24 more"))
         #expect(PlatformAuditor.summary(Array(platforms.prefix(2))) == "linux/arch0,linux/arch1")
 
-        let auditor = PlatformAuditor(catalog: try Catalog.inMemory(), logger: Logger(label: "test"))
+        let auditor = PlatformAuditor(catalog: try SQLiteCatalog.inMemory(), logger: Logger(label: "test"))
         let index = ImageIndex(
             schemaVersion: 2, mediaType: .ociIndex,
             manifests: [

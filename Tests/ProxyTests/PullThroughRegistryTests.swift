@@ -29,15 +29,17 @@ final class TestClock: Sendable {
         registry = try Self.registry(hub, clock: clock, offline: false)
     }
 
-    static func registry(_ upstream: InMemoryUpstream, clock: TestClock, offline: Bool, store: BlobStore? = nil, catalog: Catalog? = nil)
+    static func registry(
+        _ upstream: InMemoryUpstream, clock: TestClock, offline: Bool, store: LocalBlobStore? = nil, catalog: (any Catalog)? = nil
+    )
         throws
         -> PullThroughRegistry
     {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-proxy-\(UInt64.random(in: 0...UInt64.max))")
         return PullThroughRegistry(
             router: try UpstreamRouter([.init(upstream: upstream)], defaultUpstream: upstream.name),
-            store: try store ?? BlobStore(layout: StorageLayout(root: root)),
-            catalog: try catalog ?? Catalog.inMemory(),
+            store: try store ?? LocalBlobStore(layout: StorageLayout(root: root)),
+            catalog: try catalog ?? SQLiteCatalog.inMemory(),
             tagTTL: .seconds(60),
             offline: offline,
             now: { clock.now },
@@ -83,7 +85,7 @@ final class TestClock: Sendable {
 
     @Test func offlineNeverCallsTheUpstream() async throws {
         let store = try temporaryStoreForProxy()
-        let catalog = try Catalog.inMemory()
+        let catalog = try SQLiteCatalog.inMemory()
         let online = try Self.registry(hub, clock: clock, offline: false, store: store, catalog: catalog)
         let image = InMemoryImages.image(hub, repository: "library/app", tag: "1", platform: amd64)
         _ = try await online.manifest(try RepositoryName("library/app"), .tag(try Tag("1")), namespace: nil, accepting: [])
@@ -147,8 +149,8 @@ final class TestClock: Sendable {
         return false
     }
 
-    private func temporaryStoreForProxy() throws -> BlobStore {
-        try BlobStore(
+    private func temporaryStoreForProxy() throws -> LocalBlobStore {
+        try LocalBlobStore(
             layout: StorageLayout(
                 root: FileManager.default.temporaryDirectory.appendingPathComponent("archway-proxy-\(UInt64.random(in: 0...UInt64.max))")))
     }

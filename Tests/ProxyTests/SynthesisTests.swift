@@ -44,8 +44,8 @@ import Testing
             router: try UpstreamRouter(
                 [.init(upstream: hub), .init(upstream: quay, isPrivate: privateQuay)], defaultUpstream: "docker.io"),
             policies: policies,
-            store: try BlobStore(layout: StorageLayout(root: root)),
-            catalog: try Catalog.inMemory(),
+            store: try LocalBlobStore(layout: StorageLayout(root: root)),
+            catalog: try SQLiteCatalog.inMemory(),
             tagTTL: .seconds(60),
             offline: offline,
             now: { clock.now },

@@ -35,7 +35,7 @@ public struct MismatchRecord: Sendable, Hashable, Codable {
     }
 }
 
-extension Catalog {
+extension SQLiteCatalog {
     /// Counts one more occurrence of a mismatch (the record's count is ignored).
     public func recordMismatch(_ event: MismatchRecord) async throws {
         try await database.write { db in
