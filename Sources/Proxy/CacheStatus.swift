@@ -59,6 +59,10 @@ public struct BlobAnswer: Sendable {
     /// The bytes in chunks of at most `chunkSize`: what a response holds per step when the client
     /// reads slowly.
     public func body(chunkSize: Int) -> some AsyncSequence<ByteBuffer, any Error> & Sendable {
+        stream(chunkSize: chunkSize)
+    }
+
+    func stream(chunkSize: Int) -> ByteStream {
         let (reader, counter) = (reader, sentBytes)
         return ByteStream {
             {

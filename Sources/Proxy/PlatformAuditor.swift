@@ -22,6 +22,16 @@ public final class PlatformAuditor: Sendable {
         case childOfOtherPlatform = "child-of-other-platform"
     }
 
+    /// How a client's platform is known.
+    public enum PlatformSource: String, Sendable {
+        /// Its `Archway-Platform` header.
+        case header
+        /// Its User-Agent (`os/linux arch/arm64`).
+        case userAgent = "user-agent"
+        /// The child it chose from an index served to its address.
+        case learned
+    }
+
     static let memory: TimeInterval = 3600
     static let childrenRemembered = 512
     /// Client addresses remembered at most; beyond, the expired and then the oldest are forgotten.
@@ -47,19 +57,19 @@ public final class PlatformAuditor: Sendable {
         self.now = now
     }
 
-    /// The client's platform and how it is known (`header`, `user-agent`, `learned`).
-    public func platform(of client: Client) -> (platform: Platform, source: String)? {
+    /// The client's platform and how it is known.
+    public func platform(of client: Client) -> (platform: Platform, source: PlatformSource)? {
         if let header = client.platformHeader, let platform = ClientPlatform.detect(header: header, userAgent: nil) {
-            return (platform, "header")
+            return (platform, .header)
         }
         if let platform = ClientPlatform.detect(header: nil, userAgent: client.userAgent) {
-            return (platform, "user-agent")
+            return (platform, .userAgent)
         }
         guard let address = client.address else { return nil }
         let date = now()
         return seen.withLock { seen in
             guard let learned = seen[address]?.learned, date.timeIntervalSince(learned.at) < Self.memory else { return nil }
-            return (learned.platform, "learned")
+            return (learned.platform, .learned)
         }
     }
 

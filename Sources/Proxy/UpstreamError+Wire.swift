@@ -1,3 +1,4 @@
+import Logging
 import OCI
 import RegistryClient
 
@@ -41,4 +42,21 @@ extension UpstreamError {
         case .repository: RegistryError(.nameUnknown, "repository unknown to upstream \(upstream)")
         }
     }
+}
+
+extension UpstreamError {
+    /// The client's error for this failure of `route`'s upstream; an unavailable upstream is
+    /// logged (the client sees only that it is unavailable).
+    func registryError(for subject: Subject, route: UpstreamRouter.Route, logger: Logger) -> RegistryError {
+        let wire = registryError(for: subject, upstream: route.upstream.name)
+        if wire.code == .unavailable {
+            logger.warning("upstream failed", metadata: ["repository": "\(route.key)", "error": "\(self)"])
+        }
+        return wire
+    }
+}
+
+/// The error for content that is not cached while offline.
+func offlineMiss(_ what: String) -> RegistryError {
+    RegistryError(.unavailable, "offline: \(what) is not in the cache and the upstream is not contacted")
 }

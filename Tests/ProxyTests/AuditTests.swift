@@ -94,7 +94,7 @@ import Testing
         let skopeo = Client(address: "10.0.0.2", userAgent: "skopeo/1.9.3")
         _ = try await pull(registry, .tag(try Tag("multi")), skopeo)
         _ = try await pull(registry, .digest(arm.digest), skopeo)
-        #expect(registry.auditor.platform(of: skopeo)?.source == "learned")
+        #expect(registry.auditor.platform(of: skopeo)?.source == .learned)
         _ = try await pull(registry, .tag(try Tag("amd64")), skopeo)
         // A client that says it is arm64 but fetches the amd64 child.
         let stated = Client(address: "10.0.0.3", platformHeader: "linux/arm64")

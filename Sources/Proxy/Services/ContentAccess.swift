@@ -32,7 +32,19 @@ extension UpstreamRouter.Route {
     var origin: Origin { Origin(upstream: upstream.name, repository: repository.value) }
 }
 
-extension PullThroughRegistry {
+/// Decides under which names content may be served (see ``Admission``) and records the links
+/// that say so. Shared by the blob and manifest services.
+struct ContentAccess: Sendable {
+    let router: UpstreamRouter
+    let catalog: any Catalog
+    let offline: Bool
+    let logger: Logger
+    /// Digests known to be servable under a name, and the sources known to have them: a warm
+    /// pull checks its access without a catalog read.
+    let confirmedSources = RecentlyUsed<NamedDigest, [Origin]>(budget: 100_000)
+    /// Manifests whose content is already linked to the name they were served under.
+    let linkedManifests = RecentlyUsed<NamedDigest, Bool>(budget: 20_000)
+
     /// Where `digest` comes from when served under `route`, and whether it may be served from
     /// what is stored.
     func admission(_ digest: Digest, under route: UpstreamRouter.Route) async throws -> Admission {
@@ -69,7 +81,7 @@ extension PullThroughRegistry {
                     _ = try await source.upstream.blobLength(source.repository, digest)
                 } else {
                     let descriptor = try await source.upstream.manifestDescriptor(
-                        source.repository, .digest(digest), accepting: Self.anyManifest)
+                        source.repository, .digest(digest), accepting: MediaType.anyManifest)
                     guard descriptor.digest == digest else { continue }
                 }
                 try await catalog.confirm(digest, at: source.origin)
@@ -77,11 +89,11 @@ extension PullThroughRegistry {
                 confirmedSources.set([source.origin], for: NamedDigest(digest: digest, name: route.origin))
                 return Admission(sources: [source] + admission.sources.filter { $0.key != source.key }, isConfirmed: true)
             } catch let error as UpstreamError {
-                guard case .status(404, _, _) = error else { throw wireError(error, route: source, what: what) }
+                guard case .status(404, _, _) = error else { throw error.registryError(for: what, route: source, logger: logger) }
                 notFound = error
             }
         }
-        throw wireError(notFound ?? .status(404, errors: [], retryAfter: nil), route: route, what: what)
+        throw (notFound ?? .status(404, errors: [], retryAfter: nil)).registryError(for: what, route: route, logger: logger)
     }
 
     /// Links what a manifest names (config, layers, children) to the name it was served under,
@@ -90,7 +102,7 @@ extension PullThroughRegistry {
         let key = NamedDigest(digest: manifest.digest, name: route.origin)
         guard linkedManifests.value(for: key) == nil else { return }
         do {
-            try await catalog.link(Self.references(manifest), under: route.origin, source: source.origin)
+            try await catalog.link(manifest.references, under: route.origin, source: source.origin)
             if source.key != route.key { try await catalog.link([manifest.digest], under: route.origin, source: source.origin) }
             linkedManifests.set(true, for: key)
         } catch {
@@ -99,7 +111,7 @@ extension PullThroughRegistry {
     }
 
     /// The routes of these origins (those whose upstream is still configured), then `route`.
-    private func routes(_ origins: [Origin], then route: UpstreamRouter.Route) -> [UpstreamRouter.Route] {
+    func routes(_ origins: [Origin], then route: UpstreamRouter.Route) -> [UpstreamRouter.Route] {
         var routes: [UpstreamRouter.Route] = []
         for origin in origins {
             guard let repository = try? RepositoryName(origin.repository),
@@ -110,5 +122,21 @@ extension PullThroughRegistry {
         }
         if !routes.contains(where: { $0.key == route.key }) { routes.append(route) }
         return routes
+    }
+}
+
+extension MediaType {
+    /// Every manifest type, so an upstream answers with its index when it has one.
+    static let anyManifest = manifestTypes.map(\.rawValue)
+}
+
+extension Manifest {
+    /// The digests a manifest names: config and layers, or children.
+    var references: [Digest] {
+        switch try? decoded() {
+        case .image(let image): [image.config.digest] + image.layers.map(\.digest)
+        case .index(let index): index.manifests.map(\.digest)
+        case nil: []
+        }
     }
 }

@@ -8,10 +8,20 @@ import OCI
 import Policies
 import RegistryClient
 
-extension PullThroughRegistry {
-    /// Every manifest type, so a member answers with its index when it has one.
-    static let anyManifest = MediaType.manifestTypes.map(\.rawValue)
+/// Indexes for tags a policy rule rewrites: the requested tag and every member resolved
+/// concurrently, one deterministic index built from their platforms, cached like a tag.
+struct IndexSynthesizer: Sendable {
     static let synthesizedAccept = "archway:synthesized"
+
+    let router: UpstreamRouter
+    let store: any BlobStore
+    let catalog: any Catalog
+    let manifests: ManifestService
+    let inspector: ImageInspector
+    let tagTTL: Duration
+    let offline: Bool
+    let now: @Sendable () -> Date
+    let logger: Logger
 
     /// A tag a rule rewrites: the synthesized index, trusted for `tagTTL` like any tag, then
     /// synthesized again (members revalidate with HEADs; unchanged members give the same
@@ -26,7 +36,7 @@ extension PullThroughRegistry {
         )
         var cached: Manifest?
         if let record = try await catalog.tag(key) {
-            cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
+            cached = try await manifests.storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
             if let cached, offline || now().timeIntervalSince(record.validatedAt) < tagTTL.totalSeconds {
                 return try await adapt(
                     ManifestAnswer(manifest: cached, cache: .hit), route: route, accepting: accepting, clientPlatform: clientPlatform)
@@ -74,7 +84,7 @@ extension PullThroughRegistry {
     }
 
     /// Resolves the requested tag and every member concurrently and builds the index.
-    public func synthesize(_ route: UpstreamRouter.Route, tag: Tag, rule: PolicyRule) async throws -> SynthesisReport {
+    func synthesize(_ route: UpstreamRouter.Route, tag: Tag, rule: PolicyRule) async throws -> SynthesisReport {
         let requested = MemberReference(registry: route.upstream.name, repository: route.repository, reference: .tag(tag))
         var sources: [(label: String, reference: MemberReference?, declared: Platform?)] = [("requested tag \(requested)", requested, nil)]
         for member in rule.members {
@@ -146,8 +156,8 @@ extension PullThroughRegistry {
         do {
             let answer: ManifestAnswer
             switch member.reference {
-            case .tag(let tag): answer = try await manifest(route, tag: tag, accepting: Self.anyManifest)
-            case .digest(let digest): answer = try await manifest(route, digest: digest, accepting: Self.anyManifest)
+            case .tag(let tag): answer = try await manifests.manifest(route, tag: tag, accepting: MediaType.anyManifest)
+            case .digest(let digest): answer = try await manifests.manifest(route, digest: digest, accepting: MediaType.anyManifest)
             }
             switch try answer.manifest.decoded() {
             case .index(let index):
@@ -161,7 +171,7 @@ extension PullThroughRegistry {
                 let kept = declared.map { declared in children.filter { $0.0.matches(declared) } } ?? children
                 return kept.isEmpty ? .missing("its index lists no platform") : .children(kept, stale: answer.cache == .stale)
             case .image(let image):
-                let platform = try await platform(of: image, route: route)
+                let platform = try await inspector.platform(of: image, route: route)
                 if let declared, !platform.matches(declared) {
                     return .excluded("declared platform \(declared), but its config says \(platform)")
                 }
@@ -172,6 +182,32 @@ extension PullThroughRegistry {
         } catch {
             return .missing("\(error)")
         }
+    }
+
+    /// The tags rules can answer: for a member `{repository}:arm64-{tag}`, every `arm64-X` tag of
+    /// the member's repository gives `X`, when the rule's tag globs admit it.
+    func synthesizableTags(_ route: UpstreamRouter.Route, rules: [PolicyRule]) async throws -> Set<String> {
+        let marker = "0archway0tag0"
+        var result: Set<String> = []
+        for rule in rules {
+            for member in rule.members {
+                guard let expanded = member.expand(repository: route.key, tag: try Tag(marker)),
+                    case .tag(let pattern) = expanded.reference, pattern.value.contains(marker),
+                    !expanded.repository.value.contains(marker),
+                    let source = router.route(upstream: expanded.registry, repository: expanded.repository),
+                    let markerRange = pattern.value.range(of: marker)
+                else { continue }
+                let prefix = pattern.value[..<markerRange.lowerBound]
+                let suffix = pattern.value[markerRange.upperBound...]
+                guard let memberTags = try? await source.upstream.tags(source.repository, count: nil, last: nil).tags else { continue }
+                for memberTag in memberTags where memberTag.hasPrefix(prefix) && memberTag.hasSuffix(suffix) {
+                    let candidate = String(memberTag.dropFirst(prefix.count).dropLast(suffix.count))
+                    guard let tag = try? Tag(candidate), rule.applies(to: route.key, tag: tag) else { continue }
+                    result.insert(candidate)
+                }
+            }
+        }
+        return result
     }
 
     /// The index of these children: a Docker manifest list when every child is a Docker v2
@@ -195,11 +231,11 @@ extension PullThroughRegistry {
     func adapt(_ answer: ManifestAnswer, route: UpstreamRouter.Route, accepting: [String], clientPlatform: Platform?) async throws
         -> ManifestAnswer
     {
-        if Self.accepts(accepting, answer.manifest.mediaType) { return answer }
-        guard case .index(let index) = decodedManifest(answer.manifest) else { return answer }
+        if ManifestService.accepts(accepting, answer.manifest.mediaType) { return answer }
+        guard case .index(let index) = inspector.decoded(answer.manifest) else { return answer }
         let platforms = index.manifests.compactMap(\.platform)
         if let clientPlatform, let child = index.manifests.first(where: { $0.platform?.matches(clientPlatform) == true }) {
-            var childAnswer = try await manifest(route, digest: child.digest, accepting: accepting)
+            var childAnswer = try await manifests.manifest(route, digest: child.digest, accepting: accepting)
             childAnswer.cache = answer.cache
             return childAnswer
         }

@@ -7,15 +7,20 @@ import OCI
 import RegistryClient
 import Synchronization
 
-extension PullThroughRegistry {
-    /// A blob, or the part of it a `Range` header asks for. Stored blobs are served from disk
-    /// whichever repository asks; a miss starts (or joins) the one download of that digest and
-    /// streams it as it arrives.
-    public func blob(_ name: RepositoryName, _ digest: Digest, namespace: String?, rangeHeader: String?) async throws -> BlobAnswer {
-        try await blob(try resolve(name, namespace: namespace), digest, rangeHeader: rangeHeader)
-    }
+/// Blobs: stored ones from disk whichever name asks (when the name may read them), a miss
+/// through the one download of its digest, streamed to every client as it arrives.
+struct BlobService: Sendable {
+    let store: any BlobStore
+    let catalog: any Catalog
+    let access: ContentAccess
+    let evictor: Evictor
+    let metrics: CacheMetrics
+    let offline: Bool
+    let now: @Sendable () -> Date
+    let logger: Logger
 
-    public func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
+    /// A blob of `route`, or the part of it a `Range` header asks for.
+    func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
         var known: Admission?
         while true {
             // A download this name started is joined at once: it fetches from this name's own
@@ -28,7 +33,7 @@ extension PullThroughRegistry {
             if let known {
                 admission = known
             } else {
-                admission = try await self.admission(digest, under: route)
+                admission = try await access.admission(digest, under: route)
             }
             if !admission.isConfirmed {
                 // This name's own download may have started while the catalog was read.
@@ -40,7 +45,7 @@ extension PullThroughRegistry {
                 if present {
                     // Stored or downloading for another name: served here only once this name's
                     // sources are known to have it.
-                    admission = try await confirmed(digest, admission, under: route, what: .blob)
+                    admission = try await access.confirmed(digest, admission, under: route, what: .blob)
                 }
             }
             known = admission
@@ -71,9 +76,9 @@ extension PullThroughRegistry {
         do {
             length = try await fill.length()
         } catch let error as UpstreamError {
-            throw wireError(error, route: route, what: .blob)
+            throw error.registryError(for: .blob, route: route, logger: logger)
         } catch let error as TransportError {
-            throw wireError(.transport(error), route: route, what: .blob)
+            throw UpstreamError.transport(error).registryError(for: .blob, route: route, logger: logger)
         }
         let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
         let reader = fill.reader(range: range.map { $0.lowerBound...$0.upperBound })

@@ -6,51 +6,31 @@ import OCI
 import Policies
 import RegistryClient
 
-extension PullThroughRegistry {
-    /// A manifest by tag or digest. A HEAD asks the same question: the answer's bytes are
-    /// simply not sent.
-    public func manifest(
-        _ name: RepositoryName,
-        _ reference: ManifestReference,
-        namespace: String?,
-        accepting: [String],
-        client: Client = .unknown
-    ) async throws -> ManifestAnswer {
-        try await manifest(try resolve(name, namespace: namespace), reference, accepting: accepting, client: client)
-    }
-
-    /// A manifest of `route` by tag or digest.
-    public func manifest(_ route: UpstreamRouter.Route, _ reference: ManifestReference, accepting: [String], client: Client = .unknown)
-        async throws -> ManifestAnswer
-    {
-        // Only types Archway knows reach a cache key or the upstream.
-        let accepting = MediaType.manifestAccept(accepting)
-        var answer: ManifestAnswer
-        var rule: String?
-        switch reference {
-        case .digest(let digest):
-            answer = try await manifest(route, digest: digest, accepting: accepting)
-        case .tag(let tag):
-            if case .synthesize(let policy) = policies.decision(repository: route.key, tag: tag) {
-                rule = policy.name
-                answer = try await synthesized(
-                    route, tag: tag, rule: policy, accepting: accepting, clientPlatform: auditor.platform(of: client)?.platform
-                )
-            } else {
-                answer = try await manifest(route, tag: tag, accepting: accepting)
-            }
-        }
-        metrics.count(answer.cache, manifest: true)
-        if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: now()) }
-        answer.warning = await audit(answer, route: route, reference: reference, client: client, rule: rule)
-        return answer
-    }
+/// Manifests and tags, shaped like distribution's proxy: digests from the cache first, tags from
+/// the upstream first (trusted for `tagTTL`, then revalidated with a HEAD), the cached answer
+/// when the upstream fails, and everything fetched saved on the way through.
+struct ManifestService: Sendable {
+    let store: any BlobStore
+    let catalog: any Catalog
+    let access: ContentAccess
+    let metrics: CacheMetrics
+    let tagTTL: Duration
+    let offline: Bool
+    let now: @Sendable () -> Date
+    let logger: Logger
+    /// Manifests served recently, already verified: a warm manifest costs no file read and no
+    /// hashing. Content never changes under a digest, so there is nothing to invalidate.
+    let recentManifests = RecentlyUsed<Digest, Manifest>(budget: 32 << 20) { $0.bytes.count + 256 }
+    /// Whole tag lists upstreams answered (sorted), kept briefly: a client paging through a
+    /// long list, or repeating the question, does not make Archway ask and sort again.
+    let tagLists = RecentlyUsed<String, CachedTagList>(budget: 1_000_000) { $0.tags.count + 1 }
+    static let tagListLifetime: TimeInterval = 30
 
     func manifest(_ route: UpstreamRouter.Route, digest: Digest, accepting: [String]) async throws -> ManifestAnswer {
-        var admission = try await admission(digest, under: route)
+        var admission = try await access.admission(digest, under: route)
         if let stored = try await storedManifest(digest, mediaType: nil) {
-            admission = try await confirmed(digest, admission, under: route, what: .manifest)
-            await linkReferences(of: stored, under: route, source: admission.sources[0])
+            admission = try await access.confirmed(digest, admission, under: route, what: .manifest)
+            await access.linkReferences(of: stored, under: route, source: admission.sources[0])
             // Registries answer a digest only in a media type the client accepts (distribution:
             // "OCI manifest found, but accept header does not support OCI manifests").
             guard Self.accepts(accepting, stored.mediaType) else {
@@ -69,11 +49,11 @@ extension PullThroughRegistry {
                 try await save(manifest, route: candidate, tag: nil, servedUnder: route)
                 return ManifestAnswer(manifest: manifest, cache: .miss)
             } catch let error as UpstreamError {
-                guard case .status(404, _, _) = error else { throw wireError(error, route: candidate, what: .manifest) }
+                guard case .status(404, _, _) = error else { throw error.registryError(for: .manifest, route: candidate, logger: logger) }
                 notFound = error
             }
         }
-        throw wireError(notFound ?? .status(404, errors: [], retryAfter: nil), route: route, what: .manifest)
+        throw (notFound ?? .status(404, errors: [], retryAfter: nil)).registryError(for: .manifest, route: route, logger: logger)
     }
 
     func manifest(_ route: UpstreamRouter.Route, tag: Tag, accepting: [String]) async throws -> ManifestAnswer {
@@ -101,7 +81,7 @@ extension PullThroughRegistry {
                 logger.warning("serving a stale tag", metadata: ["repository": "\(route.key)", "tag": "\(tag)", "error": "\(error)"])
                 return ManifestAnswer(manifest: fallback, cache: .stale)
             }
-            throw wireError(error, route: route, what: .manifest)
+            throw error.registryError(for: .manifest, route: route, logger: logger)
         }
     }
 
@@ -144,16 +124,7 @@ extension PullThroughRegistry {
             return ManifestAnswer(manifest: cached, cache: .stale)
         } catch let error as UpstreamError {
             if case .status(404, _, _) = error { try await catalog.removeTag(key) }
-            throw wireError(error, route: route, what: .manifest)
-        }
-    }
-
-    /// The digests a manifest names.
-    static func references(_ manifest: Manifest) -> [Digest] {
-        switch try? manifest.decoded() {
-        case .image(let image): [image.config.digest] + image.layers.map(\.digest)
-        case .index(let index): index.manifests.map(\.digest)
-        case nil: []
+            throw error.registryError(for: .manifest, route: route, logger: logger)
         }
     }
 
@@ -189,12 +160,84 @@ extension PullThroughRegistry {
                 manifest.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: tag, at: now()
             )
             // What it names (config, layers, children) can be fetched from the same place.
-            await linkReferences(of: manifest, under: route, source: route)
-            if let servedUnder, servedUnder.key != route.key { await linkReferences(of: manifest, under: servedUnder, source: route) }
+            await access.linkReferences(of: manifest, under: route, source: route)
+            if let servedUnder, servedUnder.key != route.key {
+                await access.linkReferences(of: manifest, under: servedUnder, source: route)
+            }
             metrics.upstreamBytes.increment(by: Int64(manifest.bytes.count))
         } catch {
             // The answer is still right; only the cache missed it.
             logger.error("could not cache a manifest", metadata: ["digest": "\(manifest.digest)", "error": "\(error)"])
         }
+    }
+
+    // MARK: - Tags
+
+    /// A page of the upstream's tags of `route`, which the client asked for as `name`.
+    func tags(_ route: UpstreamRouter.Route, name: RepositoryName, count: Int?, last: String?) async throws -> TagList {
+        if let cached = tagLists.value(for: route.key), now().timeIntervalSince(cached.at) < Self.tagListLifetime {
+            return cached.page(name: name, count: count, last: last)
+        }
+        // Ask for the page the client asked for.
+        let page: TagPage
+        do {
+            page = try await route.upstream.tags(route.repository, count: count, last: last)
+        } catch let error as UpstreamError {
+            throw error.registryError(for: .repository, route: route, logger: logger)
+        }
+        // A whole list (the client asked for everything, or the upstream ignored `n`) is kept,
+        // and every page is cut from it.
+        if !page.hasMore, last == nil, count == nil || page.tags.count > count! {
+            let whole = CachedTagList(tags: Set(page.tags).sorted(), at: now())
+            tagLists.set(whole, for: route.key)
+            return whole.page(name: name, count: count, last: last)
+        }
+        return TagList.page(of: Set(page.tags), name: name, count: count, last: last, hasMore: page.hasMore)
+    }
+
+    /// Every tag the upstream has for `route`; none when it does not know the repository.
+    func allTags(_ route: UpstreamRouter.Route) async throws -> Set<String> {
+        do {
+            return Set(try await route.upstream.tags(route.repository, count: nil, last: nil).tags)
+        } catch let error as UpstreamError {
+            guard case .status(404, _, _) = error else { throw error.registryError(for: .repository, route: route, logger: logger) }
+            return []
+        }
+    }
+}
+
+extension TagList {
+    /// The page after `last`, at most `count` long, of `tags` sorted lexically. Not every upstream
+    /// paginates (distribution 2.8 ignores n and last): applied here too, so clients always get
+    /// the spec's pagination.
+    static func page(of tags: Set<String>, name: RepositoryName, count: Int?, last: String?, hasMore: Bool) -> TagList {
+        var page = tags.sorted()
+        var hasMore = hasMore
+        if let last { page = page.filter { $0 > last } }
+        if let count, page.count > count {
+            page = Array(page.prefix(count))
+            hasMore = true
+        }
+        return TagList(name: name.value, tags: page, hasMore: hasMore)
+    }
+}
+
+/// A repository's whole tag list as an upstream answered it, sorted, and when.
+struct CachedTagList: Sendable {
+    let tags: [String]
+    let at: Date
+
+    /// The page after `last`, at most `count` long, found by binary search.
+    func page(name: RepositoryName, count: Int?, last: String?) -> TagList {
+        var start = 0
+        if let last {
+            var high = tags.count
+            while start < high {
+                let middle = (start + high) / 2
+                if tags[middle] <= last { start = middle + 1 } else { high = middle }
+            }
+        }
+        let end = count.map { min(tags.count, start + $0) } ?? tags.count
+        return TagList(name: name.value, tags: Array(tags[start..<end]), hasMore: end < tags.count)
     }
 }

@@ -1,0 +1,74 @@
+import Cache
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import OCI
+import RegistryClient
+
+/// What an image is, read through the cache: a manifest's decoded form (remembered by digest:
+/// containerd asks for the same index on every pull) and an image's platform from its config.
+struct ImageInspector: Sendable {
+    let blobs: BlobService
+    let recentDecodedManifests = RecentlyUsed<Digest, DecodedManifest>(budget: 4096)
+
+    /// A manifest's decoded form; nil when it does not decode.
+    func decoded(_ manifest: Manifest) -> DecodedManifest? {
+        if let decoded = recentDecodedManifests.value(for: manifest.digest) { return decoded }
+        guard let decoded = try? manifest.decoded() else { return nil }
+        recentDecodedManifests.set(decoded, for: manifest.digest)
+        return decoded
+    }
+
+    /// An image's platform from its config blob, read through the cache (the client fetches it
+    /// next anyway). Throws what fetching or decoding the config throws.
+    func platform(of image: ImageManifest, route: UpstreamRouter.Route) async throws -> Platform {
+        let answer = try await blobs.blob(route, image.config.digest, rangeHeader: nil)
+        let bytes = try await answer.stream(chunkSize: BlobAnswer.chunkSize).collect(upTo: 1 << 20)
+        return try ImageConfig.decode(Data(buffer: bytes)).platform.normalized()
+    }
+}
+
+extension PlatformAuditor {
+    /// Looks at a manifest answer with the client's eyes: learns its platform from the child it
+    /// fetches, and records the pulls that would give it an image of another platform. Returns a
+    /// `Warning` header text when there is a mismatch.
+    func audit(
+        _ answer: ManifestAnswer, route: UpstreamRouter.Route, reference: ManifestReference, client: Client, rule: String?,
+        inspector: ImageInspector
+    ) async -> String? {
+        let known = platform(of: client)
+        // Only indexes teach platforms, and an image by tag is judged only for a client whose
+        // platform is known: most image answers are audited without decoding their JSON.
+        if answer.manifest.mediaType.isImageManifest, case .tag = reference, known == nil { return nil }
+        guard let decoded = inspector.decoded(answer.manifest) else { return nil }
+        switch (decoded, reference) {
+        case (.index(let index), _):
+            servedIndex(index, to: client)
+            // An index by digest follows its tag's HEAD: judge it once, by tag.
+            guard case .tag(let tag) = reference, let known else { return nil }
+            let platforms = index.manifests.filter { !$0.isAttestation }.compactMap(\.platform).filter { !$0.isUnknown }
+            guard !platforms.isEmpty, !platforms.contains(where: { $0.matches(known.platform) }) else { return nil }
+            return await record(
+                kind: .indexLacksPlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
+                imagePlatforms: platforms, rule: rule
+            )
+        case (.image, .digest(let digest)):
+            let listed = fetchedChild(digest, by: client)
+            // Only a platform the client stated can disagree with the child it chose.
+            guard let listed, let known, known.source != .learned, !listed.matches(known.platform) else { return nil }
+            return await record(
+                kind: .childOfOtherPlatform, repository: route.key, reference: digest.description, client: client,
+                clientPlatform: known.platform, imagePlatforms: [listed], rule: rule
+            )
+        case (.image(let image), .tag(let tag)):
+            guard let known, let platform = try? await inspector.platform(of: image, route: route), !platform.matches(known.platform)
+            else {
+                return nil
+            }
+            return await record(
+                kind: .singlePlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
+                imagePlatforms: [platform], rule: rule
+            )
+        }
+    }
+}
