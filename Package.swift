@@ -154,7 +154,9 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "OCI"], swiftSettings: strict),
         .testTarget(
-            name: "CacheTests", dependencies: ["Cache", "OCI", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
+            name: "CacheTests",
+            dependencies: ["Cache", "OCI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         .testTarget(
             name: "RegistryClientTests",
             dependencies: [

@@ -2,20 +2,38 @@ import Foundation
 import GRDB
 import OCI
 
-/// A tag as asked: the answer depends on the `Accept` set, so it is part of the key.
+/// A tag as asked. An upstream's answer depends on the `Accept` set, so that is part of the
+/// key; a synthesized index depends on the rule that built it, so its fingerprint is.
 public struct TagKey: Sendable, Hashable {
     public var upstream: String
     public var repository: String
     public var tag: String
     /// The accepted media types, sorted and joined: the same set always gives the same key.
+    /// Empty for a synthesized index.
     public var accept: String
+    /// The fingerprint of the rule that synthesized the answer; empty for an upstream's answer.
+    public var rule: String
 
+    /// The upstream's answer to a request with this `Accept` set.
     public init(upstream: String, repository: String, tag: String, accepting: [String]) {
         self.upstream = upstream
         self.repository = repository
         self.tag = tag
         self.accept = Set(accepting).sorted().joined(separator: ",")
+        self.rule = ""
     }
+
+    /// The index the rule with this fingerprint synthesized for the tag.
+    public init(upstream: String, repository: String, tag: String, synthesizedBy ruleFingerprint: String) {
+        self.upstream = upstream
+        self.repository = repository
+        self.tag = tag
+        self.accept = ""
+        self.rule = ruleFingerprint
+    }
+
+    /// Whether the answer is a synthesized index.
+    public var isSynthesized: Bool { !rule.isEmpty }
 }
 
 /// The last answer for a tag and when the upstream last confirmed it.

@@ -131,6 +131,33 @@ public final class SQLiteCatalog: Catalog {
                     """
             )
         }
+        migrator.registerMigration("v5: synthesized tags keyed by their rule") { db in
+            // Synthesized indexes were keyed by a made-up Accept value, `archway:synthesized:<rule
+            // fingerprint>`; the rule is a column of its own now, part of the key.
+            try db.execute(
+                sql: """
+                    CREATE TABLE tag_v5 (
+                        upstream TEXT NOT NULL,
+                        repository TEXT NOT NULL,
+                        tag TEXT NOT NULL,
+                        accept TEXT NOT NULL,
+                        rule TEXT NOT NULL DEFAULT '',
+                        digest TEXT NOT NULL REFERENCES content(digest) ON DELETE CASCADE,
+                        validated_at REAL NOT NULL,
+                        PRIMARY KEY (upstream, repository, tag, accept, rule)
+                    );
+                    INSERT INTO tag_v5 (upstream, repository, tag, accept, rule, digest, validated_at)
+                        SELECT upstream, repository, tag,
+                            CASE WHEN accept LIKE 'archway:synthesized:%' THEN '' ELSE accept END,
+                            CASE WHEN accept LIKE 'archway:synthesized:%' THEN substr(accept, 21) ELSE '' END,
+                            digest, validated_at
+                        FROM tag;
+                    DROP TABLE tag;
+                    ALTER TABLE tag_v5 RENAME TO tag;
+                    CREATE INDEX tag_by_digest ON tag(digest);
+                    """
+            )
+        }
         return migrator
     }
 
@@ -144,9 +171,9 @@ public final class SQLiteCatalog: Catalog {
                 let row = try Row.fetchOne(
                     db,
                     sql: """
-                        \(TagRecord.selection) WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ?
+                        \(TagRecord.selection) WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ? AND rule = ?
                         """,
-                    arguments: [key.upstream, key.repository, key.tag, key.accept]
+                    arguments: [key.upstream, key.repository, key.tag, key.accept, key.rule]
                 )
             else { return nil }
             return TagRecord(row: row)
@@ -161,7 +188,7 @@ public final class SQLiteCatalog: Catalog {
             try Row.fetchAll(
                 db,
                 sql: """
-                    \(TagRecord.selection) WHERE upstream = ? AND repository = ? AND tag = ? ORDER BY validated_at DESC
+                    \(TagRecord.selection) WHERE upstream = ? AND repository = ? AND tag = ? AND rule = '' ORDER BY validated_at DESC
                     """,
                 arguments: [upstream, repository, tag]
             ).compactMap(TagRecord.init(row:))
@@ -177,9 +204,13 @@ public final class SQLiteCatalog: Catalog {
             try Self.insertPresence(db, descriptor.digest, at: Origin(upstream: upstream, repository: repository))
             if let tag {
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO tag (upstream, repository, tag, accept, digest, validated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    sql: """
+                        INSERT OR REPLACE INTO tag (upstream, repository, tag, accept, rule, digest, validated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
                     arguments: [
-                        tag.upstream, tag.repository, tag.tag, tag.accept, descriptor.digest.description, date.timeIntervalSince1970,
+                        tag.upstream, tag.repository, tag.tag, tag.accept, tag.rule, descriptor.digest.description,
+                        date.timeIntervalSince1970,
                     ]
                 )
             }
@@ -191,8 +222,8 @@ public final class SQLiteCatalog: Catalog {
     public func markValidated(_ key: TagKey, at date: Date) async throws {
         try await database.write { db in
             try db.execute(
-                sql: "UPDATE tag SET validated_at = ? WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ?",
-                arguments: [date.timeIntervalSince1970, key.upstream, key.repository, key.tag, key.accept]
+                sql: "UPDATE tag SET validated_at = ? WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ? AND rule = ?",
+                arguments: [date.timeIntervalSince1970, key.upstream, key.repository, key.tag, key.accept, key.rule]
             )
         }
         recentTags.update(key) { $0.validatedAt = date }
@@ -202,8 +233,8 @@ public final class SQLiteCatalog: Catalog {
     public func removeTag(_ key: TagKey) async throws {
         try await database.write { db in
             try db.execute(
-                sql: "DELETE FROM tag WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ?",
-                arguments: [key.upstream, key.repository, key.tag, key.accept]
+                sql: "DELETE FROM tag WHERE upstream = ? AND repository = ? AND tag = ? AND accept = ? AND rule = ?",
+                arguments: [key.upstream, key.repository, key.tag, key.accept, key.rule]
             )
         }
         recentTags.remove(key)

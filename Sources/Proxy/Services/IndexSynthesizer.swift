@@ -11,8 +11,6 @@ import RegistryClient
 /// Indexes for tags a policy rule rewrites: the requested tag and every member resolved
 /// concurrently, one deterministic index built from their platforms, cached like a tag.
 struct IndexSynthesizer: Sendable {
-    static let synthesizedAccept = "archway:synthesized"
-
     let router: UpstreamRouter
     let store: any BlobStore
     let catalog: any Catalog
@@ -31,9 +29,7 @@ struct IndexSynthesizer: Sendable {
     {
         // The rule is part of the key: a changed rule (after a reload) never serves the old index.
         let key = TagKey(
-            upstream: route.upstream.name, repository: route.repository.value, tag: tag.value,
-            accepting: ["\(Self.synthesizedAccept):\(rule.fingerprint)"]
-        )
+            upstream: route.upstream.name, repository: route.repository.value, tag: tag.value, synthesizedBy: rule.fingerprint)
         var cached: Manifest?
         if let record = try await catalog.tag(key) {
             cached = try await manifests.storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
