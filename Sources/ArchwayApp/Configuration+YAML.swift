@@ -80,7 +80,7 @@ extension Configuration {
         }
         if let value = keys["tag-ttl"] {
             let text = try value.string("tag-ttl")
-            guard let ttl = DurationText.parse(text) else {
+            guard let ttl = Duration(parsing: text) else {
                 throw value.error("tag-ttl must be a duration such as 5m, 30s or 0, not '\(text)'")
             }
             configuration.tagTTL = ttl
@@ -245,26 +245,11 @@ enum ByteSize {
     }
 }
 
-/// Durations as operators write them: `5m`, `30s`, `1h`, `500ms`, `0`.
-enum DurationText {
-    static func parse(_ text: String) -> Duration? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if trimmed == "0" { return .zero }
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
-        for (suffix, milliseconds) in units where trimmed.hasSuffix(suffix) {
-            let number = trimmed.dropLast(suffix.count)
-            guard let value = Int64(number), value >= 0, value < Int64.max / milliseconds else { continue }
-            return .milliseconds(value * milliseconds)
-        }
-        return nil
-    }
-}
-
 extension YAMLValue {
     /// A duration such as `30s` that is more than zero; the error names `key` and the line.
     func positiveDuration(_ key: String) throws(LocatedError) -> Duration {
         let text = try string(key)
-        guard let duration = DurationText.parse(text), duration > .zero else {
+        guard let duration = Duration(parsing: text), duration > .zero else {
             throw error("\(key) must be a positive duration such as 30s, not '\(text)'")
         }
         return duration

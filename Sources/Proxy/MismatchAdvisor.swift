@@ -140,15 +140,3 @@ extension MismatchReport {
         return try encoder.encode(rows)
     }
 }
-
-/// Report windows as operators write them: `30m`, `24h`, `7d`.
-public enum ReportWindow {
-    /// Seconds, or nil when the text is not a window.
-    public static func parse(_ text: String) -> TimeInterval? {
-        let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        guard let unit = text.last.flatMap({ units[$0] }), let value = Double(text.dropLast()), value >= 0, value.isFinite else {
-            return nil
-        }
-        return value * unit
-    }
-}

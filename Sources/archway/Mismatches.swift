@@ -3,6 +3,7 @@ import ArgumentParser
 import Cache
 import Foundation
 import Logging
+import OCI
 import Proxy
 
 struct Mismatches: AsyncParsableCommand {
@@ -23,10 +24,10 @@ struct Mismatches: AsyncParsableCommand {
         let configuration = try loadConfiguration(config)
         var window: TimeInterval?
         if let since {
-            guard let seconds = ReportWindow.parse(since) else {
+            guard let duration = Duration(parsing: since) else {
                 throw ValidationError("--since must be a duration such as 24h, not '\(since)'")
             }
-            window = seconds
+            window = duration.totalSeconds
         }
         var logger = Logger(label: "archway")
         logger.logLevel = .critical

@@ -134,13 +134,6 @@ import Testing
         #expect(ByteSize.parse(text) == nil)
     }
 
-    @Test(arguments: [
-        ("5m", Duration.seconds(300)), ("30s", .seconds(30)), ("1h", .seconds(3600)), ("500ms", .milliseconds(500)), ("0", .zero),
-    ])
-    func durations(text: String, duration: Duration) {
-        #expect(DurationText.parse(text) == duration)
-    }
-
     @Test func jsonLogLinesAreOneJSONObjectEach() throws {
         let pipe = Pipe()
         var handler = JSONLogHandler(label: "test", output: JSONLogOutput(handle: pipe.fileHandleForWriting))

@@ -160,6 +160,9 @@ import Testing
             #expect(result.digest == blob.digest, "the download in flight finished")
             #expect(await archway.waitForExit(timeout: .seconds(60)) == 0)
             #expect(FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, blob.digest).path))
+            // A clean shutdown logs no error (it used to log `eviction failed` with a cancellation).
+            let errors = archway.output().split(separator: "\n").filter { $0.contains(#""level":"error""#) }
+            #expect(errors.isEmpty, "\(errors)")
             await proxy.stop()
             await archway.close()
         }

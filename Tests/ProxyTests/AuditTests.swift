@@ -140,11 +140,6 @@ import Testing
         #expect(json.contains(#""client_platform":"linux/arm64""#))
         #expect(json.contains(#""image_platforms":["linux/amd64"]"#))
     }
-
-    @Test(arguments: [("24h", 86400.0), ("30m", 1800), ("7d", 604_800), ("10s", 10)])
-    func reportWindows(text: String, seconds: Double) {
-        #expect(ReportWindow.parse(text) == seconds)
-    }
 }
 
 @Suite struct PlatformAuditorBoundsTests {

@@ -137,6 +137,40 @@ final class TestClock: Sendable {
         #expect(misses.totalValue == 1)
     }
 
+    /// A blob linked to a name with two sources, fetched from the second because the first does
+    /// not have it: the second is where it is known to be, not the first.
+    @Test func aBlobFilledFromItsSecondSourceRecordsThatSource() async throws {
+        let first = InMemoryUpstream(name: "first.test")
+        let second = InMemoryUpstream(name: "second.test")
+        let digest = second.addBlob(Data("only the second has it".utf8))
+        let catalog = try SQLiteCatalog.inMemory()
+        let registry = PullThroughRegistry(
+            router: try UpstreamRouter([.init(upstream: first), .init(upstream: second)], defaultUpstream: "first.test"),
+            store: try temporaryStoreForProxy(),
+            catalog: catalog,
+            logger: Logger(label: "test")
+        )
+        let name = Origin(upstream: "first.test", repository: "team/app")
+        let firstSource = Origin(upstream: "first.test", repository: "team/base")
+        let secondSource = Origin(upstream: "second.test", repository: "team/base")
+        try await catalog.link([digest], under: name, source: firstSource)
+        try await catalog.link([digest], under: name, source: secondSource)
+        let answer = try await registry.blob(try RepositoryName("team/app"), digest, namespace: nil, rangeHeader: nil)
+        var bytes = 0
+        for try await chunk in answer.body { bytes += chunk.readableBytes }
+        #expect(bytes == "only the second has it".utf8.count)
+        var sources: [LinkedSource] = []
+        for _ in 0..<200 {
+            sources = try await catalog.sources(digest, under: name)
+            if sources.contains(where: \.isConfirmed) { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(
+            sources == [
+                LinkedSource(origin: firstSource, isConfirmed: false), LinkedSource(origin: secondSource, isConfirmed: true),
+            ], "\(sources)")
+    }
+
     private func waitForStored(_ digest: Digest) async throws -> Bool {
         for _ in 0..<200 {
             if (try? await registry.blob(try RepositoryName("library/app"), digest, namespace: nil, rangeHeader: "bytes=0-0"))?.cache

@@ -40,10 +40,10 @@ struct AdminController: Sendable {
         guard let advisor else { throw RegistryError(.notFound, "mismatch reports are not enabled") }
         var since: Date?
         if let text = request.uri.queryParameters["since"] {
-            guard let window = ReportWindow.parse(String(text)) else {
+            guard let window = Duration(parsing: String(text)) else {
                 throw RegistryError(.unsupported, "since must be a duration such as 24h, 30m or 7d, not '\(text)'", status: 400)
             }
-            since = Date().addingTimeInterval(-window)
+            since = Date().addingTimeInterval(-window.totalSeconds)
         }
         let body = try MismatchReport.json(try await advisor.report(since: since))
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
