@@ -184,7 +184,7 @@ let package = Package(
         .testTarget(
             name: "ProxyServerTests",
             dependencies: [
-                "ProxyServer", "ArchwayTesting", "OCI", "Proxy", "RegistryClient",
+                "ProxyServer", "ArchwayTesting", "ArchwayApp", "OCI", "Proxy", "RegistryClient",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -120,6 +120,7 @@ public enum ArchwayServer {
             store: store,
             catalog: catalog,
             evictor: evictor,
+            auditor: PlatformAuditor(catalog: catalog, logger: logger),
             tagTTL: configuration.tagTTL,
             offline: configuration.offline,
             logger: logger

@@ -71,6 +71,11 @@ public struct Configuration: Sendable, Hashable {
         public var users: [String: String]
         /// Every pull needs credentials (otherwise only private upstreams do).
         public var required: Bool
+
+        public init(users: [String: String], required: Bool) {
+            self.users = users
+            self.required = required
+        }
     }
 
     public var listen: ListenAddress

@@ -72,7 +72,7 @@ public final class Fill: BlobDownload {
                     throw StorageError.lengthMismatch(expected: length, actual: offset + Int64(chunk.readableBytes))
                 }
                 let at = offset
-                try await BlockingIO.run {
+                try await BlockingIO.background {
                     try file.write(chunk, at: at)
                     hasher.update(chunk)
                 }
@@ -88,7 +88,7 @@ public final class Fill: BlobDownload {
             // fdatasync can take a second for a large blob: on a thread of NIO's pool, never on
             // one of the few threads every request's task runs on.
             let (temporaryPath, finalPath) = (self.temporaryPath, self.finalPath)
-            try await BlockingIO.run {
+            try await BlockingIO.background {
                 try file.synchronize()
                 try Self.moveIntoPlace(temporaryPath, finalPath)
             }

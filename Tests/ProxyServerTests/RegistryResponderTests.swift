@@ -1,3 +1,4 @@
+import ArchwayApp
 import ArchwayTesting
 import Foundation
 import HTTPTypes
@@ -176,6 +177,22 @@ struct AnyCodableTags: Decodable {
         } else {
             values = [try container.decode(String.self)]
         }
+    }
+}
+
+/// With authentication required, the registry API asks for credentials, and nothing else does.
+@Suite struct RequiredAuthenticationTests {
+    @Test func onlyTheRegistryAPIAsksForCredentials() async throws {
+        let robot = "$2b$04$invalidinvalidinvalidinuWvCxWm3x2AKVZw1i2aHZMu3xNn5D6a"
+        let requireCredentials: (inout Configuration) -> Void = { $0.authentication = .init(users: ["robot": robot], required: true) }
+        let check: @Sendable (any TestClientProtocol) async throws -> Void = { client in
+            var statuses: [String: Int] = [:]
+            for path in ["/v2/", "/v2/library/app/manifests/1", "/_archway/health", "/no/such/path"] {
+                statuses[path] = try await client.execute(uri: path, method: .get).status.code
+            }
+            #expect(statuses == ["/v2/": 401, "/v2/library/app/manifests/1": 401, "/_archway/health": 200, "/no/such/path": 404])
+        }
+        try await withArchway(upstreams: [.init(upstream: InMemoryUpstream(name: "docker.io"))], configure: requireCredentials, check)
     }
 }
 

@@ -18,7 +18,7 @@ extension RegistryController {
     /// default 60 s that is a floor of about 2 KiB/s.
     static func stream(
         _ body: some AsyncSequence<ByteBuffer, any Error>, to writer: inout any ResponseBodyWriter, channel: any Channel,
-        stallTimeout: TimeAmount
+        stallTimeout: TimeAmount, exchange: Exchange
     ) async throws {
         let eventLoop = channel.eventLoop
         for try await chunk in body {
@@ -31,6 +31,7 @@ extension RegistryController {
             defer { watchdog.cancel() }
             try await writer.write(chunk)
             try await eventLoop.submit {}.get()
+            exchange.add(chunk.readableBytes)
         }
     }
 }

@@ -97,13 +97,22 @@ struct RegistryController: Sendable {
         } else {
             permit = StreamingBudget.unlimited
         }
-        let (body, channel, writeTimeout) = (answer.body(chunkSize: Self.streamChunkSize), context.channel, writeTimeout)
+        let (body, channel, writeTimeout, exchange) = (
+            answer.body(chunkSize: Self.streamChunkSize), context.channel, writeTimeout, context.exchange
+        )
+        exchange.streams()
         return Response(
             status: status,
             headers: headers,
             body: ResponseBody(contentLength: length) { writer in
-                try await Self.stream(body, to: &writer, channel: channel, stallTimeout: writeTimeout)
-                try await writer.finish(nil)
+                do {
+                    try await Self.stream(body, to: &writer, channel: channel, stallTimeout: writeTimeout, exchange: exchange)
+                    try await writer.finish(nil)
+                    exchange.end(.complete, error: nil)
+                } catch {
+                    exchange.end(ResponseEnd(after: error), error: error)
+                    throw error
+                }
                 withExtendedLifetime(permit) {}
             }
         )

@@ -6,26 +6,86 @@ import OCI
 import Proxy
 import Synchronization
 
-/// What a response did on the wire: the body bytes that left, by Hummingbird's writer or by the
-/// kernel (`sendfile`), and how it ended.
+/// What a response did on the wire, for the access log: the body bytes that left and how the
+/// response ended.
+///
+/// A response whose body is in memory ends when the middleware has it. A body the controller
+/// streams, or hands to the kernel (`sendfile`), is reported by the controller as it goes
+/// (``streams()``, ``add(_:)``, ``end(_:error:)``); one that never got to start (the client left
+/// before the head) ends as `client-gone` when the exchange is let go.
 public final class Exchange: Sendable {
+    typealias EndHandler = @Sendable (_ bytes: Int64, _ end: ResponseEnd, _ error: (any Error)?) -> Void
+
     private struct State {
         var bytes: Int64 = 0
-        var kernelDelivery: EventLoopFuture<Int64>?
+        var isStreamed = false
+        var handler: EndHandler?
+        /// The end, once reached: reported to the handler when it is there, or kept until it is.
+        var end: (ResponseEnd, (any Error)?)?
+        var reported = false
     }
     private let state = Mutex(State())
+
+    /// The controller writes the body as it goes (or the kernel does) and reports its end.
+    func streams() {
+        state.withLock { $0.isStreamed = true }
+    }
+
+    var isStreamed: Bool { state.withLock { $0.isStreamed } }
 
     func add(_ bytes: Int) {
         state.withLock { $0.bytes += Int64(bytes) }
     }
 
-    /// The body goes out as a file the kernel sends; the future says how many bytes it sent.
+    /// The body went out as a file the kernel sent; the future says how many bytes it sent. The
+    /// end is reported off the event loop (the log line is a write).
     func sentByKernel(_ delivery: EventLoopFuture<Int64>) {
-        state.withLock { $0.kernelDelivery = delivery }
+        streams()
+        delivery.whenComplete { result in
+            Task {
+                switch result {
+                case .success(let sent):
+                    self.add(Int(sent))
+                    self.end(.complete, error: nil)
+                case .failure(let error):
+                    self.end(ResponseEnd(after: error), error: error)
+                }
+            }
+        }
     }
 
-    var bytes: Int64 { state.withLock { $0.bytes } }
-    var kernelDelivery: EventLoopFuture<Int64>? { state.withLock { $0.kernelDelivery } }
+    /// The response ended; only the first end counts.
+    func end(_ end: ResponseEnd, error: (any Error)?) {
+        let report: (EndHandler, Int64)? = state.withLock { state in
+            guard state.end == nil else { return nil }
+            state.end = (end, error)
+            return state.handler.map { handler in
+                state.reported = true
+                return (handler, state.bytes)
+            }
+        }
+        if let (handler, bytes) = report { handler(bytes, end, error) }
+    }
+
+    /// Calls `handler` once, when the response has ended (at once if it has).
+    func whenEnded(_ handler: @escaping EndHandler) {
+        let report: (Int64, ResponseEnd, (any Error)?)? = state.withLock { state in
+            state.handler = handler
+            guard let (end, error) = state.end, !state.reported else { return nil }
+            state.reported = true
+            return (state.bytes, end, error)
+        }
+        if let (bytes, end, error) = report { handler(bytes, end, error) }
+    }
+
+    deinit {
+        // A streamed body that never started or finished: the client went before it could.
+        let report: (EndHandler, Int64)? = state.withLock { state in
+            guard state.isStreamed, state.end == nil, let handler = state.handler else { return nil }
+            return (handler, state.bytes)
+        }
+        if let (handler, bytes) = report { handler(bytes, .clientGone, nil) }
+    }
 }
 
 /// How a response ended, as the access log says it.
@@ -36,57 +96,45 @@ enum ResponseEnd: String {
     case clientGone = "client-gone"
     /// The body could not be completed (a download that failed its digest, a storage error).
     case failed
+
+    /// Whether an error while sending the body means the client left or the body failed.
+    init(after error: any Error) {
+        switch error {
+        case is ChannelError, is IOError, is CancellationError: self = .clientGone
+        default: self = .failed
+        }
+    }
 }
 
 /// The access log: one line per request, written when the response has ended, with the bytes
 /// that actually left, the time to the last byte and whether the client stayed to the end.
+///
+/// In-memory bodies are logged when the middleware has the response (Hummingbird writes them
+/// head, body and end in one go; wrapping them would cost that); streamed ones when their
+/// controller reports the end.
 struct AccessLogMiddleware: MiddlewareProtocol {
     func handle(
         _ request: Request, context: ArchwayRequestContext, next: (Request, ArchwayRequestContext) async throws -> Response
     ) async throws -> Response {
         guard context.logger.logLevel <= .info else { return try await next(request, context) }
-        let started = ContinuousClock.now
-        let line = AccessLine(request: request, context: context, started: started)
-        var response: Response
+        let line = AccessLine(request: request, context: context, started: ContinuousClock.now)
+        let response: Response
         do {
             response = try await next(request, context)
         } catch {
-            line.write(status: nil, headers: [:], end: .clientGone, error: error)
+            line.write(status: nil, headers: [:], bytes: 0, end: .clientGone, error: error)
             throw error
         }
-        let (status, headers, exchange) = (response.status.code, response.headers, context.exchange)
-        let body = response.body
-        response.body = ResponseBody(contentLength: body.contentLength) { writer in
-            do {
-                try await body.write(CountingWriter(inner: writer, exchange: exchange))
-            } catch {
-                line.write(status: status, headers: headers, end: Self.end(after: error), error: error)
-                throw error
+        let (status, headers) = (response.status.code, response.headers)
+        if context.exchange.isStreamed {
+            context.exchange.whenEnded { bytes, end, error in
+                line.write(status: status, headers: headers, bytes: bytes, end: end, error: error)
             }
-            guard let delivery = exchange.kernelDelivery else {
-                line.write(status: status, headers: headers, end: .complete, error: nil)
-                return
-            }
-            // Hummingbird's part is done; the kernel sends the file after it.
-            delivery.whenComplete { result in
-                switch result {
-                case .success(let sent):
-                    exchange.add(Int(sent))
-                    line.write(status: status, headers: headers, end: .complete, error: nil)
-                case .failure(let error):
-                    line.write(status: status, headers: headers, end: Self.end(after: error), error: error)
-                }
-            }
+        } else {
+            let bytes = request.method == .head ? 0 : Int64(response.body.contentLength ?? 0)
+            line.write(status: status, headers: headers, bytes: bytes, end: .complete, error: nil)
         }
         return response
-    }
-
-    /// Whether an error writing the body means the client left or the body failed.
-    static func end(after error: any Error) -> ResponseEnd {
-        switch error {
-        case is ChannelError, is IOError, is CancellationError: .clientGone
-        default: .failed
-        }
     }
 }
 
@@ -98,7 +146,6 @@ private struct AccessLine: Sendable {
     let client: String
     let userAgent: String?
     let upstream: String?
-    let exchange: Exchange
     let started: ContinuousClock.Instant
 
     init(request: Request, context: ArchwayRequestContext, started: ContinuousClock.Instant) {
@@ -108,16 +155,15 @@ private struct AccessLine: Sendable {
         client = context.remoteAddress?.ipAddress ?? ""
         userAgent = request.headers[.userAgent]
         upstream = (try? context.repository?.get())?.upstreamName
-        exchange = context.exchange
         self.started = started
     }
 
-    func write(status: Int?, headers: HTTPFields, end: ResponseEnd, error: (any Error)?) {
+    func write(status: Int?, headers: HTTPFields, bytes: Int64, end: ResponseEnd, error: (any Error)?) {
         var metadata: Logger.Metadata = [
             "method": "\(method)",
             "path": "\(path)",
             "status": "\(status.map(String.init) ?? "-")",
-            "bytes": "\(exchange.bytes)",
+            "bytes": "\(bytes)",
             "ms": "\((ContinuousClock.now - started).totalMilliseconds)",
             "end": "\(end.rawValue)",
             "client": "\(client)",
@@ -127,20 +173,5 @@ private struct AccessLine: Sendable {
         if let userAgent { metadata["user_agent"] = "\(userAgent)" }
         if let error, end == .failed { metadata["error"] = "\(error)" }
         logger.info("request", metadata: metadata)
-    }
-}
-
-/// Counts the body bytes Hummingbird's writer takes.
-private struct CountingWriter: ResponseBodyWriter {
-    var inner: any ResponseBodyWriter
-    let exchange: Exchange
-
-    mutating func write(_ buffer: ByteBuffer) async throws {
-        try await inner.write(buffer)
-        exchange.add(buffer.readableBytes)
-    }
-
-    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
-        try await inner.finish(trailingHeaders)
     }
 }

@@ -4,14 +4,16 @@ import Proxy
 
 /// Refuses a request that needs credentials it does not carry (`401` with a Basic challenge) or
 /// carries wrong ones (`401`), and an address that failed too often (`429`). The operational
-/// endpoints stay open.
+/// endpoints stay open, and a path that is no endpoint is simply not found.
 struct AuthenticationMiddleware: MiddlewareProtocol {
     let authentication: ClientAuthentication
 
     func handle(
         _ request: Request, context: ArchwayRequestContext, next: (Request, ArchwayRequestContext) async throws -> Response
     ) async throws -> Response {
-        guard case .success(let endpoint) = context.endpoint, !endpoint.isOperational else { return try await next(request, context) }
+        guard case .success(let endpoint) = context.endpoint, !endpoint.isOperational, endpoint != .notFound else {
+            return try await next(request, context)
+        }
         let outcome = await authentication.authenticate(request.headers[.authorization], from: context.remoteAddress?.ipAddress)
         switch outcome {
         case .invalid:
