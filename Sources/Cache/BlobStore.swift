@@ -32,7 +32,7 @@ public protocol BlobStore: Sendable {
     func fill<Body: AsyncSequence & Sendable>(
         _ digest: Digest,
         join: Bool,
-        scope: String?,
+        scope: RepositoryKey?,
         now: @escaping @Sendable () -> Date,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
@@ -62,7 +62,7 @@ public protocol BlobDownload: AnyObject, Sendable {
     var digest: Digest { get }
     /// For whom it downloads (a repository key): who may follow it without asking whether the
     /// content is theirs to read. The store itself ignores it.
-    var scope: String? { get }
+    var scope: RepositoryKey? { get }
     /// The upstream's announced length, once it answered; throws when it failed before.
     func length() async throws -> Int64?
     /// Waits for the download to end; returns its length or throws its failure.

@@ -24,7 +24,7 @@ public protocol Catalog: Sendable {
     /// Every cached answer for a tag, whatever `Accept` set asked it, most recently confirmed first.
     func tagAnswers(upstream: String, repository: String, tag: String) async throws -> [TagRecord]
     /// Records a stored manifest, where it came from, and the tag that answered it (if any).
-    func recordManifest(_ descriptor: Descriptor, upstream: String, repository: String, tag: TagKey?, at date: Date) async throws
+    func recordManifest(_ descriptor: Descriptor, from source: RepositoryKey, tag: TagKey?, at date: Date) async throws
     /// The upstream confirmed the tag still names the same digest.
     func markValidated(_ key: TagKey, at date: Date) async throws
     /// Forgets a tag (the upstream no longer has it).
@@ -33,7 +33,7 @@ public protocol Catalog: Sendable {
     // MARK: Content
 
     /// Records a stored blob and where it came from (linked to that name, present there).
-    func recordBlob(_ digest: Digest, size: Int64, upstream: String, repository: String, at date: Date) async throws
+    func recordBlob(_ digest: Digest, size: Int64, from source: RepositoryKey, at date: Date) async throws
     /// Records content found in the store that the catalog did not know (a crash between the
     /// store's write and the catalog's).
     func adopt(_ digest: Digest, size: Int64, at date: Date) async throws
@@ -51,11 +51,11 @@ public protocol Catalog: Sendable {
 
     /// Where content served under `name` is fetched, first recorded first, each with whether the
     /// source is known to have it. Empty when the digest was never linked to the name.
-    func sources(_ digest: Digest, under name: Origin) async throws -> [LinkedSource]
+    func sources(_ digest: Digest, under name: RepositoryKey) async throws -> [LinkedSource]
     /// Records that `origin` has the content (it answered a HEAD for it).
-    func confirm(_ digest: Digest, at origin: Origin) async throws
+    func confirm(_ digest: Digest, at origin: RepositoryKey) async throws
     /// Links content to a name, to be fetched from `source` (the name itself when nil).
-    func link(_ digests: [Digest], under name: Origin, source: Origin?) async throws
+    func link(_ digests: [Digest], under name: RepositoryKey, source: RepositoryKey?) async throws
 
     // MARK: Access times
 
@@ -74,7 +74,7 @@ public protocol Catalog: Sendable {
 
 extension Catalog {
     /// Links content to a name, fetched from that name.
-    public func link(_ digests: [Digest], under name: Origin) async throws {
+    public func link(_ digests: [Digest], under name: RepositoryKey) async throws {
         try await link(digests, under: name, source: nil)
     }
 }

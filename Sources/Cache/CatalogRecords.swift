@@ -82,24 +82,13 @@ public struct ContentRecord: Sendable, Hashable {
     }
 }
 
-/// A repository on an upstream: a name content is served under, or where it is fetched.
-public struct Origin: Sendable, Hashable {
-    public var upstream: String
-    public var repository: String
-
-    public init(upstream: String, repository: String) {
-        self.upstream = upstream
-        self.repository = repository
-    }
-}
-
 /// A source of content linked to a name, and whether that source is known to have it.
 public struct LinkedSource: Sendable, Hashable {
-    public var origin: Origin
+    public var origin: RepositoryKey
     /// The content was fetched from the source, or the source confirmed it has it.
     public var isConfirmed: Bool
 
-    public init(origin: Origin, isConfirmed: Bool) {
+    public init(origin: RepositoryKey, isConfirmed: Bool) {
         self.origin = origin
         self.isConfirmed = isConfirmed
     }

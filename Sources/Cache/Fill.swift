@@ -15,7 +15,7 @@ public final class Fill: BlobDownload {
     public let digest: Digest
     /// For whom it downloads (the caller's key, e.g. a repository name): who may follow it
     /// without asking whether the content is theirs to read. The store itself ignores it.
-    public let scope: String?
+    public let scope: RepositoryKey?
     /// The store it fills: readers take their lease there.
     let store: LocalBlobStore
     let temporaryPath: String
@@ -40,7 +40,8 @@ public final class Fill: BlobDownload {
         var outcome: Result<Int64, any Error>?
     }
 
-    init(digest: Digest, scope: String? = nil, store: LocalBlobStore, temporaryPath: String, finalPath: String) throws(StorageError) {
+    init(digest: Digest, scope: RepositoryKey? = nil, store: LocalBlobStore, temporaryPath: String, finalPath: String) throws(StorageError)
+    {
         self.digest = digest
         self.scope = scope
         self.store = store

@@ -112,7 +112,7 @@ public final class LocalBlobStore: BlobStore {
     public func fill<Body: AsyncSequence & Sendable>(
         _ digest: Digest,
         join: Bool = true,
-        scope: String? = nil,
+        scope: RepositoryKey? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void

@@ -197,11 +197,11 @@ public final class SQLiteCatalog: Catalog {
 
     /// Records a manifest stored in the blob store, where it came from, and the tag that
     /// answered it (when it was asked by tag).
-    public func recordManifest(_ descriptor: Descriptor, upstream: String, repository: String, tag: TagKey?, at date: Date) async throws {
+    public func recordManifest(_ descriptor: Descriptor, from source: RepositoryKey, tag: TagKey?, at date: Date) async throws {
         try await database.write { db in
             try Self.upsertContent(
                 db, descriptor.digest, kind: .manifest, mediaType: descriptor.mediaType.rawValue, size: descriptor.size, at: date)
-            try Self.insertPresence(db, descriptor.digest, at: Origin(upstream: upstream, repository: repository))
+            try Self.insertPresence(db, descriptor.digest, at: source)
             if let tag {
                 try db.execute(
                     sql: """
@@ -243,10 +243,10 @@ public final class SQLiteCatalog: Catalog {
     // MARK: - Content
 
     /// Records a blob stored in the blob store and where it came from (linked to that name).
-    public func recordBlob(_ digest: Digest, size: Int64, upstream: String, repository: String, at date: Date) async throws {
+    public func recordBlob(_ digest: Digest, size: Int64, from source: RepositoryKey, at date: Date) async throws {
         try await database.write { db in
             try Self.upsertContent(db, digest, kind: .blob, mediaType: nil, size: size, at: date)
-            try Self.insertPresence(db, digest, at: Origin(upstream: upstream, repository: repository))
+            try Self.insertPresence(db, digest, at: source)
         }
     }
 
@@ -281,7 +281,7 @@ public final class SQLiteCatalog: Catalog {
     /// Where content served under `name` is fetched: the sources of its links to that name,
     /// first recorded first, each with whether the source is known to have it. Empty when the
     /// digest was never linked to the name.
-    public func sources(_ digest: Digest, under name: Origin) async throws -> [LinkedSource] {
+    public func sources(_ digest: Digest, under name: RepositoryKey) async throws -> [LinkedSource] {
         try await database.read { db in
             try Row.fetchAll(
                 db,
@@ -291,14 +291,18 @@ public final class SQLiteCatalog: Catalog {
                         AND presence.repository = link.source_repository
                     WHERE link.digest = ? AND link.upstream = ? AND link.repository = ? ORDER BY link.rowid
                     """,
-                arguments: [digest.description, name.upstream, name.repository]
+                arguments: [digest.description, name.upstream, name.repository.value]
             )
-            .map { LinkedSource(origin: Origin(upstream: $0[0], repository: $0[1]), isConfirmed: $0[2]) }
+            .compactMap { row in
+                // A name stored by an earlier version that no longer parses is no source.
+                guard let repository = try? RepositoryName(row[1] as String) else { return nil }
+                return LinkedSource(origin: RepositoryKey(upstream: row[0], repository: repository), isConfirmed: row[2])
+            }
         }
     }
 
     /// Records that `origin` has the content (it answered a HEAD for it); it is linked there too.
-    public func confirm(_ digest: Digest, at origin: Origin) async throws {
+    public func confirm(_ digest: Digest, at origin: RepositoryKey) async throws {
         try await database.write { db in
             try Self.insertPresence(db, digest, at: origin)
         }
@@ -306,7 +310,7 @@ public final class SQLiteCatalog: Catalog {
 
     /// Links content to a name, to be fetched from `source` (the name itself when nil), before
     /// it is ever stored: what a manifest names, a synthesized index's children.
-    public func link(_ digests: [Digest], under name: Origin, source: Origin?) async throws {
+    public func link(_ digests: [Digest], under name: RepositoryKey, source: RepositoryKey?) async throws {
         guard !digests.isEmpty else { return }
         try await database.write { db in
             for digest in digests {
@@ -377,22 +381,22 @@ public final class SQLiteCatalog: Catalog {
     }
 
     /// The content is at `origin` (fetched from there): linked to it, and known to be there.
-    private static func insertPresence(_ db: Database, _ digest: Digest, at origin: Origin) throws {
+    private static func insertPresence(_ db: Database, _ digest: Digest, at origin: RepositoryKey) throws {
         try insertLink(db, digest, name: origin, source: nil)
         try db.execute(
             sql: "INSERT OR IGNORE INTO presence (digest, upstream, repository) VALUES (?, ?, ?)",
-            arguments: [digest.description, origin.upstream, origin.repository]
+            arguments: [digest.description, origin.upstream, origin.repository.value]
         )
     }
 
-    private static func insertLink(_ db: Database, _ digest: Digest, name: Origin, source: Origin?) throws {
+    private static func insertLink(_ db: Database, _ digest: Digest, name: RepositoryKey, source: RepositoryKey?) throws {
         let source = source ?? name
         try db.execute(
             sql: """
                 INSERT OR IGNORE INTO link (digest, upstream, repository, source_upstream, source_repository)
                 VALUES (?, ?, ?, ?, ?)
                 """,
-            arguments: [digest.description, name.upstream, name.repository, source.upstream, source.repository]
+            arguments: [digest.description, name.upstream, name.repository.value, source.upstream, source.repository.value]
         )
     }
 }

@@ -51,13 +51,22 @@ public struct MemberTemplate: Sendable, Hashable {
 
     public static let placeholders = ["repository", "registry", "path", "name", "tag"]
 
-    /// The member for a requested repository key (`<registry>/<path>`) and tag.
+    /// The member for a requested repository and tag.
+    public func expand(repository key: RepositoryKey, tag: Tag) -> MemberReference? {
+        expand(registry: key.upstream, path: key.repository.value, tag: tag)
+    }
+
+    /// The member for a requested repository key written as text (`<registry>/<path>`) and tag.
     public func expand(repository key: String, tag: Tag) -> MemberReference? {
         let registry = String(key.prefix { $0 != "/" })
-        let path = String(key.dropFirst(registry.count + 1))
+        return expand(registry: registry, path: String(key.dropFirst(registry.count + 1)), tag: tag)
+    }
+
+    private func expand(registry: String, path: String, tag: Tag) -> MemberReference? {
         let name = String(path.split(separator: "/").last ?? "")
         var text = from
-        for (placeholder, value) in [("repository", key), ("registry", registry), ("path", path), ("name", name), ("tag", tag.value)] {
+        let values = [("repository", "\(registry)/\(path)"), ("registry", registry), ("path", path), ("name", name), ("tag", tag.value)]
+        for (placeholder, value) in values {
             text = text.replacingOccurrences(of: "{\(placeholder)}", with: value)
         }
         return MemberReference(parsing: text, defaultTag: tag)

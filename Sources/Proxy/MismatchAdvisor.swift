@@ -30,7 +30,7 @@ public struct MismatchAdvisor: Sendable {
 
     public func report(since: Date?) async throws -> [MismatchReport] {
         var reports: [MismatchReport] = []
-        var tagLists: [String: [String]] = [:]
+        var tagLists: [RepositoryKey: [String]] = [:]
         for mismatch in try await catalog.mismatches(since: since) {
             var suggestion: String?
             if !offline, mismatch.rule == nil, let tag = try? Tag(mismatch.reference),
@@ -67,7 +67,7 @@ public struct MismatchAdvisor: Sendable {
         }
     }
 
-    func suggest(repository key: String, tag: Tag, platform: Platform, tagLists: inout [String: [String]]) async -> String? {
+    func suggest(repository key: String, tag: Tag, platform: Platform, tagLists: inout [RepositoryKey: [String]]) async -> String? {
         let registry = String(key.prefix { $0 != "/" })
         guard let path = try? RepositoryName(String(key.dropFirst(registry.count + 1))),
             let route = router.route(upstream: registry, repository: path)
@@ -104,7 +104,7 @@ public struct MismatchAdvisor: Sendable {
             """
     }
 
-    private func tagList(_ route: UpstreamRouter.Route, cache: inout [String: [String]]) async -> [String] {
+    private func tagList(_ route: UpstreamRouter.Route, cache: inout [RepositoryKey: [String]]) async -> [String] {
         if let known = cache[route.key] { return known }
         let tags = (try? await route.upstream.tags(route.repository, count: nil, last: nil).tags) ?? []
         cache[route.key] = tags

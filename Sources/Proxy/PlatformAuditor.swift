@@ -132,7 +132,7 @@ public final class PlatformAuditor: Sendable {
     /// `Warning` header for the response.
     @discardableResult
     func record(
-        kind: Kind, repository: String, reference: String, client: Client, clientPlatform: Platform, imagePlatforms: [Platform],
+        kind: Kind, repository: RepositoryKey, reference: String, client: Client, clientPlatform: Platform, imagePlatforms: [Platform],
         rule: String?
     ) async -> String {
         let images = Self.summary(imagePlatforms)
@@ -154,7 +154,8 @@ public final class PlatformAuditor: Sendable {
         do {
             try await catalog.recordMismatch(
                 MismatchRecord(
-                    repository: repository, reference: reference, clientPlatform: clientPlatform.description, imagePlatforms: images,
+                    repository: repository.description, reference: reference, clientPlatform: clientPlatform.description,
+                    imagePlatforms: images,
                     kind: kind.rawValue, rule: rule, firstSeen: date, lastSeen: date, lastClient: client.address,
                     userAgent: client.userAgent
                 )

@@ -15,8 +15,8 @@ public struct UpstreamRouter: Sendable {
         public let repository: RepositoryName
         /// Only authenticated clients may pull from this upstream.
         public var isPrivate = false
-        /// `<upstream name>/<repository>`: how policies, the cache and logs name it.
-        public var key: String { "\(upstream.name)/\(repository)" }
+        /// The upstream and the repository there: how policies, the cache and logs name it.
+        public var key: RepositoryKey { RepositoryKey(upstream: upstream.name, repository: repository) }
         /// The name of the upstream it goes to, e.g. `docker.io`.
         public var upstreamName: String { upstream.name }
     }
@@ -86,7 +86,7 @@ public struct UpstreamRouter: Sendable {
     }
 
     /// The route to a repository on the upstream known by `host` (a policy member, a recorded
-    /// origin); nil when no configured upstream has that name.
+    /// source); nil when no configured upstream has that name.
     public func route(upstream host: String, repository: RepositoryName) -> Route? {
         guard let index = indexByHost[host.lowercased()], var route = try? route(entries[index].upstream, repository.value) else {
             return nil

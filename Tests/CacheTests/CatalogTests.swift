@@ -17,18 +17,23 @@ import Testing
         let index = Self.descriptor("index", .ociIndex)
         let child = Self.descriptor("child", .dockerManifest)
         try await catalog.recordManifest(
-            index, upstream: "docker.io", repository: "library/app", tag: oci, at: Date(timeIntervalSince1970: 100))
+            index, from: RepositoryKey(upstream: "docker.io", repository: try RepositoryName("library/app")), tag: oci,
+            at: Date(timeIntervalSince1970: 100))
         try await catalog.recordManifest(
-            child, upstream: "docker.io", repository: "library/app", tag: docker, at: Date(timeIntervalSince1970: 200))
+            child, from: RepositoryKey(upstream: "docker.io", repository: try RepositoryName("library/app")), tag: docker,
+            at: Date(timeIntervalSince1970: 200))
         #expect(try await catalog.tag(oci)?.descriptor == index)
         #expect(try await catalog.tag(docker)?.descriptor == child)
         #expect(
             try await catalog.tagAnswers(upstream: "docker.io", repository: "library/app", tag: "1").map(\.descriptor) == [child, index])
         try await catalog.markValidated(oci, at: Date(timeIntervalSince1970: 300))
         #expect(try await catalog.tag(oci)?.validatedAt == Date(timeIntervalSince1970: 300))
-        let app = Origin(upstream: "docker.io", repository: "library/app")
+        let app = RepositoryKey(upstream: "docker.io", repository: try RepositoryName("library/app"))
         #expect(try await catalog.sources(index.digest, under: app) == [LinkedSource(origin: app, isConfirmed: true)])
-        #expect(try await catalog.sources(index.digest, under: Origin(upstream: "docker.io", repository: "library/other")).isEmpty)
+        #expect(
+            try await catalog.sources(
+                index.digest, under: RepositoryKey(upstream: "docker.io", repository: try RepositoryName("library/other"))
+            ).isEmpty)
         // Removing content forgets the tags that named it.
         try await catalog.remove(index.digest)
         #expect(try await catalog.tag(oci) == nil)
@@ -39,7 +44,9 @@ import Testing
         let catalog = try SQLiteCatalog.inMemory()
         let digests = (0..<3).map { Digest.sha256(Data("blob \($0)".utf8)) }
         for (index, digest) in digests.enumerated() {
-            try await catalog.recordBlob(digest, size: 10, upstream: "u", repository: "r", at: Date(timeIntervalSince1970: Double(index)))
+            try await catalog.recordBlob(
+                digest, size: 10, from: RepositoryKey(upstream: "u", repository: try RepositoryName("r")),
+                at: Date(timeIntervalSince1970: Double(index)))
         }
         #expect(try await catalog.totalSize() == 30)
         catalog.noteAccess(digests[0], at: Date(timeIntervalSince1970: 50))
@@ -58,7 +65,9 @@ import Testing
             let bytes = Data(repeating: UInt8(index), count: 100)
             let digest = Digest.sha256(bytes)
             try await store.store(bytes, as: digest)
-            try await catalog.recordBlob(digest, size: 100, upstream: "u", repository: "r", at: Date(timeIntervalSince1970: Double(index)))
+            try await catalog.recordBlob(
+                digest, size: 100, from: RepositoryKey(upstream: "u", repository: try RepositoryName("r")),
+                at: Date(timeIntervalSince1970: Double(index)))
             digests.append(digest)
         }
         let evictor = Evictor(store: store, catalog: catalog, maximumSize: 250)
@@ -77,7 +86,7 @@ import Testing
         let orphan = Data("orphan".utf8)
         try await store.store(orphan, as: Digest.sha256(orphan))
         let ghost = Digest.sha256(Data("ghost".utf8))
-        try await catalog.recordBlob(ghost, size: 5, upstream: "u", repository: "r", at: Date())
+        try await catalog.recordBlob(ghost, size: 5, from: RepositoryKey(upstream: "u", repository: try RepositoryName("r")), at: Date())
         let evictor = Evictor(store: store, catalog: catalog, maximumSize: nil)
         let result = try await evictor.reconcile(at: Date())
         #expect(result.adopted == 1 && result.forgotten == 1)

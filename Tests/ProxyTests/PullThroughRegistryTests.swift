@@ -150,9 +150,9 @@ final class TestClock: Sendable {
             catalog: catalog,
             logger: Logger(label: "test")
         )
-        let name = Origin(upstream: "first.test", repository: "team/app")
-        let firstSource = Origin(upstream: "first.test", repository: "team/base")
-        let secondSource = Origin(upstream: "second.test", repository: "team/base")
+        let name = RepositoryKey(upstream: "first.test", repository: try RepositoryName("team/app"))
+        let firstSource = RepositoryKey(upstream: "first.test", repository: try RepositoryName("team/base"))
+        let secondSource = RepositoryKey(upstream: "second.test", repository: try RepositoryName("team/base"))
         try await catalog.link([digest], under: name, source: firstSource)
         try await catalog.link([digest], under: name, source: secondSource)
         let answer = try await registry.blob(try RepositoryName("team/app"), digest, namespace: nil, rangeHeader: nil)

@@ -34,7 +34,7 @@ import Testing
             ("ghcr.io", nil, "docker.io/library/ghcr.io"),
         ] as [(String, String?, String)])
     func routes(name: String, namespace: String?, key: String) throws {
-        #expect(try router.route(try RepositoryName(name), namespace: namespace).key == key)
+        #expect(try router.route(try RepositoryName(name), namespace: namespace).key.description == key)
     }
 
     @Test func unknownNamespacesAreRefused() throws {

@@ -124,8 +124,7 @@ struct BlobService: Sendable {
                             // Its use is the download's end, not this later catalog write: a hit
                             // on other content in between is the more recent use.
                             let source = answered.withLock { $0 }
-                            try await catalog.recordBlob(
-                                digest, size: size, upstream: source.upstream.name, repository: source.repository.value, at: completedAt)
+                            try await catalog.recordBlob(digest, size: size, from: source.key, at: completedAt)
                             try await evictor.evictIfNeeded()
                         } catch {
                             logger.error("catalog write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])

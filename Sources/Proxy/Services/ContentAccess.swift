@@ -24,12 +24,7 @@ struct Admission: Sendable {
 /// A digest under a name, as remembered in memory.
 struct NamedDigest: Hashable, Sendable {
     var digest: Digest
-    var name: Origin
-}
-
-extension UpstreamRouter.Route {
-    /// The name content is served under, as the catalog links it.
-    var origin: Origin { Origin(upstream: upstream.name, repository: repository.value) }
+    var name: RepositoryKey
 }
 
 /// Decides under which names content may be served (see ``Admission``) and records the links
@@ -41,18 +36,18 @@ struct ContentAccess: Sendable {
     let logger: Logger
     /// Digests known to be servable under a name, and the sources known to have them: a warm
     /// pull checks its access without a catalog read.
-    let confirmedSources = RecentlyUsed<NamedDigest, [Origin]>(budget: 100_000)
+    let confirmedSources = RecentlyUsed<NamedDigest, [RepositoryKey]>(budget: 100_000)
     /// Manifests whose content is already linked to the name they were served under.
     let linkedManifests = RecentlyUsed<NamedDigest, Bool>(budget: 20_000)
 
     /// Where `digest` comes from when served under `route`, and whether it may be served from
     /// what is stored.
     func admission(_ digest: Digest, under route: UpstreamRouter.Route) async throws -> Admission {
-        let key = NamedDigest(digest: digest, name: route.origin)
+        let key = NamedDigest(digest: digest, name: route.key)
         if let confirmed = confirmedSources.value(for: key) {
             return Admission(sources: routes(confirmed, then: route), isConfirmed: true)
         }
-        let linked = try await catalog.sources(digest, under: route.origin)
+        let linked = try await catalog.sources(digest, under: route.key)
         let confirmed = linked.filter(\.isConfirmed).map(\.origin)
         if !confirmed.isEmpty {
             confirmedSources.set(confirmed, for: key)
@@ -84,9 +79,9 @@ struct ContentAccess: Sendable {
                         source.repository, .digest(digest), accepting: MediaType.anyManifest)
                     guard descriptor.digest == digest else { continue }
                 }
-                try await catalog.confirm(digest, at: source.origin)
-                if source.key != route.key { try await catalog.link([digest], under: route.origin, source: source.origin) }
-                confirmedSources.set([source.origin], for: NamedDigest(digest: digest, name: route.origin))
+                try await catalog.confirm(digest, at: source.key)
+                if source.key != route.key { try await catalog.link([digest], under: route.key, source: source.key) }
+                confirmedSources.set([source.key], for: NamedDigest(digest: digest, name: route.key))
                 return Admission(sources: [source] + admission.sources.filter { $0.key != source.key }, isConfirmed: true)
             } catch let error as UpstreamError {
                 guard case .status(404, _, _) = error else { throw error.registryError(for: what, route: source, logger: logger) }
@@ -99,23 +94,22 @@ struct ContentAccess: Sendable {
     /// Links what a manifest names (config, layers, children) to the name it was served under,
     /// fetched from where the manifest came from. Remembered, so a warm manifest writes nothing.
     func linkReferences(of manifest: Manifest, under route: UpstreamRouter.Route, source: UpstreamRouter.Route) async {
-        let key = NamedDigest(digest: manifest.digest, name: route.origin)
+        let key = NamedDigest(digest: manifest.digest, name: route.key)
         guard linkedManifests.value(for: key) == nil else { return }
         do {
-            try await catalog.link(manifest.references, under: route.origin, source: source.origin)
-            if source.key != route.key { try await catalog.link([manifest.digest], under: route.origin, source: source.origin) }
+            try await catalog.link(manifest.references, under: route.key, source: source.key)
+            if source.key != route.key { try await catalog.link([manifest.digest], under: route.key, source: source.key) }
             linkedManifests.set(true, for: key)
         } catch {
             logger.error("could not link a manifest's content", metadata: ["digest": "\(manifest.digest)", "error": "\(error)"])
         }
     }
 
-    /// The routes of these origins (those whose upstream is still configured), then `route`.
-    func routes(_ origins: [Origin], then route: UpstreamRouter.Route) -> [UpstreamRouter.Route] {
+    /// The routes of these repositories (those whose upstream is still configured), then `route`.
+    func routes(_ keys: [RepositoryKey], then route: UpstreamRouter.Route) -> [UpstreamRouter.Route] {
         var routes: [UpstreamRouter.Route] = []
-        for origin in origins {
-            guard let repository = try? RepositoryName(origin.repository),
-                let source = router.route(upstream: origin.upstream, repository: repository),
+        for key in keys {
+            guard let source = router.route(upstream: key.upstream, repository: key.repository),
                 !routes.contains(where: { $0.key == source.key })
             else { continue }
             routes.append(source)

@@ -58,8 +58,7 @@ struct IndexSynthesizer: Sendable {
         // Stored before its digest is ever returned: a HEAD by tag then a GET by digest works,
         // also from the cache once the upstream is gone.
         try await store.store(index.bytes, as: index.digest)
-        try await catalog.recordManifest(
-            index.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: key, at: now())
+        try await catalog.recordManifest(index.descriptor, from: route.key, tag: key, at: now())
         let status: CacheStatus = report.usedStaleAnswers ? .stale : cached?.digest == index.digest ? .hit : .miss
         if status == .miss {
             Counter(label: "archway_synthesized_indexes_total", dimensions: [("rule", rule.name)]).increment()
@@ -114,7 +113,7 @@ struct IndexSynthesizer: Sendable {
                 if let reference = sources[position].reference,
                     let source = router.route(upstream: reference.registry, repository: reference.repository)
                 {
-                    try await catalog.link(children.map(\.descriptor.digest), under: route.origin, source: source.origin)
+                    try await catalog.link(children.map(\.descriptor.digest), under: route.key, source: source.key)
                 }
                 members.append(.init(source: label, outcome: .contributed(children.map(\.platform))))
             case .missing(let why):

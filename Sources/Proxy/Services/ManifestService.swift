@@ -23,7 +23,7 @@ struct ManifestService: Sendable {
     let recentManifests = RecentlyUsed<Digest, Manifest>(budget: 32 << 20) { $0.bytes.count + 256 }
     /// Whole tag lists upstreams answered (sorted), kept briefly: a client paging through a
     /// long list, or repeating the question, does not make Archway ask and sort again.
-    let tagLists = RecentlyUsed<String, CachedTagList>(budget: 1_000_000) { $0.tags.count + 1 }
+    let tagLists = RecentlyUsed<RepositoryKey, CachedTagList>(budget: 1_000_000) { $0.tags.count + 1 }
     static let tagListLifetime: TimeInterval = 30
 
     func manifest(_ route: UpstreamRouter.Route, digest: Digest, accepting: [String]) async throws -> ManifestAnswer {
@@ -156,9 +156,7 @@ struct ManifestService: Sendable {
     func save(_ manifest: Manifest, route: UpstreamRouter.Route, tag: TagKey?, servedUnder: UpstreamRouter.Route? = nil) async throws {
         do {
             try await store.store(manifest.bytes, as: manifest.digest)
-            try await catalog.recordManifest(
-                manifest.descriptor, upstream: route.upstream.name, repository: route.repository.value, tag: tag, at: now()
-            )
+            try await catalog.recordManifest(manifest.descriptor, from: route.key, tag: tag, at: now())
             // What it names (config, layers, children) can be fetched from the same place.
             await access.linkReferences(of: manifest, under: route, source: route)
             if let servedUnder, servedUnder.key != route.key {
