@@ -28,7 +28,10 @@ public enum ArchwayServer {
         logger: Logger,
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
-        let (registry, evictor) = try makeRegistry(configuration: configuration, transport: transport, router: router, logger: logger)
+        // The server's downloads are child tasks of a service, so shutdown waits for them.
+        let downloads = DownloadRunner.group()
+        let (registry, evictor) = try makeRegistry(
+            configuration: configuration, transport: transport, router: router, downloads: downloads, logger: logger)
         if !registry.policies.rules.isEmpty {
             logger.notice("policies loaded", metadata: ["rules": "\(registry.policies.rules.map(\.name).joined(separator: ","))"])
         }
@@ -67,7 +70,7 @@ public enum ArchwayServer {
         let services: [any Service] = [
             maintenance,
             PolicyReloader(configuration: configuration, store: registry.policyStore, logger: logger),
-            FillDrain(registry: registry, bound: configuration.shutdownTimeout, logger: logger),
+            DownloadService(runner: downloads, registry: registry, bound: configuration.shutdownTimeout, logger: logger),
         ]
         let running: @Sendable (any Channel) async -> Void = { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
@@ -102,16 +105,19 @@ public enum ArchwayServer {
     }
 
     /// The read path for a configuration: upstreams, routing, policies, the cache in
-    /// `configuration.storagePath`. Shared by `serve` and `policy preview`.
+    /// `configuration.storagePath`. Shared by `serve`, `prefetch` and `policy preview`;
+    /// `downloads` runs the store's downloads (the server's are a group a service owns, the
+    /// command line's run detached).
     public static func makeRegistry(
         configuration: Configuration,
         transport: (any HTTPTransport)? = nil,
         router: UpstreamRouter? = nil,
         ownsStorage: Bool = true,
+        downloads: DownloadRunner = .detached(),
         logger: Logger
     ) throws -> (registry: PullThroughRegistry, evictor: Evictor) {
         let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
-        let store = try LocalBlobStore(layout: layout, ownsStorage: ownsStorage)
+        let store = try LocalBlobStore(layout: layout, ownsStorage: ownsStorage, downloads: downloads)
         let catalog = try SQLiteCatalog(path: layout.catalogPath.path)
         let evictor = Evictor(store: store, catalog: catalog, maximumSize: configuration.storageMaxSize)
         let registry = PullThroughRegistry(

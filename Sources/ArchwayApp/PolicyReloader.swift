@@ -1,3 +1,4 @@
+import Cache
 import Logging
 import Policies
 import Proxy
@@ -49,21 +50,28 @@ public struct ShutdownNotice: Service {
     }
 }
 
-/// On shutdown, lets running downloads finish (up to `bound`), so a blob a client was receiving
-/// is completed and cached rather than thrown away.
-struct FillDrain: Service {
+/// Owns the store's downloads: they run as child tasks of this service (``DownloadRunner``).
+/// On shutdown, after the server has finished the responses in flight, it starts no new
+/// download and lets the running ones finish for up to `bound` (a blob a client was receiving,
+/// or that no one waits for any more, is completed and cached rather than thrown away), then
+/// cancels what is left, which removes its partial file.
+struct DownloadService: Service {
+    let runner: DownloadRunner
     let registry: PullThroughRegistry
     let bound: Duration
     let logger: Logger
 
     func run() async throws {
-        try? await gracefulShutdown()
-        let running = registry.fillsInFlight
-        if running > 0 { logger.notice("waiting for downloads to finish", metadata: ["fills": "\(running)"]) }
-        // Whichever comes first: the last download recorded, or the bound.
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await registry.drained() }
-            group.addTask { try? await Task.sleep(for: bound) }
+            group.addTask { await runner.run() }
+            group.addTask {
+                try? await gracefulShutdown()
+                runner.close()
+                let running = registry.fillsInFlight
+                if running > 0 { logger.notice("waiting for downloads to finish", metadata: ["fills": "\(running)"]) }
+                try? await Task.sleep(for: bound)
+            }
+            // Whichever comes first: the last download ended (after the close), or the bound.
             await group.next()
             group.cancelAll()
         }

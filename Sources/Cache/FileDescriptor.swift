@@ -71,6 +71,8 @@ public enum StorageError: Error, Hashable, CustomStringConvertible {
     case system(String, Int32)
     case digestMismatch(expected: String, actual: String, bytes: Int64)
     case lengthMismatch(expected: Int64, actual: Int64)
+    /// The store is shutting down and starts no download.
+    case closed
 
     public var description: String {
         switch self {
@@ -78,6 +80,7 @@ public enum StorageError: Error, Hashable, CustomStringConvertible {
         case .digestMismatch(let expected, let actual, let bytes):
             "content does not match its digest: expected \(expected), got \(actual) over \(bytes) bytes"
         case .lengthMismatch(let expected, let actual): "content length \(actual) differs from the announced \(expected)"
+        case .closed: "the store is shutting down and starts no download"
         }
     }
 }

@@ -12,6 +12,8 @@ import Synchronization
 /// so eviction never removes a file in use.
 public final class LocalBlobStore: BlobStore {
     public let layout: StorageLayout
+    /// Runs the downloads: they belong to the store, not to the request that started them.
+    let downloads: DownloadRunner
     private let state = Mutex(State())
 
     struct State: WaitableState {
@@ -34,8 +36,9 @@ public final class LocalBlobStore: BlobStore {
     /// Opens the store, creating its folders and removing what an earlier run left in `tmp/`.
     /// A second process sharing the storage with a running server (`archway prefetch`) passes
     /// `ownsStorage: false`: the server's downloads in `tmp/` are not leftovers.
-    public init(layout: StorageLayout, ownsStorage: Bool = true) throws {
+    public init(layout: StorageLayout, ownsStorage: Bool = true, downloads: DownloadRunner = .detached()) throws {
         self.layout = layout
+        self.downloads = downloads
         try layout.prepare()
         guard ownsStorage else { return }
         let temporary = layout.temporaryDirectory
@@ -117,31 +120,41 @@ public final class LocalBlobStore: BlobStore {
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) throws -> (any BlobDownload)? where Body.Element == ByteBuffer {
-        let (fill, isNew): (Fill?, Bool) = try state.withLock { state in
-            if let running = state.fills[digest] { return (join ? running : nil, false) }
-            if length(of: digest) != nil { return (nil, false) }
+        try state.withLock { state in
+            if let running = state.fills[digest] { return join ? running : nil }
+            if length(of: digest) != nil { return nil }
             let fill = try Fill(
                 digest: digest, scope: scope, store: self, temporaryPath: temporaryPath(digest), finalPath: path(digest))
+            // Handed to the runner under the lock, so a refusal (shutting down) leaves no trace.
+            do {
+                try downloads.start { await self.download(fill, open: open, now: now, finished: finished) }
+            } catch {
+                unlink(fill.temporaryPath)
+                throw error
+            }
             state.fills[digest] = fill
-            return (fill, true)
+            return fill
         }
-        guard let fill, isNew else { return fill }
-        // The download belongs to the store, not to the request that started it: it finishes
-        // when every client has gone.
-        Task.detached {
-            let (result, completedAt) = await fill.run(open, now: now)
-            self.state.withLock { state in
-                state.fills.removeValue(forKey: digest)
-                state.finishing += 1
-            }
-            await finished(result, completedAt)
-            let waiters = self.state.withLock { state in
-                state.finishing -= 1
-                return state.takeDrainWaitersIfIdle()
-            }
-            for waiter in waiters { waiter.resume() }
+    }
+
+    /// Runs one download to its end, whether or not anyone still follows it, and records it.
+    private func download<Body: AsyncSequence & Sendable>(
+        _ fill: Fill,
+        open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
+        now: @escaping @Sendable () -> Date,
+        finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
+    ) async where Body.Element == ByteBuffer {
+        let (result, completedAt) = await fill.run(open, now: now)
+        state.withLock { state in
+            state.fills.removeValue(forKey: fill.digest)
+            state.finishing += 1
         }
-        return fill
+        await finished(result, completedAt)
+        let waiters = state.withLock { state in
+            state.finishing -= 1
+            return state.takeDrainWaitersIfIdle()
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Returns once no download runs or records its outcome (at once when none does), or when

@@ -163,3 +163,52 @@ final class Tally: Sendable {
     func add() { count.add(1, ordering: .relaxed) }
     var value: Int { count.load(ordering: .relaxed) }
 }
+
+/// Downloads owned by a runner: closing it starts nothing new and waits for what runs.
+@Suite struct DownloadRunnerTests {
+    @Test func closingWaitsForRunningDownloadsAndRefusesNewOnes() async throws {
+        let runner = DownloadRunner.group()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-store-\(UInt64.random(in: 0...UInt64.max))")
+        let store = try LocalBlobStore(layout: StorageLayout(root: root), downloads: runner)
+        let running = Task { await runner.run() }
+        let content: [UInt8] = Array(repeating: 9, count: 100)
+        let body = ControlledBody()
+        let recorded = Tally()
+        _ = try #require(
+            try store.fill(Digest.sha256(content), open: { (100, body.stream) }, finished: { _, _ in recorded.add() }))
+        runner.close()
+        // Closed: no new download, and nothing left behind by the refusal.
+        #expect(throws: StorageError.closed) {
+            _ = try store.fill(Digest.sha256([1]), open: { (1, ControlledBody().stream) }, finished: { _, _ in })
+        }
+        #expect(store.fillsInFlight == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.layout.temporaryDirectory.path).count == 1)
+        // The running one goes on to its end, and only then does the runner return.
+        body.send(content)
+        body.finish()
+        await running.value
+        #expect(recorded.value == 1)
+        #expect(store.length(of: Digest.sha256(content)) == 100)
+    }
+
+    @Test func cancellingTheRunnerCancelsItsDownloads() async throws {
+        let runner = DownloadRunner.group()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-store-\(UInt64.random(in: 0...UInt64.max))")
+        let store = try LocalBlobStore(layout: StorageLayout(root: root), downloads: runner)
+        let running = Task { await runner.run() }
+        let never = AsyncStream<ByteBuffer> { _ in }
+        let opened = Tally()
+        let fill = try #require(
+            try store.fill(
+                Digest.sha256([7]),
+                open: {
+                    opened.add()
+                    return (1, never)
+                }, finished: { _, _ in }))
+        while opened.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        running.cancel()
+        await running.value
+        await #expect(throws: (any Error).self) { _ = try await fill.result() }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.layout.temporaryDirectory.path).isEmpty)
+    }
+}

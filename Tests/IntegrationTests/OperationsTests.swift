@@ -168,6 +168,46 @@ import Testing
         }
     }
 
+    /// A download nobody waits for any more is still finished on SIGTERM: the server's
+    /// downloads belong to a service that shutdown waits for, not to the request.
+    @Test func sigtermFinishesADownloadWhoseClientLeft() async throws {
+        try await withUpstreamRegistry { upstream in
+            let blob = try await RegistryUploader(upstream).pushBlob(
+                repository: "test/orphan", data: Data((0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+            )
+            let proxy = try await FaultInjectingProxy.start(upstream: upstream.url)
+            let archway = try await ArchwayProcess.start(configuration: singleUpstreamConfiguration(proxy.url))
+            proxy.setBlobFault(.holdAfter(1 << 20))
+            // A client that takes the first bytes and leaves (RST), while the upstream holds the rest.
+            let script = """
+                import socket, sys
+                host, port = sys.argv[1].rsplit(":", 1)
+                s = socket.create_connection((host, int(port)))
+                s.sendall(("GET " + sys.argv[2] + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n").encode())
+                s.recv(65536)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00")
+                s.close()
+                """
+            let address = archway.url.replacingOccurrences(of: "http://", with: "")
+            let path = "/v2/registry.test/test/orphan/blobs/\(blob.digest)"
+            _ = try await run(try requireProgram("python3"), ["-c", script, address, path], timeout: .seconds(30))
+            try await waitUntil(timeout: .seconds(20), "the client to be gone") {
+                AccessLogTests.accessLines(archway, path: path).first?["end"] == "client-gone"
+            }
+            #expect(CacheEnvironment.temporaryFiles(archway).count == 1, "the download goes on without its client")
+            archway.signal(SIGTERM)
+            try await waitUntil(timeout: .seconds(20), "the shutdown to wait for the download") {
+                archway.output().contains("waiting for downloads to finish")
+            }
+            proxy.release()
+            #expect(await archway.waitForExit(timeout: .seconds(60)) == 0)
+            #expect(FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, blob.digest).path), "finished and kept")
+            #expect(CacheEnvironment.temporaryFiles(archway).isEmpty)
+            await proxy.stop()
+            await archway.close()
+        }
+    }
+
     @Test func metricsMoveAsAPullHappensAndReadinessIsReported() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
