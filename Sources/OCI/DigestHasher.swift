@@ -41,3 +41,11 @@ public struct DigestHasher: Sendable {
         return Digest(validatedEncoded: String(decoding: hex, as: UTF8.self))
     }
 }
+
+/// HMAC-SHA256, for request signatures (AWS Signature Version 4) and shared secrets.
+public enum HMACSHA256 {
+    /// The authentication code of `message` under `key`.
+    public static func code(key: some ContiguousBytes, message: some DataProtocol) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
+    }
+}
