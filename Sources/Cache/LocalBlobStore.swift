@@ -17,14 +17,15 @@ public final class LocalBlobStore: BlobStore {
     private let state = Mutex(State())
 
     struct State: WaitableState {
+        /// Downloads running, and verified ones whose outcome is being recorded.
         var fills: [Digest: Fill] = [:]
         var readers: [Digest: Int] = [:]
-        /// Fills whose download ended and whose outcome is being recorded.
-        var finishing = 0
+        /// Failed downloads whose failure is being recorded (no longer in `fills`).
+        var recordingFailures = 0
         /// Who waits for the last download to end (``drained()``).
         var waiters = Waiters()
 
-        var isIdle: Bool { fills.isEmpty && finishing == 0 }
+        var isIdle: Bool { fills.isEmpty && recordingFailures == 0 }
 
         /// The waiters to wake now that the store may be idle.
         mutating func takeDrainWaitersIfIdle() -> [CheckedContinuation<Void, Never>] {
@@ -145,13 +146,20 @@ public final class LocalBlobStore: BlobStore {
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) async where Body.Element == ByteBuffer {
         let (result, completedAt) = await fill.run(open, now: now)
-        state.withLock { state in
-            state.fills.removeValue(forKey: fill.digest)
-            state.finishing += 1
+        // A verified download stays the running one until its outcome is recorded: a client of
+        // the same name arriving meanwhile follows it (the whole file) instead of finding content
+        // the catalog does not link yet. A failed one goes at once, so the next client starts a
+        // new download rather than joining a failure.
+        let failed = if case .failure = result { true } else { false }
+        if failed {
+            state.withLock { state in
+                state.fills.removeValue(forKey: fill.digest)
+                state.recordingFailures += 1
+            }
         }
         await finished(result, completedAt)
         let waiters = state.withLock { state in
-            state.finishing -= 1
+            if failed { state.recordingFailures -= 1 } else { state.fills.removeValue(forKey: fill.digest) }
             return state.takeDrainWaitersIfIdle()
         }
         for waiter in waiters { waiter.resume() }
@@ -194,7 +202,7 @@ public final class LocalBlobStore: BlobStore {
     }
 
     /// How many downloads are running or still recording their outcome.
-    public var fillsInFlight: Int { state.withLock { $0.fills.count + $0.finishing } }
+    public var fillsInFlight: Int { state.withLock { $0.fills.count + $0.recordingFailures } }
 
     /// How many readers follow running downloads.
     public var followers: Int {

@@ -37,14 +37,19 @@ struct BlobService: Sendable {
             }
             if !admission.isConfirmed {
                 // This name's own download may have started while the catalog was read.
-                if let running = await store.runningFill(digest), running.scope == route.key {
+                let running = await store.runningFill(digest)
+                if let running, running.scope == route.key {
                     return try await follow(running, route: route, rangeHeader: rangeHeader)
                 }
-                var present = await store.length(of: digest) != nil
-                if !present { present = await store.runningFill(digest) != nil }
+                // A verified download stays running until it is recorded, so stored content
+                // found here is recorded already.
+                var present = running != nil
+                if !present { present = await store.length(of: digest) != nil }
                 if present {
                     // Stored or downloading for another name: served here only once this name's
-                    // sources are known to have it.
+                    // sources are known to have it. Read again first: this name's own download may
+                    // have been recorded since the first read (then no HEAD is needed).
+                    admission = try await access.admission(digest, under: route)
                     admission = try await access.confirmed(digest, admission, under: route, what: .blob)
                 }
             }
