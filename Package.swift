@@ -205,7 +205,9 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "HarnessTests", dependencies: ["ArchwayTesting"], swiftSettings: strict),
-        .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "OCI"], exclude: ["SigV4Suite"], swiftSettings: strict),
+        .testTarget(
+            name: "ObjectStorageTests", dependencies: ["ObjectStorage", "OCI", "ArchwayTesting"], exclude: ["SigV4Suite"],
+            swiftSettings: strict),
         // Real software: docker-registry upstream, skopeo and containerd clients, the archway binary.
         .testTarget(
             name: "IntegrationTests",

@@ -180,8 +180,9 @@ public struct SignatureV4: Sendable {
         return (text, names.joined(separator: ";"))
     }
 
-    /// Percent-encodes every byte of the UTF-8 form but the unreserved ones (RFC 3986).
-    static func encode(_ text: String) -> String {
+    /// Percent-encodes every byte of the UTF-8 form but the unreserved ones (RFC 3986), as
+    /// signing does: what a URL for the signed request must carry.
+    public static func encode(_ text: String) -> String {
         var result = ""
         result.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {

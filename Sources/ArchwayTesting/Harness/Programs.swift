@@ -114,3 +114,21 @@ public func withTemporaryDirectory<T>(
     defer { try? FileManager.default.removeItem(at: directory) }
     return try await body(directory)
 }
+
+/// Starts a resource, runs `body` with it, and closes it whether `body` succeeded or threw.
+public func withStarted<Resource, T>(
+    isolation: isolated (any Actor)? = #isolation,
+    _ start: () async throws -> Resource,
+    close: (Resource) async -> Void,
+    _ body: (Resource) async throws -> T
+) async throws -> T {
+    let resource = try await start()
+    do {
+        let result = try await body(resource)
+        await close(resource)
+        return result
+    } catch {
+        await close(resource)
+        throw error
+    }
+}
