@@ -67,6 +67,8 @@ public protocol BlobDownload: AnyObject, Sendable {
     func length() async throws -> Int64?
     /// Waits for the download to end; returns its length or throws its failure.
     func result() async throws -> Int64
+    /// The download ended and its content was verified and stored.
+    var isVerified: Bool { get }
     /// A reader that follows the download from `range` (the whole content when nil).
     func reader(range: ClosedRange<Int64>?) -> any BlobReading
 }

@@ -133,6 +133,11 @@ public final class Fill: BlobDownload {
         }
     }
 
+    /// The download ended and its content was verified and stored.
+    public var isVerified: Bool {
+        if case .success = snapshot.outcome { true } else { false }
+    }
+
     /// The upstream's announced length, once it answered; throws when it failed before.
     public func length() async throws -> Int64? {
         while true {

@@ -87,8 +87,11 @@ struct BlobService: Sendable {
         }
         let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
         let reader = fill.reader(range: range.map { $0.lowerBound...$0.upperBound })
-        metrics.count(.miss, manifest: false)
-        return BlobAnswer(length: length, range: range, cache: .miss, reader: reader, sentBytes: metrics.clientBytes)
+        // A download already verified (its outcome still being recorded) is stored content.
+        let cache: CacheStatus = fill.isVerified ? .hit : .miss
+        if cache == .hit { catalog.noteAccess(fill.digest, at: now()) }
+        metrics.count(cache, manifest: false)
+        return BlobAnswer(length: length, range: range, cache: cache, reader: reader, sentBytes: metrics.clientBytes)
     }
 
     /// Starts the download of a blob for `route` from the first of `sources` that has it, or
