@@ -138,13 +138,6 @@ public func withArchwayProcess<T>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (ArchwayProcess) async throws -> T
 ) async throws -> T {
-    let archway = try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize, tls: tls)
-    do {
-        let result = try await body(archway)
-        await archway.close()
-        return result
-    } catch {
-        await archway.close()
-        throw error
-    }
+    try await withStarted(
+        { try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize, tls: tls) }, close: { await $0.close() }, body)
 }

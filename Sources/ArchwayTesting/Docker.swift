@@ -64,13 +64,5 @@ public func withDockerEngine<T>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (DockerEngine) async throws -> T
 ) async throws -> T {
-    let engine = try await DockerEngine.start(daemonConfiguration: daemonConfiguration)
-    do {
-        let result = try await body(engine)
-        await engine.stop()
-        return result
-    } catch {
-        await engine.stop()
-        throw error
-    }
+    try await withStarted({ try await DockerEngine.start(daemonConfiguration: daemonConfiguration) }, close: { await $0.stop() }, body)
 }

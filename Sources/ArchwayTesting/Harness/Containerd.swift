@@ -266,13 +266,5 @@ public func withContainerd<T>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (Containerd) async throws -> T
 ) async throws -> T {
-    let containerd = try await Containerd.start(snapshotter: snapshotter)
-    do {
-        let value = try await body(containerd)
-        await containerd.stop()
-        return value
-    } catch {
-        await containerd.stop()
-        throw error
-    }
+    try await withStarted({ try await Containerd.start(snapshotter: snapshotter) }, close: { await $0.stop() }, body)
 }

@@ -218,13 +218,5 @@ public func withUpstreamRegistry<T>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (UpstreamRegistry) async throws -> T
 ) async throws -> T {
-    let registry = try await UpstreamRegistry.start()
-    do {
-        let value = try await body(registry)
-        await registry.close()
-        return value
-    } catch {
-        await registry.close()
-        throw error
-    }
+    try await withStarted(UpstreamRegistry.start, close: { await $0.close() }, body)
 }
