@@ -51,8 +51,6 @@ public protocol BlobStore: Sendable {
     var fillsInFlight: Int { get }
     /// How many readers follow running downloads.
     var followers: Int { get }
-    /// Returns once no download runs or records its outcome, or when the task is cancelled.
-    func drained() async
     /// What keeps the store from taking content (not writable, not reachable); empty when fine.
     func problems() async -> [String]
 }

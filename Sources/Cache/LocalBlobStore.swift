@@ -16,22 +16,12 @@ public final class LocalBlobStore: BlobStore {
     let downloads: DownloadRunner
     private let state = Mutex(State())
 
-    struct State: WaitableState {
+    struct State {
         /// Downloads running, and verified ones whose outcome is being recorded.
         var fills: [Digest: Fill] = [:]
         var readers: [Digest: Int] = [:]
         /// Failed downloads whose failure is being recorded (no longer in `fills`).
         var recordingFailures = 0
-        /// Who waits for the last download to end (``drained()``).
-        var waiters = Waiters()
-
-        var isIdle: Bool { fills.isEmpty && recordingFailures == 0 }
-
-        /// The waiters to wake now that the store may be idle.
-        mutating func takeDrainWaitersIfIdle() -> [CheckedContinuation<Void, Never>] {
-            guard isIdle else { return [] }
-            return waiters.takeAll()
-        }
     }
 
     /// Opens the store, creating its folders and removing what an earlier run left in `tmp/`.
@@ -158,17 +148,9 @@ public final class LocalBlobStore: BlobStore {
             }
         }
         await finished(result, completedAt)
-        let waiters = state.withLock { state in
+        state.withLock { state in
             if failed { state.recordingFailures -= 1 } else { state.fills.removeValue(forKey: fill.digest) }
-            return state.takeDrainWaitersIfIdle()
         }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    /// Returns once no download runs or records its outcome (at once when none does), or when
-    /// the task is cancelled. Downloads started meanwhile are waited for too.
-    public func drained() async {
-        await state.wait(unless: \.isIdle)
     }
 
     /// The running fill of `digest`, if there is one.

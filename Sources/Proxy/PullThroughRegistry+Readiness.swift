@@ -30,7 +30,4 @@ extension PullThroughRegistry {
 extension PullThroughRegistry {
     /// Downloads running now.
     public var fillsInFlight: Int { store.fillsInFlight }
-
-    /// Returns once no download runs or records its outcome, or when the task is cancelled.
-    public func drained() async { await store.drained() }
 }

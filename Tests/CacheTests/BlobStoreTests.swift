@@ -71,42 +71,6 @@ func readAll(_ reader: any BlobReading) async throws -> [UInt8] {
         #expect(try await readAll(ranged) == Array(content[10...19]))
     }
 
-    @Test func drainedReturnsWhenTheLastDownloadHasRecordedItsOutcome() async throws {
-        let store = try temporaryStore()
-        await store.drained()  // nothing runs: at once
-        let content: [UInt8] = Array(repeating: 3, count: 32)
-        let body = ControlledBody()
-        let recorded = Tally()
-        let releaseRecord = ControlledBody()
-        _ = try #require(
-            try store.fill(
-                Digest.sha256(content), open: { (Int64(content.count), body.stream) },
-                finished: { _, _ in
-                    // The outcome's record takes a while: draining waits for it too.
-                    _ = try? await releaseRecord.stream.reduce(0) { count, _ in count + 1 }
-                    recorded.add()
-                })
-        )
-        let drained = Task {
-            await store.drained()
-            return recorded.value
-        }
-        body.send(content)
-        body.finish()
-        releaseRecord.finish()
-        #expect(await drained.value == 1, "drained only after the outcome was recorded")
-        #expect(store.fillsInFlight == 0)
-        // A waiter that is cancelled goes on without the download.
-        let stuck = ControlledBody()
-        _ = try store.fill(Digest.sha256([1]), open: { (1, stuck.stream) }, finished: { _, _ in })
-        let cancelled = Task { await store.drained() }
-        cancelled.cancel()
-        await cancelled.value
-        #expect(store.fillsInFlight == 1)
-        stuck.fail()
-        await store.drained()
-    }
-
     @Test(arguments: ["mismatch", "broken", "short"])
     func failedFillsLeaveNothingAndFailEveryReader(failure: String) async throws {
         let store = try temporaryStore()
