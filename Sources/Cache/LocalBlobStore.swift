@@ -191,17 +191,20 @@ public final class LocalBlobStore: BlobStore {
         state.withLock { state in state.fills.keys.reduce(0) { $0 + state.readers[$1, default: 0] } }
     }
 
-    /// Every digest with a file in `blobs/` (for reconciling with the catalog after a crash).
-    public func storedDigests() -> Set<Digest> {
-        var digests: Set<Digest> = []
+    /// Every digest with a file in `blobs/` (for reconciling with the catalog after a crash). The
+    /// walk reads every folder of the store: on the blocking pool, not on a thread that serves.
+    public func storedDigests() async throws -> Set<Digest> {
         let root = layout.root.appendingPathComponent("blobs/sha256")
-        let fileManager = FileManager.default
-        for prefix in (try? fileManager.contentsOfDirectory(atPath: root.path)) ?? [] {
-            for name in (try? fileManager.contentsOfDirectory(atPath: root.appendingPathComponent(prefix).path)) ?? [] {
-                if let digest = Digest("sha256:" + name), digest.encoded.hasPrefix(prefix) { digests.insert(digest) }
+        return try await BlockingIO.run {
+            var digests: Set<Digest> = []
+            let fileManager = FileManager.default
+            for prefix in (try? fileManager.contentsOfDirectory(atPath: root.path)) ?? [] {
+                for name in (try? fileManager.contentsOfDirectory(atPath: root.appendingPathComponent(prefix).path)) ?? [] {
+                    if let digest = Digest("sha256:" + name), digest.encoded.hasPrefix(prefix) { digests.insert(digest) }
+                }
             }
+            return digests
         }
-        return digests
     }
 
     /// Whether the storage folder takes a write (a probe file in `tmp/`, on the blocking pool).
