@@ -30,6 +30,12 @@ static inline CURLcode archway_easy_setopt_data_callback(CURL *handle, CURLoptio
     return curl_easy_setopt(handle, option, value);
 }
 
+typedef int (*archway_seek_callback)(void *userdata, curl_off_t offset, int origin);
+
+static inline CURLcode archway_easy_setopt_seek_callback(CURL *handle, archway_seek_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, value);
+}
+
 typedef int (*archway_prereq_callback)(void *userdata, char *primary_ip, char *local_ip, int primary_port, int local_port);
 
 static inline CURLcode archway_easy_setopt_prereq_callback(CURL *handle, archway_prereq_callback value) {

@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import NIOCore
 import OCI
 import Synchronization
 
@@ -120,6 +121,9 @@ final class CurlMulti: @unchecked Sendable {
         if request.headers["Accept"] == nil {
             headerList = curl_slist_append(headerList, "Accept:")  // no default */*: forward what the client sent
         }
+        if request.body != nil {
+            headerList = curl_slist_append(headerList, "Expect:")  // no round trip before the body
+        }
         let context = Unmanaged.passUnretained(transfer).toOpaque()
 
         archway_easy_setopt_string(easy, CURLOPT_URL, request.url)
@@ -137,8 +141,30 @@ final class CurlMulti: @unchecked Sendable {
         if let total = request.totalTimeout {
             archway_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(total.totalMilliseconds))
         }
-        if request.method == .head {
-            archway_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+        switch request.method {
+        case .get: break
+        case .head: archway_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+        case .put:
+            archway_easy_setopt_long(easy, CURLOPT_UPLOAD, 1)
+            archway_easy_setopt_off(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body?.readableBytes ?? 0))
+        case .post:
+            archway_easy_setopt_long(easy, CURLOPT_POST, 1)
+            archway_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body?.readableBytes ?? 0))
+        case .delete: archway_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, "DELETE")
+        }
+        if request.method == .put || request.method == .post {
+            archway_easy_setopt_data_callback(easy, CURLOPT_READFUNCTION) { buffer, size, count, context in
+                guard let buffer, let context else { return 0 }
+                let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+                return transfer.sendBody(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
+            }
+            archway_easy_setopt_pointer(easy, CURLOPT_READDATA, context)
+            archway_easy_setopt_seek_callback(easy) { context, offset, origin in
+                guard let context, origin == SEEK_SET else { return 2 }  // CURL_SEEKFUNC_CANTSEEK
+                let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+                return transfer.rewindBody(to: Int(offset)) ? 0 : 1  // CURL_SEEKFUNC_OK : _FAIL
+            }
+            archway_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, context)
         }
         archway_easy_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION) { buffer, size, count, context in
             let length = size * count

@@ -11,6 +11,8 @@ final class Transfer: Sendable {
     let request: UpstreamRequest
     /// The internal address a connection was refused to (``UpstreamRequest/refusesInternalAddresses``).
     let refusedAddress = Mutex<String?>(nil)
+    /// What of the request body curl has not taken yet (the curl thread's read position).
+    private let unsent: Mutex<ByteBuffer?>
     private let state:
         Mutex<TransferStateMachine<CheckedContinuation<UpstreamResponseHead, any Error>, CheckedContinuation<Wake, any Error>>>
 
@@ -30,6 +32,7 @@ final class Transfer: Sendable {
 
     init(request: UpstreamRequest, highWater: Int = 1 << 20, lowWater: Int = 256 << 10) {
         self.request = request
+        self.unsent = Mutex(request.body)
         self.state = Mutex(TransferStateMachine(highWater: highWater, lowWater: lowWater))
     }
 
@@ -55,6 +58,25 @@ final class Transfer: Sendable {
         case .pause:
             return false
         }
+    }
+
+    /// Copies the next bytes of the request body into `buffer`; 0 at its end.
+    func sendBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        unsent.withLock { unsent in
+            guard var body = unsent, let bytes = body.readBytes(length: min(buffer.count, body.readableBytes)) else { return 0 }
+            buffer.copyBytes(from: bytes)
+            unsent = body
+            return bytes.count
+        }
+    }
+
+    /// Starts the request body again from `offset` (curl resends it on a reused connection that
+    /// turned out closed). False when the offset is outside the body.
+    func rewindBody(to offset: Int) -> Bool {
+        guard var body = request.body, offset >= 0, offset <= body.readableBytes else { return false }
+        body.moveReaderIndex(forwardBy: offset)
+        unsent.withLock { $0 = body }
+        return true
     }
 
     /// The exchange ended, successfully or not. Wakes whoever waits.
