@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
 import NIOCore
+import ObjectStorage
 import Policies
 import Prometheus
 import Proxy
@@ -117,9 +118,26 @@ public enum ArchwayServer {
         logger: Logger
     ) throws -> (registry: PullThroughRegistry, evictor: Evictor) {
         let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
-        let store = try LocalBlobStore(layout: layout, ownsStorage: ownsStorage, downloads: downloads)
+        let local = try LocalBlobStore(layout: layout, ownsStorage: ownsStorage, downloads: downloads)
+        let store: any BlobStore
+        let maximumSize: Int64?
+        if let objectStorage = configuration.objectStorage {
+            // The bucket holds everything (its size the catalog's, evicted across the fleet);
+            // this disk the hot part, kept to storage.max-size by the store itself.
+            store = TieredBlobStore(
+                local: local,
+                bucket: try objectStorage.client(
+                    transport: transport
+                        ?? CurlTransport(connectTimeout: configuration.connectTimeout, stallTimeout: configuration.stallTimeout)),
+                localLimit: configuration.storageMaxSize,
+                redirects: objectStorage.redirect)
+            maximumSize = objectStorage.maxSize
+        } else {
+            store = local
+            maximumSize = configuration.storageMaxSize
+        }
         let catalog = try SQLiteCatalog(path: layout.catalogPath.path)
-        let evictor = Evictor(store: store, catalog: catalog, maximumSize: configuration.storageMaxSize)
+        let evictor = Evictor(store: store, catalog: catalog, maximumSize: maximumSize)
         let registry = PullThroughRegistry(
             router: try router ?? makeRouter(configuration: configuration, transport: transport, logger: logger),
             policies: try configuration.loadPolicies(),
@@ -159,6 +177,24 @@ public enum ArchwayServer {
         }
         return try UpstreamRouter(entries, defaultUpstream: configuration.defaultUpstream)
     }
+}
+
+extension Configuration.ObjectStorage {
+    /// The S3 client of the bucket.
+    func client(transport: any HTTPTransport) throws -> S3Client {
+        guard let location = S3Location(endpoint: endpoint, region: region, bucket: bucket, pathStyle: pathStyle) else {
+            throw InvalidObjectStorage(endpoint: endpoint, bucket: bucket)
+        }
+        return S3Client(
+            location: location, credentials: AWSCredentials(accessKeyID: accessKey, secretAccessKey: secretKey), transport: transport)
+    }
+}
+
+/// A `storage.s3` built in code (not parsed, which checks it) that names no bucket.
+struct InvalidObjectStorage: Error, CustomStringConvertible {
+    let endpoint: String
+    let bucket: String
+    var description: String { "storage.s3: '\(endpoint)' and '\(bucket)' do not name a bucket" }
 }
 
 extension Configuration {

@@ -1,6 +1,7 @@
 import Cache
 import Foundation
 import Logging
+import ObjectStorage
 import ServiceLifecycle
 
 /// The cache's housekeeping, as a service: at start-up it reconciles the catalog with the files
@@ -12,6 +13,15 @@ struct CacheMaintenance: Service {
     let logger: Logger
 
     func run() async throws {
+        let tiered = evictor.store as? TieredBlobStore
+        if let tiered {
+            do {
+                try await tiered.loadLocalTier()
+                await tiered.trimLocalTier()
+            } catch {
+                logger.error("reading the local tier failed", metadata: ["error": "\(error)"])
+            }
+        }
         do {
             let (adopted, forgotten) = try await evictor.reconcile(at: Date())
             if adopted + forgotten > 0 {
@@ -21,7 +31,12 @@ struct CacheMaintenance: Service {
             logger.error("cache reconciliation failed", metadata: ["error": "\(error)"])
         }
         await cancelWhenGracefulShutdown {
+            var lastSweep: ContinuousClock.Instant?
             while !Task.isCancelled {
+                if let tiered, lastSweep.map({ $0.duration(to: .now) > Self.sweepInterval }) ?? true {
+                    lastSweep = .now
+                    await sweep(tiered)
+                }
                 try? await Task.sleep(for: interval)
                 // Shutting down cancels the sleep: no pass then, and no error to log.
                 guard !Task.isCancelled else { break }
@@ -29,6 +44,20 @@ struct CacheMaintenance: Service {
             }
         }
         try? await evictor.catalog.flushAccesses()
+    }
+
+    /// How often the bucket is swept, and how old an upload must be to count as abandoned: no
+    /// download of a replica runs that long without finishing (or failing and aborting).
+    static let sweepInterval: Duration = .seconds(3600)
+    static let abandonedAfter: Duration = .seconds(24 * 3600)
+
+    private func sweep(_ store: TieredBlobStore) async {
+        do {
+            let aborted = try await store.sweepAbandonedUploads(olderThan: Self.abandonedAfter)
+            if aborted > 0 { logger.notice("abandoned uploads aborted", metadata: ["count": "\(aborted)"]) }
+        } catch {
+            logger.warning("sweeping abandoned uploads failed", metadata: ["error": "\(error)"])
+        }
     }
 
     private func pass() async {

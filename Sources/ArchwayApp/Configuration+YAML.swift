@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import OCI
+import ObjectStorage
 import Policies
 import ProxyServer
 
@@ -56,15 +57,10 @@ extension Configuration {
             )
         }
         if let storage = keys["storage"] {
-            let entries = try storage.mapping(allowedKeys: ["path", "max-size"], context: "storage")
+            let entries = try storage.mapping(allowedKeys: ["path", "max-size", "s3"], context: "storage")
             if let path = entries["path"] { configuration.storagePath = absolute(try path.string("storage.path"), relativeTo: directory) }
-            if let maxSize = entries["max-size"] {
-                let text = try maxSize.string("storage.max-size")
-                guard let bytes = ByteSize.parse(text) else {
-                    throw maxSize.error("storage.max-size must be a size such as 200GiB or 500MB, not '\(text)'")
-                }
-                configuration.storageMaxSize = bytes
-            }
+            if let maxSize = entries["max-size"] { configuration.storageMaxSize = try maxSize.size("storage.max-size") }
+            if let s3 = entries["s3"] { configuration.objectStorage = try parseObjectStorage(s3, relativeTo: directory) }
         }
         if let upstreams = keys["upstreams"] {
             configuration.upstreams = try parseUpstreams(upstreams, relativeTo: directory)
@@ -112,6 +108,55 @@ extension Configuration {
             )
         }
         return configuration
+    }
+
+    /// `storage.s3:` a bucket, and the files holding its keys (the secret's readable by no one else).
+    private static func parseObjectStorage(_ value: YAMLValue, relativeTo directory: String) throws(LocatedError) -> ObjectStorage {
+        let entries = try value.mapping(
+            allowedKeys: ["endpoint", "region", "bucket", "access-key-file", "secret-key-file", "path-style", "max-size", "redirect"],
+            context: "storage.s3")
+        func required(_ key: String, _ what: String) throws(LocatedError) -> YAMLValue {
+            guard let entry = entries[key] else { throw value.error("storage.s3: '\(key)' is required (\(what))") }
+            return entry
+        }
+        let endpointValue = try required("endpoint", "the S3 endpoint, such as https://s3.eu-west-1.amazonaws.com")
+        let bucketValue = try required("bucket", "the bucket's name")
+        let endpoint = try endpointValue.string("storage.s3.endpoint")
+        let bucket = try bucketValue.string("storage.s3.bucket")
+        let region = try entries["region"]?.string("storage.s3.region") ?? "us-east-1"
+        guard !region.isEmpty, region.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw entries["region"]!.error("storage.s3.region must be a region such as eu-west-1, not '\(region)'")
+        }
+        // AWS names buckets in the host; S3-compatible stores (Ceph, MinIO) usually in the path.
+        let pathStyle = try entries["path-style"]?.bool("storage.s3.path-style") ?? !endpoint.lowercased().contains("amazonaws.com")
+        guard S3Location(endpoint: endpoint, region: region, bucket: "archway", pathStyle: pathStyle) != nil else {
+            throw endpointValue.error("storage.s3.endpoint must be http(s)://host[:port] with nothing after, not '\(endpoint)'")
+        }
+        guard S3Location.isValidBucket(bucket) else {
+            throw bucketValue.error("storage.s3.bucket must be 3-63 lowercase letters, digits, '-' or '.', not '\(bucket)'")
+        }
+        let maxSize = try entries["max-size"]?.size("storage.s3.max-size")
+        let redirect = try entries["redirect"]?.bool("storage.s3.redirect") ?? false
+        func key(_ name: String, secret: Bool) throws(LocatedError) -> String {
+            let entry = try required(name, "a file holding the key")
+            let path = absolute(try entry.string("storage.s3.\(name)"), relativeTo: directory)
+            var info = stat()
+            guard stat(path, &info) == 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw entry.error("storage.s3.\(name) '\(path)' cannot be read")
+            }
+            if secret, info.st_mode & 0o077 != 0 {
+                throw entry.error(
+                    "storage.s3.\(name) '\(path)' can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
+            }
+            let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !key.isEmpty, !key.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+                throw entry.error("storage.s3.\(name) '\(path)' must hold one key on one line")
+            }
+            return key
+        }
+        return ObjectStorage(
+            endpoint: endpoint, region: region, bucket: bucket, accessKey: try key("access-key-file", secret: false),
+            secretKey: try key("secret-key-file", secret: true), pathStyle: pathStyle, maxSize: maxSize, redirect: redirect)
     }
 
     /// `limits:`: what clients may hold of the server.
@@ -246,6 +291,13 @@ enum ByteSize {
 }
 
 extension YAMLValue {
+    /// A size such as `200GiB`; the error names `key` and the line.
+    func size(_ key: String) throws(LocatedError) -> Int64 {
+        let text = try string(key)
+        guard let bytes = ByteSize.parse(text) else { throw error("\(key) must be a size such as 200GiB or 500MB, not '\(text)'") }
+        return bytes
+    }
+
     /// A duration such as `30s` that is more than zero; the error names `key` and the line.
     func positiveDuration(_ key: String) throws(LocatedError) -> Duration {
         let text = try string(key)

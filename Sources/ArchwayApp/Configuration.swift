@@ -78,12 +78,44 @@ public struct Configuration: Sendable, Hashable {
         }
     }
 
+    /// `storage.s3`: every blob in a bucket, this machine's disk the hot ones (a replica's tiers).
+    public struct ObjectStorage: Sendable, Hashable {
+        /// `http(s)://host[:port]`.
+        public var endpoint: String
+        public var region: String
+        public var bucket: String
+        public var accessKey: String
+        public var secretKey: String
+        /// The bucket in the path (Ceph, MinIO) rather than in the host name (AWS).
+        public var pathStyle: Bool
+        /// The bucket's size limit, least recently used content evicted across the fleet.
+        public var maxSize: Int64?
+        /// Clients get a presigned URL of the bucket for blobs not on this disk.
+        public var redirect: Bool
+
+        public init(
+            endpoint: String, region: String = "us-east-1", bucket: String, accessKey: String, secretKey: String, pathStyle: Bool = true,
+            maxSize: Int64? = nil, redirect: Bool = false
+        ) {
+            self.endpoint = endpoint
+            self.region = region
+            self.bucket = bucket
+            self.accessKey = accessKey
+            self.secretKey = secretKey
+            self.pathStyle = pathStyle
+            self.maxSize = maxSize
+            self.redirect = redirect
+        }
+    }
+
     public var listen: ListenAddress
     public var tls: TLS?
     public var authentication: Authentication?
     public var storagePath: String
-    /// Least recently used content is evicted above this many bytes (the cache issue enforces it).
+    /// Least recently used content is evicted above this many bytes (with `objectStorage`: the
+    /// local tier's limit; the bucket has its own).
     public var storageMaxSize: Int64?
+    public var objectStorage: ObjectStorage?
     public var upstreams: [Upstream]
     public var defaultUpstream: String
     public var tagTTL: Duration

@@ -15,11 +15,11 @@ public final class ArchwayProcess: Sendable {
     public let logFile: URL
     private let process = Mutex<ChildProcess?>(nil)
 
-    /// Starts Archway with `configuration` (YAML without `listen` and `storage`, which this adds)
-    /// and waits until `/v2/` answers.
-    public static func start(configuration: String, storage: URL? = nil, maxSize: String? = nil, tls: Bool = false) async throws
-        -> ArchwayProcess
-    {
+    /// Starts Archway with `configuration` (YAML without `listen` and `storage`, which this adds;
+    /// `storageKeys` go under `storage:` too, e.g. an `s3:` block) and waits until it listens.
+    public static func start(
+        configuration: String, storage: URL? = nil, maxSize: String? = nil, storageKeys: String? = nil, tls: Bool = false
+    ) async throws -> ArchwayProcess {
         let directory = try makeTemporaryDirectory(prefix: "archway-process")
         let archway = ArchwayProcess(
             port: try freeLoopbackPort(),
@@ -29,6 +29,7 @@ public final class ArchwayProcess: Sendable {
         )
         var yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n"
         if let maxSize { yaml += "  max-size: \(maxSize)\n" }
+        if let storageKeys { yaml += storageKeys.split(separator: "\n").map { "  \($0)\n" }.joined() }
         yaml += configuration
         try yaml.write(to: archway.configFile, atomically: true, encoding: .utf8)
         try await archway.launch()
@@ -134,10 +135,12 @@ public final class ArchwayProcess: Sendable {
 public func withArchwayProcess<T>(
     configuration: String,
     maxSize: String? = nil,
+    storageKeys: String? = nil,
     tls: Bool = false,
     isolation: isolated (any Actor)? = #isolation,
     _ body: (ArchwayProcess) async throws -> T
 ) async throws -> T {
     try await withStarted(
-        { try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize, tls: tls) }, close: { await $0.close() }, body)
+        { try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize, storageKeys: storageKeys, tls: tls) },
+        close: { await $0.close() }, body)
 }

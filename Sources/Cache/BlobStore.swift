@@ -53,6 +53,9 @@ public protocol BlobStore: Sendable {
     var followers: Int { get }
     /// What keeps the store from taking content (not writable, not reachable); empty when fine.
     func problems() async -> [String]
+    /// Where a client may fetch stored content itself (a presigned URL of an object store), for
+    /// a server that redirects instead of sending it; nil when it is served here.
+    func directURL(for digest: Digest) async -> String?
 }
 
 /// One download of one digest, followed by any number of readers.

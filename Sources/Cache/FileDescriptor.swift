@@ -73,6 +73,8 @@ public enum StorageError: Error, Hashable, CustomStringConvertible {
     case lengthMismatch(expected: Int64, actual: Int64)
     /// The store is shutting down and starts no download.
     case closed
+    /// A store the content lives in (object storage) cannot be reached or refused the request.
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -81,6 +83,7 @@ public enum StorageError: Error, Hashable, CustomStringConvertible {
             "content does not match its digest: expected \(expected), got \(actual) over \(bytes) bytes"
         case .lengthMismatch(let expected, let actual): "content length \(actual) differs from the announced \(expected)"
         case .closed: "the store is shutting down and starts no download"
+        case .unavailable(let reason): reason
         }
     }
 }

@@ -50,11 +50,13 @@ public final class Fill: BlobDownload {
         self.file = try FileDescriptor.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL)
     }
 
-    /// Downloads: `open` answers the upstream's announced length and the body. Returns the
-    /// outcome and when it was reached, by `now`.
+    /// Downloads: `open` answers the upstream's announced length and the body;
+    /// `beforePublishing` runs after the digest matched, before the file is moved into place.
+    /// Returns the outcome and when it was reached, by `now`.
     func run<Body: AsyncSequence & Sendable>(
         _ open: @Sendable () async throws -> (length: Int64?, body: Body),
-        now: @Sendable () -> Date
+        now: @Sendable () -> Date,
+        beforePublishing: (@Sendable (Int64) async throws -> Void)? = nil
     ) async -> (result: Result<Int64, any Error>, completedAt: Date) where Body.Element == ByteBuffer {
         let result: Result<Int64, any Error>
         do {
@@ -86,6 +88,7 @@ public final class Fill: BlobDownload {
             guard actual == digest else {
                 throw StorageError.digestMismatch(expected: digest.description, actual: actual.description, bytes: offset)
             }
+            try await beforePublishing?(offset)
             // fdatasync can take a second for a large blob: on a thread of NIO's pool, never on
             // one of the few threads every request's task runs on.
             let (temporaryPath, finalPath) = (self.temporaryPath, self.finalPath)

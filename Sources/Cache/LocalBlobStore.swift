@@ -111,6 +111,22 @@ public final class LocalBlobStore: BlobStore {
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) throws -> (any BlobDownload)? where Body.Element == ByteBuffer {
+        try fill(digest, join: join, scope: scope, now: now, open: open, beforePublishing: nil, finished: finished)
+    }
+
+    /// ``fill(_:join:scope:now:open:finished:)`` with a last step between the digest's match and
+    /// the file's move into `blobs/`: `beforePublishing` gets the verified length, and its failure
+    /// is the download's (a store that also writes elsewhere completes that write there, so
+    /// nothing is visible anywhere before everything is).
+    public func fill<Body: AsyncSequence & Sendable>(
+        _ digest: Digest,
+        join: Bool = true,
+        scope: RepositoryKey? = nil,
+        now: @escaping @Sendable () -> Date = Date.init,
+        open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
+        beforePublishing: (@Sendable (Int64) async throws -> Void)?,
+        finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
+    ) throws -> (any BlobDownload)? where Body.Element == ByteBuffer {
         try state.withLock { state in
             if let running = state.fills[digest] { return join ? running : nil }
             if length(of: digest) != nil { return nil }
@@ -118,7 +134,9 @@ public final class LocalBlobStore: BlobStore {
                 digest: digest, scope: scope, store: self, temporaryPath: temporaryPath(digest), finalPath: path(digest))
             // Handed to the runner under the lock, so a refusal (shutting down) leaves no trace.
             do {
-                try downloads.start { await self.download(fill, open: open, now: now, finished: finished) }
+                try downloads.start {
+                    await self.download(fill, open: open, now: now, beforePublishing: beforePublishing, finished: finished)
+                }
             } catch {
                 unlink(fill.temporaryPath)
                 throw error
@@ -133,9 +151,10 @@ public final class LocalBlobStore: BlobStore {
         _ fill: Fill,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         now: @escaping @Sendable () -> Date,
+        beforePublishing: (@Sendable (Int64) async throws -> Void)?,
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) async where Body.Element == ByteBuffer {
-        let (result, completedAt) = await fill.run(open, now: now)
+        let (result, completedAt) = await fill.run(open, now: now, beforePublishing: beforePublishing)
         // A verified download stays the running one until its outcome is recorded: a client of
         // the same name arriving meanwhile follows it (the whole file) instead of finding content
         // the catalog does not link yet. A failed one goes at once, so the next client starts a
@@ -220,6 +239,9 @@ public final class LocalBlobStore: BlobStore {
             return ["storage \(layout.root.path) is not writable: \(error.localizedDescription)"]
         }
     }
+
+    /// Content on this disk is always served from it.
+    public func directURL(for digest: Digest) -> String? { nil }
 
     private func temporaryPath(_ digest: Digest) -> String {
         layout.temporaryDirectory.appendingPathComponent("\(digest.encoded).\(UInt64.random(in: 0...UInt64.max))").path

@@ -134,6 +134,12 @@ public struct PullThroughRegistry: Sendable {
         try await blobs.blob(route, digest, rangeHeader: rangeHeader)
     }
 
+    /// Where a client may GET a stored blob of `route` itself (a presigned URL of the object
+    /// store, with `storage.s3.redirect`); nil when Archway serves it.
+    public func blobRedirect(_ route: UpstreamRouter.Route, _ digest: Digest) async throws -> String? {
+        try await blobs.directURL(route, digest)
+    }
+
     // MARK: - Tags
 
     public func tags(_ name: RepositoryName, namespace: String?, count: Int?, last: String?) async throws -> TagList {

@@ -96,6 +96,22 @@ import Testing
         ("tls:\n  certificate: a\n", 2, "'certificate' and 'key' are both required"),
         ("tls:\n  certificate: /nonexistent.crt\n  key: /nonexistent.key\n", 2, "tls.certificate '/nonexistent.crt' cannot be read"),
         ("offline: sometimes\n", 1, "offline must be true or false"),
+        ("storage:\n  s3:\n    endpoint: http://127.0.0.1:7480\n", 3, "storage.s3: 'bucket' is required"),
+        ("storage:\n  s3:\n    bucket: cache\n", 3, "storage.s3: 'endpoint' is required"),
+        ("storage:\n  s3:\n    endpoint: http://h/path\n    bucket: cache\n", 3, "storage.s3.endpoint must be http(s)://host[:port]"),
+        ("storage:\n  s3:\n    endpoint: http://h\n    bucket: Bad_Bucket\n", 4, "storage.s3.bucket must be 3-63"),
+        ("storage:\n  s3:\n    endpoint: http://h\n    bucket: cache\n    region: \"eu west\"\n", 5, "storage.s3.region must be"),
+        ("storage:\n  s3:\n    endpoint: http://h\n    bucket: cache\n", 3, "'access-key-file' is required"),
+        (
+            "storage:\n  s3:\n    endpoint: http://h\n    bucket: cache\n    access-key-file: /nonexistent/key\n", 5,
+            "storage.s3.access-key-file '/nonexistent/key' cannot be read"
+        ),
+        ("storage:\n  s3:\n    endpoint: http://h\n    bucket: cache\n    max-size: lots\n", 5, "storage.s3.max-size must be a size"),
+        (
+            "storage:\n  s3:\n    endpoint: http://h\n    bucket: cache\n    redirect: maybe\n", 5,
+            "storage.s3.redirect must be true or false"
+        ),
+        ("storage:\n  s3:\n    endpoint: http://h\n    bucket: cache\n    secret: x\n", 5, "unknown key 'secret'"),
     ])
     func mistakesNameTheLine(yaml: String, line: Int, message: String) {
         do {
@@ -106,6 +122,49 @@ import Testing
             #expect(error.location.file == "archway.yaml")
             #expect(error.message.contains(message), "\(error)")
         }
+    }
+
+    @Test func objectStorageKeysComeFromFilesAndTheSecretOnlyFromAPrivateOne() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("archway-s3-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (access, secret) = (directory.appendingPathComponent("access"), directory.appendingPathComponent("secret"))
+        try "AKIDEXAMPLE\n".write(to: access, atomically: true, encoding: .utf8)
+        try "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n".write(to: secret, atomically: true, encoding: .utf8)
+        chmod(secret.path, 0o644)
+        func yaml(_ endpoint: String, extra: String = "") -> String {
+            """
+            storage:
+              max-size: 50GiB
+              s3:
+                endpoint: \(endpoint)
+                bucket: archway-cache
+                access-key-file: access
+                secret-key-file: secret
+                max-size: 2TiB
+            \(extra)
+            """
+        }
+        do {
+            _ = try Configuration.parse(yaml("http://127.0.0.1:7480"), file: "archway.yaml", relativeTo: directory.path)
+            Issue.record("a secret others can read was accepted")
+        } catch {
+            #expect(error.location.line == 7, "\(error)")
+            #expect(error.message.contains("can be read by others (mode 644): chmod 600 it"), "\(error)")
+        }
+        chmod(secret.path, 0o600)
+        let ceph = try Configuration.parse(yaml("http://127.0.0.1:7480"), file: "archway.yaml", relativeTo: directory.path)
+        let storage = try #require(ceph.objectStorage)
+        #expect(storage.endpoint == "http://127.0.0.1:7480" && storage.bucket == "archway-cache" && storage.region == "us-east-1")
+        #expect(storage.accessKey == "AKIDEXAMPLE" && storage.secretKey == "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        #expect(storage.pathStyle, "S3-compatible stores: the bucket in the path")
+        #expect(storage.maxSize == 2 << 40 && ceph.storageMaxSize == 50 << 30 && !storage.redirect)
+        let aws = try Configuration.parse(
+            yaml("https://s3.eu-west-1.amazonaws.com", extra: "    region: eu-west-1\n    redirect: true"), file: "archway.yaml",
+            relativeTo: directory.path)
+        #expect(aws.objectStorage?.pathStyle == false, "AWS: the bucket in the host name")
+        #expect(aws.objectStorage?.region == "eu-west-1" && aws.objectStorage?.redirect == true)
+        #expect(try Configuration.parse("listen: 127.0.0.1:5000\n", file: "a.yaml").objectStorage == nil, "no s3: a single node")
     }
 
     @Test func aConfigurationFileWithoutPoliciesHasNone() throws {

@@ -14,6 +14,8 @@ public final class RadosGateway: Sendable {
     public let url: String
     public let directory: URL
     private let daemons = Mutex<[ChildProcess]>([])
+    /// radosgw alone (the S3 endpoint), which a test may stop and start again.
+    private let gatewayDaemon = Mutex<(program: String, configuration: String, child: ChildProcess?)?>(nil)
 
     private init(port: Int, directory: URL) {
         host = "127.0.0.1:\(port)"
@@ -58,7 +60,8 @@ public final class RadosGateway: Sendable {
                 at: directory.appendingPathComponent("osd/ceph-\(id)"), withIntermediateDirectories: true)
             try await run(osd, ["-c", configuration, "-i", id, "--mkfs", "--osd-uuid", osdID], timeout: .seconds(60)).requireSuccess()
             try gateway.launch(osd, ["-c", configuration, "-i", id, "-f"], log: "osd.out")
-            try gateway.launch(radosgw, ["-c", configuration, "-n", "client.rgw", "-f"], log: "rgw.out")
+            gateway.gatewayDaemon.withLock { $0 = (radosgw, configuration, nil) }
+            try gateway.launchGateway()
             try await run(
                 admin,
                 [
@@ -75,6 +78,29 @@ public final class RadosGateway: Sendable {
             await gateway.close()
             throw HarnessError("radosgw did not start (\(error)); logs in \(directory.path)/log")
         }
+    }
+
+    /// Stops radosgw (SIGKILL), leaving the cluster running: the S3 endpoint refuses connections.
+    public func stopGateway() async {
+        let child = gatewayDaemon.withLock { state in
+            defer { state?.child = nil }
+            return state?.child
+        }
+        await child?.kill()
+    }
+
+    /// Starts radosgw again on its port; returns once it answers.
+    public func startGateway() async throws {
+        try launchGateway()
+        try await waitUntil(timeout: .seconds(60), "radosgw to answer again on \(url)") { await httpStatus(self.url) != nil }
+    }
+
+    private func launchGateway() throws {
+        guard let (program, configuration, _) = gatewayDaemon.withLock({ $0 }) else { return }
+        let child = try ChildProcess.start(
+            program, ["-c", configuration, "-n", "client.rgw", "-f"], outputFile: directory.appendingPathComponent("log/rgw.out"))
+        daemons.withLock { $0.append(child) }
+        gatewayDaemon.withLock { $0?.child = child }
     }
 
     /// Kills the daemons and removes the folder.

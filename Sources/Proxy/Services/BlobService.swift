@@ -75,6 +75,18 @@ struct BlobService: Sendable {
         }
     }
 
+    /// Where a client may fetch a stored blob itself (a presigned URL of the object store),
+    /// when the store offers one and this name may read the blob; nil: it is served here. The
+    /// access check is the one a served blob gets: the store's URL is never a way around it.
+    func directURL(_ route: UpstreamRouter.Route, _ digest: Digest) async throws -> String? {
+        guard let url = await store.directURL(for: digest) else { return nil }
+        let admission = try await access.admission(digest, under: route)
+        if !admission.isConfirmed { _ = try await access.confirmed(digest, admission, under: route, what: .blob) }
+        catalog.noteAccess(digest, at: now())
+        metrics.count(.hit, manifest: false)
+        return url
+    }
+
     /// A blob answer that reads a running download from the part `rangeHeader` asks for.
     private func follow(_ fill: any BlobDownload, route: UpstreamRouter.Route, rangeHeader: String?) async throws -> BlobAnswer {
         let length: Int64?
@@ -84,6 +96,9 @@ struct BlobService: Sendable {
             throw error.registryError(for: .blob, route: route, logger: logger)
         } catch let error as TransportError {
             throw UpstreamError.transport(error).registryError(for: .blob, route: route, logger: logger)
+        } catch let error as StorageError {
+            logger.error("the store cannot take a blob", metadata: ["digest": "\(fill.digest)", "error": "\(error)"])
+            throw RegistryError(.unavailable, "the cache cannot store \(fill.digest): \(error)")
         }
         let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
         let reader = fill.reader(range: range.map { $0.lowerBound...$0.upperBound })

@@ -66,6 +66,12 @@ struct RegistryController: Sendable {
     }
 
     private func blob(_ request: Request, digest: Digest, context: ArchwayRequestContext) async throws -> Response {
+        if request.method == .get, let url = try await registry.blobRedirect(try context.route(), digest) {
+            var headers: HTTPFields = [Self.apiVersion: "registry/2.0", .location: url, .contentLength: "0"]
+            headers[Self.contentDigest] = digest.description
+            headers[Self.cacheStatus] = CacheStatus.hit.rawValue
+            return Response(status: .temporaryRedirect, headers: headers, body: Self.emptyBody(length: 0))
+        }
         let answer = try await registry.blob(try context.route(), digest, rangeHeader: request.headers[.range])
         var headers = Self.apiHeaders(contentType: "application/octet-stream")
         headers[Self.contentDigest] = digest.description
