@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The vocabulary: pure values, no I/O.
@@ -78,6 +79,17 @@ let package = Package(
             dependencies: ["OCI", "Cache", "RegistryClient", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        // What replicas share through PostgreSQL: the catalog (and, with the scale-out work, the
+        // leases of downloads).
+        .target(
+            name: "SharedState",
+            dependencies: [
+                "OCI", "Cache",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Proxy",
             dependencies: [
@@ -115,7 +127,7 @@ let package = Package(
         .target(
             name: "ArchwayApp",
             dependencies: [
-                "OCI", "Policies", "Cache", "RegistryClient", "ObjectStorage", "Proxy", "ProxyServer",
+                "OCI", "Policies", "Cache", "RegistryClient", "ObjectStorage", "SharedState", "Proxy", "ProxyServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -132,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "archway",
             dependencies: [
-                "ArchwayApp", "OCI", "Policies", "Proxy", "Cache", "RegistryClient",
+                "ArchwayApp", "OCI", "Policies", "Proxy", "Cache", "RegistryClient", "SharedState",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -204,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "ArchwayAppTests",
             dependencies: [
-                "ArchwayApp", "ProxyServer", "Policies", .product(name: "Logging", package: "swift-log"),
+                "ArchwayApp", "ProxyServer", "Policies", "SharedState", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -216,6 +228,11 @@ let package = Package(
                 "ObjectStorage", "OCI", "Cache", "RegistryClient", "ArchwayTesting", .product(name: "NIOCore", package: "swift-nio"),
             ], exclude: ["SigV4Suite"],
             swiftSettings: strict),
+        .testTarget(
+            name: "SharedStateTests",
+            dependencies: ["SharedState", "Cache", "OCI", "ArchwayTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Real software: docker-registry upstream, skopeo and containerd clients, the archway binary.
         .testTarget(
             name: "IntegrationTests",

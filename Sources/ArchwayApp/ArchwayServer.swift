@@ -12,6 +12,7 @@ import Proxy
 import ProxyServer
 import RegistryClient
 import ServiceLifecycle
+import SharedState
 
 /// The composition root: turns a ``Configuration`` into the running mirror.
 ///
@@ -68,11 +69,13 @@ public enum ArchwayServer {
             streamingBudget: StreamingBudget(limit: configuration.streamedResponses),
             writeTimeout: limits.writeTimeout
         )
-        let services: [any Service] = [
+        var services: [any Service] = [
             maintenance,
             PolicyReloader(configuration: configuration, store: registry.policyStore, logger: logger),
             DownloadService(runner: downloads, registry: registry, bound: configuration.shutdownTimeout, logger: logger),
         ]
+        // First, so it stops last: the others write to the catalog until they end.
+        if let shared = evictor.catalog as? PostgresCatalog { services.insert(SharedCatalogService(catalog: shared), at: 0) }
         let running: @Sendable (any Channel) async -> Void = { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
             logger.notice(
@@ -136,7 +139,12 @@ public enum ArchwayServer {
             store = local
             maximumSize = configuration.storageMaxSize
         }
-        let catalog = try SQLiteCatalog(path: layout.catalogPath.path)
+        let catalog: any Catalog =
+            if let database = configuration.catalogDatabase {
+                PostgresCatalog(database: database, logger: logger)
+            } else {
+                try SQLiteCatalog(path: layout.catalogPath.path)
+            }
         let evictor = Evictor(store: store, catalog: catalog, maximumSize: maximumSize)
         let registry = PullThroughRegistry(
             router: try router ?? makeRouter(configuration: configuration, transport: transport, logger: logger),
@@ -150,6 +158,15 @@ public enum ArchwayServer {
             logger: logger
         )
         return (registry, evictor)
+    }
+
+    /// Runs `body` while `catalog` works: a shared catalog's connections and listener run for
+    /// as long (the command line has no services to run them).
+    public static func withRunning<T>(_ catalog: any Catalog, _ body: () async throws -> T) async rethrows -> T {
+        guard let shared = catalog as? PostgresCatalog else { return try await body() }
+        let running = Task { await shared.run() }
+        defer { running.cancel() }
+        return try await body()
     }
 
     /// The configured upstreams, routed.

@@ -4,6 +4,7 @@ import OCI
 import ObjectStorage
 import Policies
 import ProxyServer
+import SharedState
 
 extension Configuration {
     /// Reads and validates a configuration file. Errors say `file:line: what is wrong`.
@@ -27,7 +28,7 @@ extension Configuration {
         let keys = try document.mapping(
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
-                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits",
+                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog",
             ],
             context: "configuration"
         )
@@ -99,6 +100,16 @@ extension Configuration {
                 required: try entries["required"]?.bool("auth.required") ?? true
             )
         }
+        if let value = keys["catalog"] {
+            let entries = try value.mapping(allowedKeys: ["postgres"], context: "catalog")
+            if let postgres = entries["postgres"] {
+                configuration.catalogDatabase = try parseDatabase(postgres, relativeTo: directory)
+                guard configuration.objectStorage != nil else {
+                    throw postgres.error(
+                        "catalog.postgres describes blobs every replica can read: it needs storage.s3 (a shared bucket) too")
+                }
+            }
+        }
         if let upstream = configuration.upstreams.first(where: \.isPrivate), configuration.authentication == nil,
             configuration.tls?.clientCA == nil
         {
@@ -137,26 +148,80 @@ extension Configuration {
         }
         let maxSize = try entries["max-size"]?.size("storage.s3.max-size")
         let redirect = try entries["redirect"]?.bool("storage.s3.redirect") ?? false
-        func key(_ name: String, secret: Bool) throws(LocatedError) -> String {
-            let entry = try required(name, "a file holding the key")
-            let path = absolute(try entry.string("storage.s3.\(name)"), relativeTo: directory)
-            var info = stat()
-            guard stat(path, &info) == 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw entry.error("storage.s3.\(name) '\(path)' cannot be read")
-            }
-            if secret, info.st_mode & 0o077 != 0 {
-                throw entry.error(
-                    "storage.s3.\(name) '\(path)' can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
-            }
-            let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !key.isEmpty, !key.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                throw entry.error("storage.s3.\(name) '\(path)' must hold one key on one line")
-            }
-            return key
+        let accessKeyFile = try required("access-key-file", "a file holding the key id")
+        let accessKeyPath = absolute(try accessKeyFile.string("storage.s3.access-key-file"), relativeTo: directory)
+        guard let accessText = try? String(contentsOfFile: accessKeyPath, encoding: .utf8) else {
+            throw accessKeyFile.error("storage.s3.access-key-file '\(accessKeyPath)' cannot be read")
         }
+        let accessKey = accessText.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !accessKey.isEmpty, !accessKey.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+            throw accessKeyFile.error("storage.s3.access-key-file '\(accessKeyPath)' must hold one key on one line")
+        }
+        let secretKey = try secretFile(
+            try required("secret-key-file", "a file holding the secret key"), "storage.s3.secret-key-file", relativeTo: directory)
         return ObjectStorage(
-            endpoint: endpoint, region: region, bucket: bucket, accessKey: try key("access-key-file", secret: false),
-            secretKey: try key("secret-key-file", secret: true), pathStyle: pathStyle, maxSize: maxSize, redirect: redirect)
+            endpoint: endpoint, region: region, bucket: bucket, accessKey: accessKey, secretKey: secretKey, pathStyle: pathStyle,
+            maxSize: maxSize, redirect: redirect)
+    }
+
+    /// `catalog.postgres:` a `url`, or `host`/`port`/`database`/`user`/`tls`; the password from
+    /// a file only others cannot read.
+    private static func parseDatabase(_ value: YAMLValue, relativeTo directory: String) throws(LocatedError) -> DatabaseAddress {
+        let entries = try value.mapping(
+            allowedKeys: ["url", "host", "port", "database", "user", "tls", "password-file"], context: "catalog.postgres")
+        var address: DatabaseAddress
+        if let url = entries["url"] {
+            let text = try url.string("catalog.postgres.url")
+            guard let parsed = DatabaseAddress(url: text) else {
+                throw url.error(
+                    "catalog.postgres.url must be postgres://USER@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require], with the password in password-file, not '\(text)'"
+                )
+            }
+            for key in ["host", "port", "database", "user", "tls"] where entries[key] != nil {
+                throw entries[key]!.error("catalog.postgres: '\(key)' and 'url' exclude each other")
+            }
+            address = parsed
+        } else {
+            guard let host = entries["host"], let database = entries["database"], let user = entries["user"] else {
+                throw value.error("catalog.postgres: 'url', or 'host', 'database' and 'user', are required")
+            }
+            address = DatabaseAddress(
+                host: try host.string("catalog.postgres.host"), user: try user.string("catalog.postgres.user"),
+                database: try database.string("catalog.postgres.database"))
+            if let port = entries["port"] {
+                let text = try port.string("catalog.postgres.port")
+                guard let number = Int(text), (1...65535).contains(number) else {
+                    throw port.error("catalog.postgres.port must be a port from 1 to 65535, not '\(text)'")
+                }
+                address.port = number
+            }
+            if let tls = entries["tls"] {
+                let text = try tls.string("catalog.postgres.tls")
+                guard let mode = DatabaseAddress.TLSMode(rawValue: text) else {
+                    throw tls.error("catalog.postgres.tls must be disable, prefer or require, not '\(text)'")
+                }
+                address.tls = mode
+            }
+        }
+        if let file = entries["password-file"] {
+            address.password = try secretFile(file, "catalog.postgres.password-file", relativeTo: directory)
+        }
+        return address
+    }
+
+    /// The one line of a file others cannot read (a password, a key).
+    static func secretFile(_ value: YAMLValue, _ key: String, relativeTo directory: String) throws(LocatedError) -> String {
+        let path = absolute(try value.string(key), relativeTo: directory)
+        var info = stat()
+        guard stat(path, &info) == 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw value.error("\(key) '\(path)' cannot be read")
+        }
+        if info.st_mode & 0o077 != 0 {
+            throw value.error("\(key) '\(path)' can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
+        }
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !secret.isEmpty, !secret.contains(where: \.isNewline) else { throw value.error("\(key) '\(path)' must hold one line") }
+        return secret
     }
 
     /// `limits:`: what clients may hold of the server.

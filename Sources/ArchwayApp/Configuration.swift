@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Policies
 import ProxyServer
+import SharedState
 
 /// Archway's configuration: the `archway.yaml` of DESIGN.md, validated.
 public struct Configuration: Sendable, Hashable {
@@ -116,6 +117,9 @@ public struct Configuration: Sendable, Hashable {
     /// local tier's limit; the bucket has its own).
     public var storageMaxSize: Int64?
     public var objectStorage: ObjectStorage?
+    /// `catalog.postgres`: the catalog every replica shares (needs `objectStorage`); nil: SQLite
+    /// in the storage folder.
+    public var catalogDatabase: DatabaseAddress?
     public var upstreams: [Upstream]
     public var defaultUpstream: String
     public var tagTTL: Duration

@@ -2,6 +2,7 @@ import Cache
 import Logging
 import Proxy
 import ServiceLifecycle
+import SharedState
 
 /// Says when a graceful shutdown begins (the log, and systemd's `STOPPING=1`), before the server
 /// stops accepting and waits for the responses in flight.
@@ -47,5 +48,15 @@ struct DownloadService: Service {
         if registry.fillsInFlight > 0 {
             logger.warning("shutting down with downloads unfinished", metadata: ["fills": "\(registry.fillsInFlight)"])
         }
+    }
+}
+
+/// Runs the shared catalog's connections and its listener for other replicas' changes, until
+/// the graceful shutdown has let every other service write what it had to.
+struct SharedCatalogService: Service {
+    let catalog: PostgresCatalog
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await catalog.run() }
     }
 }

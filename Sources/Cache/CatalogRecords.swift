@@ -47,7 +47,7 @@ public struct TagRecord: Sendable, Hashable {
         JOIN content ON content.digest = tag.digest
         """
 
-    init(descriptor: Descriptor, validatedAt: Date) {
+    public init(descriptor: Descriptor, validatedAt: Date) {
         self.descriptor = descriptor
         self.validatedAt = validatedAt
     }
@@ -71,6 +71,14 @@ public struct ContentRecord: Sendable, Hashable {
     public var mediaType: MediaType?
     public var size: Int64
     public var lastAccess: Date
+
+    public init(digest: Digest, kind: ContentKind, mediaType: MediaType?, size: Int64, lastAccess: Date) {
+        self.digest = digest
+        self.kind = kind
+        self.mediaType = mediaType
+        self.size = size
+        self.lastAccess = lastAccess
+    }
 
     init?(row: Row) {
         guard let digest = Digest(row[0] as String), let kind = ContentKind(rawValue: row[1]) else { return nil }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import OCI
 
 /// An open file, closed when the last holder lets go. Positional reads and writes (`pread`,
 /// `pwrite`) let one descriptor serve a writer and any number of readers at once.
@@ -85,5 +86,11 @@ public enum StorageError: Error, Hashable, CustomStringConvertible {
         case .closed: "the store is shutting down and starts no download"
         case .unavailable(let reason): reason
         }
+    }
+}
+
+extension StorageError: DependencyFailure {
+    public var failedDependency: String? {
+        if case .unavailable = self { "the cache's storage" } else { nil }
     }
 }

@@ -12,7 +12,7 @@ import Synchronization
 /// through), so a warm tag costs no SQLite read.
 public final class SQLiteCatalog: Catalog {
     let database: any DatabaseWriter
-    private let pendingAccesses = Mutex<[Digest: Date]>([:])
+    private let pendingAccesses = PendingAccesses()
     private let recentTags = RecentlyUsed<TagKey, TagRecord>(budget: 20_000)
 
     /// Opens (creating and migrating) the catalog at `path`.
@@ -347,15 +347,12 @@ public final class SQLiteCatalog: Catalog {
 
     /// Notes that content was served; written with the next ``flushAccesses()``.
     public func noteAccess(_ digest: Digest, at date: Date) {
-        pendingAccesses.withLock { $0[digest] = date }
+        pendingAccesses.note(digest, at: date)
     }
 
     /// Writes the noted access times in one transaction.
     public func flushAccesses() async throws {
-        let accesses = pendingAccesses.withLock { pending in
-            defer { pending = [:] }
-            return pending
-        }
+        let accesses = pendingAccesses.take()
         guard !accesses.isEmpty else { return }
         try await database.write { db in
             for (digest, date) in accesses {

@@ -155,3 +155,12 @@ extension RegistryError {
         return String(reflecting: String(text.prefix(limit))) + "…"
     }
 }
+
+/// A failure of a service Archway depends on (object storage, the catalog's database), not of
+/// the client's request: answered `503 UNAVAILABLE` naming the dependency, never with its own
+/// text (which stays in the log).
+public protocol DependencyFailure: Error {
+    /// The dependency that failed, as a client may read it ("the object storage"); nil when the
+    /// failure is of another kind.
+    var failedDependency: String? { get }
+}

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import OCI
 import Proxy
+import SharedState
 
 struct Mismatches: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,16 +32,24 @@ struct Mismatches: AsyncParsableCommand {
         }
         var logger = Logger(label: "archway")
         logger.logLevel = .critical
-        let catalogPath = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath)).catalogPath.path
-        guard FileManager.default.fileExists(atPath: catalogPath) else {
-            throw ValidationError("no catalog at \(catalogPath): has Archway run with this storage?")
+        let catalog: any Catalog
+        if let database = configuration.catalogDatabase {
+            catalog = PostgresCatalog(database: database, logger: logger)
+        } else {
+            let catalogPath = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath)).catalogPath.path
+            guard FileManager.default.fileExists(atPath: catalogPath) else {
+                throw ValidationError("no catalog at \(catalogPath): has Archway run with this storage?")
+            }
+            catalog = try SQLiteCatalog(path: catalogPath)
         }
         let advisor = MismatchAdvisor(
             router: try ArchwayServer.makeRouter(configuration: configuration, logger: logger),
-            catalog: try SQLiteCatalog(path: catalogPath),
+            catalog: catalog,
             offline: configuration.offline
         )
-        let reports = try await advisor.report(since: window.map { Date().addingTimeInterval(-$0) })
+        let reports = try await ArchwayServer.withRunning(catalog) {
+            try await advisor.report(since: window.map { Date().addingTimeInterval(-$0) })
+        }
         if json {
             print(String(decoding: try MismatchReport.json(reports), as: UTF8.self))
             return

@@ -59,6 +59,9 @@ struct Policy: AsyncParsableCommand {
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("archway-preview-\(getpid())")
             defer { try? FileManager.default.removeItem(at: scratch) }
             configuration.storagePath = scratch.path
+            // A preview writes nothing shared: no bucket, no shared catalog.
+            configuration.objectStorage = nil
+            configuration.catalogDatabase = nil
             var logger = Logger(label: "archway")
             logger.logLevel = .critical
             let (registry, _) = try ArchwayServer.makeRegistry(configuration: configuration, logger: logger)

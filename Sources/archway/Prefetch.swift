@@ -1,5 +1,6 @@
 import ArchwayApp
 import ArgumentParser
+import Cache
 import Foundation
 import Logging
 import NIOCore
@@ -31,21 +32,23 @@ struct Prefetch: AsyncParsableCommand {
         }
         var logger = Logger(label: "archway")
         logger.logLevel = .critical
-        let (registry, _) = try ArchwayServer.makeRegistry(configuration: configuration, ownsStorage: false, logger: logger)
+        let (registry, evictor) = try ArchwayServer.makeRegistry(configuration: configuration, ownsStorage: false, logger: logger)
         let progress = Progress(interactive: isatty(STDOUT_FILENO) != 0)
         var failures = 0
-        for image in images {
-            do {
-                try await prefetch(image, registry: registry, platforms: wanted, progress: progress)
-            } catch {
-                failures += 1
-                progress.finish(image, "FAILED: \(error)")
+        try await ArchwayServer.withRunning(evictor.catalog) {
+            for image in images {
+                do {
+                    try await prefetch(image, registry: registry, platforms: wanted, progress: progress)
+                } catch {
+                    failures += 1
+                    progress.finish(image, "FAILED: \(error)")
+                }
             }
+            // Downloads record what they stored (and where it came from) after their last byte:
+            // wait for that before exiting, or the server would not know the content.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while registry.fillsInFlight > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         }
-        // Downloads record what they stored (and where it came from) after their last byte:
-        // wait for that before exiting, or the server would not know the content.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while registry.fillsInFlight > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         progress.summary(images: images.count, failures: failures)
         if failures > 0 { throw ExitCode(1) }
     }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import Policies
 import ProxyServer
+import SharedState
 import Testing
 
 @testable import ArchwayApp
@@ -112,6 +113,14 @@ import Testing
             "storage.s3.redirect must be true or false"
         ),
         ("storage:\n  s3:\n    endpoint: http://h\n    bucket: cache\n    secret: x\n", 5, "unknown key 'secret'"),
+        ("catalog:\n  postgres:\n    url: mysql://u@h/d\n", 3, "catalog.postgres.url must be postgres://USER@HOST"),
+        ("catalog:\n  postgres:\n    url: postgres://u:hunter2@h/d\n", 3, "with the password in password-file"),
+        ("catalog:\n  postgres:\n    host: h\n", 3, "'url', or 'host', 'database' and 'user', are required"),
+        ("catalog:\n  postgres:\n    url: postgres://u@h/d\n    host: h\n", 4, "'host' and 'url' exclude each other"),
+        ("catalog:\n  postgres:\n    host: h\n    database: d\n    user: u\n    port: 0\n", 6, "catalog.postgres.port must be a port"),
+        ("catalog:\n  postgres:\n    host: h\n    database: d\n    user: u\n    tls: maybe\n", 6, "catalog.postgres.tls must be"),
+        ("catalog:\n  postgres:\n    url: postgres://u@h/d\n", 3, "it needs storage.s3 (a shared bucket) too"),
+        ("catalog:\n  sqlite: x\n", 2, "unknown key 'sqlite'"),
     ])
     func mistakesNameTheLine(yaml: String, line: Int, message: String) {
         do {
@@ -165,6 +174,29 @@ import Testing
         #expect(aws.objectStorage?.pathStyle == false, "AWS: the bucket in the host name")
         #expect(aws.objectStorage?.region == "eu-west-1" && aws.objectStorage?.redirect == true)
         #expect(try Configuration.parse("listen: 127.0.0.1:5000\n", file: "a.yaml").objectStorage == nil, "no s3: a single node")
+
+        // A shared catalog beside the bucket; its password only from a private file.
+        let password = directory.appendingPathComponent("db-password")
+        try "s3cret\n".write(to: password, atomically: true, encoding: .utf8)
+        chmod(password.path, 0o600)
+        let shared = try Configuration.parse(
+            yaml("http://127.0.0.1:7480") + "catalog:\n  postgres:\n    host: db.internal\n    database: archway\n    user: archway\n"
+                + "    port: 6432\n    tls: require\n    password-file: db-password\n",
+            file: "archway.yaml", relativeTo: directory.path)
+        #expect(
+            shared.catalogDatabase
+                == DatabaseAddress(host: "db.internal", port: 6432, user: "archway", password: "s3cret", database: "archway", tls: .require)
+        )
+        let byURL = try Configuration.parse(
+            yaml("http://127.0.0.1:7480") + "catalog:\n  postgres:\n    url: postgres://archway@db:5432/cache?sslmode=disable\n",
+            file: "archway.yaml", relativeTo: directory.path)
+        #expect(byURL.catalogDatabase == DatabaseAddress(host: "db", user: "archway", database: "cache", tls: .disable))
+        chmod(password.path, 0o640)
+        #expect(throws: LocatedError.self) {
+            _ = try Configuration.parse(
+                yaml("http://127.0.0.1:7480") + "catalog:\n  postgres:\n    url: postgres://a@db/c\n    password-file: db-password\n",
+                file: "archway.yaml", relativeTo: directory.path)
+        }
     }
 
     @Test func aConfigurationFileWithoutPoliciesHasNone() throws {

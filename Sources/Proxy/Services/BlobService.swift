@@ -116,7 +116,8 @@ struct BlobService: Sendable {
         -> (any BlobDownload)?
     {
         let key = sources[0].key
-        let (catalog, evictor, logger, metrics, now) = (catalog, evictor, logger, metrics, now)
+        let (catalog, evictor, logger, metrics, now, access) = (catalog, evictor, logger, metrics, now, access)
+        let name = route.key
         // The source that answered: the content is known to be there once it is verified.
         let answered = Mutex<UpstreamRouter.Route>(sources[0])
         do {
@@ -148,6 +149,7 @@ struct BlobService: Sendable {
                             // on other content in between is the more recent use.
                             let source = answered.withLock { $0 }
                             try await catalog.recordBlob(digest, size: size, from: source.key, at: completedAt)
+                            access.remember(digest, under: name, confirmedAt: source.key)
                             try await evictor.evictIfNeeded()
                         } catch {
                             logger.error("catalog write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])

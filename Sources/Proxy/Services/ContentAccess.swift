@@ -57,6 +57,14 @@ struct ContentAccess: Sendable {
         return Admission(sources: routes(linked.map(\.origin), then: route), isConfirmed: false)
     }
 
+    /// Remembers that `name` may read `digest`, fetched from `source` (a download for it was
+    /// verified and recorded): what the catalog now says, known without asking it again.
+    func remember(_ digest: Digest, under name: RepositoryKey, confirmedAt source: RepositoryKey) {
+        let key = NamedDigest(digest: digest, name: name)
+        let known = confirmedSources.value(for: key) ?? []
+        if !known.contains(source) { confirmedSources.set(known + [source], for: key) }
+    }
+
     /// Makes sure one of the admission's sources has the content, asking each with a HEAD, so
     /// that what is stored may be served under `route`. Throws the not-found error when none has
     /// it, and when offline (nothing can be confirmed).

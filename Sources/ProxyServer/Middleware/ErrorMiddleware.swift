@@ -57,6 +57,11 @@ struct ErrorMiddleware: MiddlewareProtocol {
             return response
         } catch is CancellationError {
             throw CancellationError()
+        } catch let error as any DependencyFailure where error.failedDependency != nil {
+            context.logger.error("dependency failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            let dependency = error.failedDependency ?? ""
+            return try RegistryError(.unavailable, "\(dependency) is unavailable (request \(context.id)); the server's log has the details")
+                .response(from: request, context: context)
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             var response = try RegistryError(.unavailable, "internal error (request \(context.id)); the server's log has the details")
