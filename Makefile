@@ -6,9 +6,9 @@ APT_GET := $(shell command -v apt-get 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 BUILD_PACKAGES := libcurl4-openssl-dev libsqlite3-dev
-TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv radosgw ceph-mon ceph-osd postgresql-15
+TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv radosgw ceph-mon ceph-osd postgresql-15 nginx
 
-.PHONY: run build test format lint deps test-deps clean fuzz soak bench
+.PHONY: run build test format lint deps test-deps clean fuzz soak bench cluster
 
 # Installs the listed Debian packages that are not installed yet.
 define ensure_packages
@@ -30,6 +30,13 @@ build: deps
 
 run: deps
 	$(SWIFT) run archway serve $(ARGS)
+
+# Three replicas on Ceph (radosgw) and PostgreSQL behind nginx, with a seeded local upstream,
+# all on loopback until Ctrl-C: the scale-out product on one machine.
+cluster: test-deps
+	$(SWIFT) build --product archway
+	$(SWIFT) build --product archway-cluster
+	.build/debug/archway-cluster
 
 test: test-deps
 	python3 scripts/check_imports.py

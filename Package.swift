@@ -76,7 +76,10 @@ let package = Package(
         // libcurl transport) and the blob store with a local tier over a bucket.
         .target(
             name: "ObjectStorage",
-            dependencies: ["OCI", "Cache", "RegistryClient", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "OCI", "Cache", "RegistryClient", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // What replicas share through PostgreSQL: the catalog (and, with the scale-out work, the
@@ -156,10 +159,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // `make cluster`: the fleet of the scale-out tests, started for a person to pull through.
+        .executableTarget(name: "archway-cluster", dependencies: ["ArchwayTesting"], path: "Sources/ArchwayCluster", swiftSettings: strict),
         .target(
             name: "ArchwayTesting",
             dependencies: [
-                "OCI", "RegistryClient", "Proxy", "ArchwayApp",
+                "OCI", "RegistryClient", "Proxy", "ArchwayApp", "ObjectStorage",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -237,7 +242,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ArchwayTesting", "RegistryClient", "ObjectStorage", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                "ArchwayTesting", "RegistryClient", "ObjectStorage", "OCI",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict

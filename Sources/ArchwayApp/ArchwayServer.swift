@@ -67,7 +67,8 @@ public enum ArchwayServer {
             metricsText: metricsText,
             authentication: configuration.clientAuthentication,
             streamingBudget: StreamingBudget(limit: configuration.streamedResponses),
-            writeTimeout: limits.writeTimeout
+            writeTimeout: limits.writeTimeout,
+            peerSecret: configuration.replica.map { Array($0.secret.utf8) }
         )
         var services: [any Service] = [
             maintenance,
@@ -122,29 +123,29 @@ public enum ArchwayServer {
     ) throws -> (registry: PullThroughRegistry, evictor: Evictor) {
         let layout = StorageLayout(root: URL(fileURLWithPath: configuration.storagePath))
         let local = try LocalBlobStore(layout: layout, ownsStorage: ownsStorage, downloads: downloads)
+        let shared = configuration.catalogDatabase.map { PostgresCatalog(database: $0, logger: logger) }
+        let catalog: any Catalog = try shared ?? SQLiteCatalog(path: layout.catalogPath.path)
         let store: any BlobStore
         let maximumSize: Int64?
         if let objectStorage = configuration.objectStorage {
+            let transport =
+                transport ?? CurlTransport(connectTimeout: configuration.connectTimeout, stallTimeout: configuration.stallTimeout)
+            var fleet: TieredBlobStore.Fleet?
+            if let replica = configuration.replica, let shared {
+                fleet = TieredBlobStore.Fleet(
+                    coordinator: PostgresFillCoordinator(catalog: shared, replica: replica.name, url: replica.advertiseURL),
+                    peers: PeerFills(secret: Array(replica.secret.utf8), transport: transport), logger: logger)
+            }
             // The bucket holds everything (its size the catalog's, evicted across the fleet);
             // this disk the hot part, kept to storage.max-size by the store itself.
             store = TieredBlobStore(
-                local: local,
-                bucket: try objectStorage.client(
-                    transport: transport
-                        ?? CurlTransport(connectTimeout: configuration.connectTimeout, stallTimeout: configuration.stallTimeout)),
-                localLimit: configuration.storageMaxSize,
-                redirects: objectStorage.redirect)
+                local: local, bucket: try objectStorage.client(transport: transport), localLimit: configuration.storageMaxSize,
+                redirects: objectStorage.redirect, fleet: fleet)
             maximumSize = objectStorage.maxSize
         } else {
             store = local
             maximumSize = configuration.storageMaxSize
         }
-        let catalog: any Catalog =
-            if let database = configuration.catalogDatabase {
-                PostgresCatalog(database: database, logger: logger)
-            } else {
-                try SQLiteCatalog(path: layout.catalogPath.path)
-            }
         let evictor = Evictor(store: store, catalog: catalog, maximumSize: maximumSize)
         let registry = PullThroughRegistry(
             router: try router ?? makeRouter(configuration: configuration, transport: transport, logger: logger),

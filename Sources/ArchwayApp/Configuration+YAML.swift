@@ -28,7 +28,7 @@ extension Configuration {
         let keys = try document.mapping(
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
-                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog",
+                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog", "replica",
             ],
             context: "configuration"
         )
@@ -109,6 +109,31 @@ extension Configuration {
                         "catalog.postgres describes blobs every replica can read: it needs storage.s3 (a shared bucket) too")
                 }
             }
+        }
+        if let value = keys["replica"] {
+            let entries = try value.mapping(allowedKeys: ["name", "advertise-url", "secret-file"], context: "replica")
+            guard let name = entries["name"], let advertise = entries["advertise-url"], let secretValue = entries["secret-file"] else {
+                throw value.error("replica: 'name', 'advertise-url' and 'secret-file' are required")
+            }
+            let nameText = try name.string("replica.name")
+            guard !nameText.isEmpty, nameText.count <= 64,
+                nameText.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+            else { throw name.error("replica.name must be 1-64 letters, digits, '-', '_' or '.', not '\(nameText)'") }
+            let url = try advertise.string("replica.advertise-url")
+            guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count > 8,
+                !url.dropFirst(8).contains("/") || url.hasSuffix("/")
+            else {
+                throw advertise.error(
+                    "replica.advertise-url must be http(s)://host:port, where the other replicas reach this one, not '\(url)'")
+            }
+            let secret = try secretFile(secretValue, "replica.secret-file", relativeTo: directory)
+            guard secret.utf8.count >= 32 else {
+                throw secretValue.error("replica.secret-file must hold at least 32 characters (e.g. openssl rand -hex 32)")
+            }
+            guard configuration.catalogDatabase != nil else {
+                throw value.error("replica needs catalog.postgres: the replicas elect who downloads in the shared catalog")
+            }
+            configuration.replica = Replica(name: nameText, advertiseURL: url, secret: secret)
         }
         if let upstream = configuration.upstreams.first(where: \.isPrivate), configuration.authentication == nil,
             configuration.tls?.clientCA == nil

@@ -120,6 +120,25 @@ public struct Configuration: Sendable, Hashable {
     /// `catalog.postgres`: the catalog every replica shares (needs `objectStorage`); nil: SQLite
     /// in the storage folder.
     public var catalogDatabase: DatabaseAddress?
+
+    /// `replica`: how this Archway takes part in a fleet sharing the bucket and the catalog.
+    public struct Replica: Sendable, Hashable {
+        /// A name for logs and leases (unique in the fleet).
+        public var name: String
+        /// Where the other replicas reach this one (`http://10.0.0.5:5000`).
+        public var advertiseURL: String
+        /// The secret every replica shares; it authenticates their requests to each other.
+        public var secret: String
+
+        public init(name: String, advertiseURL: String, secret: String) {
+            self.name = name
+            self.advertiseURL = advertiseURL
+            self.secret = secret
+        }
+    }
+
+    /// With `catalogDatabase`: one upstream download per blob for the whole fleet.
+    public var replica: Replica?
     public var upstreams: [Upstream]
     public var defaultUpstream: String
     public var tagTTL: Duration

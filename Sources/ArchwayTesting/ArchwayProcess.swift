@@ -30,7 +30,8 @@ public final class ArchwayProcess: Sendable {
         var yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n"
         if let maxSize { yaml += "  max-size: \(maxSize)\n" }
         if let storageKeys { yaml += storageKeys.split(separator: "\n").map { "  \($0)\n" }.joined() }
-        yaml += configuration
+        // `$ARCHWAY_URL` stands for this process's own address (a replica's advertise-url).
+        yaml += configuration.replacingOccurrences(of: "$ARCHWAY_URL", with: archway.url)
         try yaml.write(to: archway.configFile, atomically: true, encoding: .utf8)
         try await archway.launch()
         return archway

@@ -56,7 +56,7 @@ public final class Fill: BlobDownload {
     func run<Body: AsyncSequence & Sendable>(
         _ open: @Sendable () async throws -> (length: Int64?, body: Body),
         now: @Sendable () -> Date,
-        beforePublishing: (@Sendable (Int64) async throws -> Void)? = nil
+        beforePublishing: (@Sendable (_ length: Int64, _ file: String) async throws -> Void)? = nil
     ) async -> (result: Result<Int64, any Error>, completedAt: Date) where Body.Element == ByteBuffer {
         let result: Result<Int64, any Error>
         do {
@@ -88,7 +88,7 @@ public final class Fill: BlobDownload {
             guard actual == digest else {
                 throw StorageError.digestMismatch(expected: digest.description, actual: actual.description, bytes: offset)
             }
-            try await beforePublishing?(offset)
+            try await beforePublishing?(offset, temporaryPath)
             // fdatasync can take a second for a large blob: on a thread of NIO's pool, never on
             // one of the few threads every request's task runs on.
             let (temporaryPath, finalPath) = (self.temporaryPath, self.finalPath)

@@ -115,7 +115,8 @@ public final class LocalBlobStore: BlobStore {
     }
 
     /// ``fill(_:join:scope:now:open:finished:)`` with a last step between the digest's match and
-    /// the file's move into `blobs/`: `beforePublishing` gets the verified length, and its failure
+    /// the file's move into `blobs/`: `beforePublishing` gets the verified length and the file (still
+    /// in `tmp/`, complete and verified), and its failure
     /// is the download's (a store that also writes elsewhere completes that write there, so
     /// nothing is visible anywhere before everything is).
     public func fill<Body: AsyncSequence & Sendable>(
@@ -124,7 +125,7 @@ public final class LocalBlobStore: BlobStore {
         scope: RepositoryKey? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
-        beforePublishing: (@Sendable (Int64) async throws -> Void)?,
+        beforePublishing: (@Sendable (_ length: Int64, _ file: String) async throws -> Void)?,
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) throws -> (any BlobDownload)? where Body.Element == ByteBuffer {
         try state.withLock { state in
@@ -151,7 +152,7 @@ public final class LocalBlobStore: BlobStore {
         _ fill: Fill,
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         now: @escaping @Sendable () -> Date,
-        beforePublishing: (@Sendable (Int64) async throws -> Void)?,
+        beforePublishing: (@Sendable (_ length: Int64, _ file: String) async throws -> Void)?,
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) async where Body.Element == ByteBuffer {
         let (result, completedAt) = await fill.run(open, now: now, beforePublishing: beforePublishing)

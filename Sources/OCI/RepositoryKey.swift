@@ -14,4 +14,12 @@ public struct RepositoryKey: Sendable, Hashable, CustomStringConvertible {
 
     /// `<upstream>/<repository>`.
     public var description: String { "\(upstream)/\(repository)" }
+
+    /// Reads ``description`` back (an upstream's name has no `/`); nil when it is not one.
+    public init?(parsing text: String) {
+        guard let slash = text.firstIndex(of: "/"), slash != text.startIndex,
+            let repository = try? RepositoryName(String(text[text.index(after: slash)...]))
+        else { return nil }
+        self.init(upstream: String(text[..<slash]), repository: repository)
+    }
 }

@@ -1,4 +1,7 @@
+import Cache
+import Foundation
 import NIOCore
+import RegistryClient
 
 /// One blob's multipart upload, fed chunk by chunk by its download.
 ///
@@ -75,6 +78,35 @@ actor MultipartUpload {
     }
 }
 
+extension MultipartUpload {
+    /// Uploads a complete local file (`length` bytes) and completes the object.
+    static func uploadFile(_ client: S3Client, key: String, path: String, length: Int64, partSize: Int) async throws {
+        let upload = try await start(client, key: key, partSize: partSize, expectedLength: length)
+        do {
+            let size = upload.partSize
+            var offset: Int64 = 0
+            while offset < length {
+                let count = Int(min(Int64(size), length - offset))
+                let at = offset
+                let part = try await BlockingIO.run { () throws -> ByteBuffer in
+                    guard let handle = FileHandle(forReadingAtPath: path) else { throw StorageError.system("open \(path)", errno) }
+                    defer { try? handle.close() }
+                    try handle.seek(toOffset: UInt64(at))
+                    let data = try handle.read(upToCount: count) ?? Data()
+                    guard data.count == count else { throw StorageError.lengthMismatch(expected: length, actual: at + Int64(data.count)) }
+                    return ByteBuffer(bytes: data)
+                }
+                try await upload.append(part)
+                offset += Int64(count)
+            }
+            try await upload.complete()
+        } catch {
+            await upload.abort()
+            throw error
+        }
+    }
+}
+
 /// A download's body that feeds a ``MultipartUpload`` as it is read: the bytes reach the store's
 /// local file and the bucket from one pass over the upstream's answer.
 struct UploadingBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
@@ -95,5 +127,38 @@ struct UploadingBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable wh
 
     func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: base.makeAsyncIterator(), upload: upload)
+    }
+}
+
+/// Where a download's bytes come from: the upstream (and into the bucket as they are read), or a
+/// stream that needs no upload (another replica's download, the bucket itself).
+enum FillBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    case upstream(UploadingBody<Base>)
+    case stream(ByteStream)
+
+    enum AsyncIterator: AsyncIteratorProtocol {
+        case upstream(UploadingBody<Base>.AsyncIterator)
+        case stream(ByteStream.AsyncIterator)
+
+        mutating func next() async throws -> ByteBuffer? {
+            switch self {
+            case .upstream(var iterator):
+                let chunk = try await iterator.next()
+                self = .upstream(iterator)
+                return chunk
+            case .stream(var iterator):
+                let chunk = try await iterator.next()
+                self = .stream(iterator)
+                return chunk
+            }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        switch self {
+        case .upstream(let body): .upstream(body.makeAsyncIterator())
+        case .stream(let body): .stream(body.makeAsyncIterator())
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Cache
 import Foundation
+import Logging
 import NIOCore
 import OCI
 import RegistryClient
@@ -50,11 +51,31 @@ public final class TieredBlobStore: BlobStore {
         }
     }
 
-    public init(local: LocalBlobStore, bucket: S3Client, localLimit: Int64?, redirects: Bool = false, partSize: Int = 8 << 20) {
+    /// Replicas sharing the bucket, and how this one takes part: with it, one download per digest
+    /// for the whole fleet.
+    public struct Fleet: Sendable {
+        public let coordinator: any FillCoordinator
+        public let peers: PeerFills
+        public let logger: Logger
+
+        public init(coordinator: any FillCoordinator, peers: PeerFills, logger: Logger) {
+            self.coordinator = coordinator
+            self.peers = peers
+            self.logger = logger
+        }
+    }
+
+    public let fleet: Fleet?
+
+    public init(
+        local: LocalBlobStore, bucket: S3Client, localLimit: Int64?, redirects: Bool = false, fleet: Fleet? = nil,
+        partSize: Int = 8 << 20
+    ) {
         self.local = local
         self.bucket = bucket
         self.localLimit = localLimit
         self.redirects = redirects
+        self.fleet = fleet
         self.partSize = partSize
     }
 
@@ -173,40 +194,130 @@ public final class TieredBlobStore: BlobStore {
         open: @escaping @Sendable () async throws -> (length: Int64?, body: Body),
         finished: @escaping @Sendable (Result<Int64, any Error>, Date) async -> Void
     ) async throws -> (any BlobDownload)? where Body.Element == ByteBuffer {
-        let (bucket, partSize) = (bucket, partSize)
-        let key = Self.key(digest)
-        let upload = Mutex<MultipartUpload?>(nil)
+        let state = DownloadState()
         return try local.fill(
             digest, join: join, scope: scope, now: now,
-            open: {
-                let (length, body) = try await open()
-                let started: MultipartUpload
-                do {
-                    started = try await MultipartUpload.start(bucket, key: key, partSize: partSize, expectedLength: length)
-                } catch {
-                    throw StorageError.unavailable("\(error)")
-                }
-                upload.withLock { $0 = started }
-                return (length, UploadingBody(base: body, upload: started))
-            },
-            beforePublishing: { _ in
-                do {
-                    try await upload.withLock { $0 }?.complete()
-                } catch {
-                    throw StorageError.unavailable("\(error)")
-                }
-            },
+            open: { try await self.openDownload(digest, join: join, scope: scope, state: state, open: open) },
+            beforePublishing: { length, file in try await self.publish(digest, length: length, file: file, state: state) },
             finished: { [weak self] result, date in
                 switch result {
                 case .success(let size):
                     self?.inBucket.set(size, for: digest)
                     self?.tier.withLock { $0.note(digest, size: size, at: date) }
                 case .failure:
-                    await upload.withLock { $0 }?.abort()
+                    await state.upload?.abort()
                 }
                 await finished(result, date)
+                // Released once the row is written: a replica claiming it now finds it stored.
+                await state.lease?.release()
                 await self?.trimLocalTier()
             })
+    }
+
+    /// What one download turned out to be: whose it is, and the upload it feeds.
+    final class DownloadState: Sendable {
+        enum Role {
+            /// Fetching from the upstream into the bucket (this replica's lease, or no fleet).
+            case filler
+            /// Streaming another replica's download: that replica uploads.
+            case follower
+            /// Copying what the bucket already holds.
+            case copy
+        }
+
+        private let state = Mutex<(role: Role, upload: MultipartUpload?, lease: (any FillLease)?)>((.filler, nil, nil))
+
+        var role: Role {
+            get { state.withLock { $0.role } }
+            set { state.withLock { $0.role = newValue } }
+        }
+        var upload: MultipartUpload? {
+            get { state.withLock { $0.upload } }
+            set { state.withLock { $0.upload = newValue } }
+        }
+        var lease: (any FillLease)? {
+            get { state.withLock { $0.lease } }
+            set { state.withLock { $0.lease = newValue } }
+        }
+    }
+
+    /// Opens a download: with a fleet, the one replica holding its lease fetches from the
+    /// upstream and the others stream from it (a replica that cannot be reached is replaced);
+    /// without one, or when another name's download may not be followed (`join` false and another
+    /// scope), straight from the upstream.
+    private func openDownload<Body: AsyncSequence & Sendable>(
+        _ digest: Digest, join: Bool, scope: RepositoryKey?, state: DownloadState,
+        open: @Sendable () async throws -> (length: Int64?, body: Body)
+    ) async throws -> (length: Int64?, body: FillBody<Body>) where Body.Element == ByteBuffer {
+        if let fleet {
+            var unreachable: String?
+            claiming: for _ in 0..<4 {
+                let claim: FillClaim
+                do {
+                    claim = try await fleet.coordinator.claim(digest, scope: scope, replacing: unreachable)
+                } catch {
+                    throw StorageError.unavailable("\(error)")
+                }
+                switch claim {
+                case .owner(let lease):
+                    state.lease = lease
+                    // Another replica may have finished it just before: then the bucket has it.
+                    if join, let object = try? await bucket.get(Self.key(digest)) {
+                        state.role = .copy
+                        return (object.length, .stream(object.body))
+                    }
+                    break claiming
+                case .peer(let holder, let url, let leaseScope):
+                    // Another name's download is followed only by a name allowed to read it.
+                    guard join || leaseScope == scope else { break claiming }
+                    do {
+                        let (length, body) = try await fleet.peers.open(digest, at: url)
+                        state.role = .follower
+                        return (length, .stream(body))
+                    } catch PeerFills.Failure.gone {
+                        try await Task.sleep(for: .milliseconds(100))  // finished or failed: claim again
+                    } catch {
+                        fleet.logger.warning(
+                            "a replica holding a download cannot be reached: taking it over",
+                            metadata: ["digest": "\(digest)", "holder": "\(holder)", "error": "\(error)"])
+                        unreachable = holder
+                    }
+                }
+            }
+        }
+        let (length, body) = try await open()
+        let upload: MultipartUpload
+        do {
+            upload = try await MultipartUpload.start(bucket, key: Self.key(digest), partSize: partSize, expectedLength: length)
+        } catch {
+            throw StorageError.unavailable("\(error)")
+        }
+        state.upload = upload
+        return (length, .upstream(UploadingBody(base: body, upload: upload)))
+    }
+
+    /// Between the digest's match and the local file's publication: the object is made complete
+    /// in the bucket (by this download's upload; by the replica it followed, waited for; or, if
+    /// that replica did not finish it, from the verified local file).
+    private func publish(_ digest: Digest, length: Int64, file: String, state: DownloadState) async throws {
+        let key = Self.key(digest)
+        do {
+            switch state.role {
+            case .copy: return
+            case .filler: try await state.upload?.complete()
+            case .follower:
+                let deadline = ContinuousClock.now + .seconds(30)
+                while ContinuousClock.now < deadline {
+                    if try await bucket.length(of: key) == length { return }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await MultipartUpload.uploadFile(bucket, key: key, path: file, length: length, partSize: partSize)
+            }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw StorageError.unavailable("\(error)")
+        }
     }
 
     public func runningFill(_ digest: Digest) async -> (any BlobDownload)? {

@@ -134,6 +134,11 @@ public struct PullThroughRegistry: Sendable {
         try await blobs.blob(route, digest, rangeHeader: rangeHeader)
     }
 
+    /// This replica's download of `digest` (or the content), for another replica that streams it.
+    public func peerDownload(_ digest: Digest) async throws -> BlobAnswer? {
+        try await blobs.peerDownload(digest)
+    }
+
     /// Where a client may GET a stored blob of `route` itself (a presigned URL of the object
     /// store, with `storage.s3.redirect`); nil when Archway serves it.
     public func blobRedirect(_ route: UpstreamRouter.Route, _ digest: Digest) async throws -> String? {

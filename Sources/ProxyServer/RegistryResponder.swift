@@ -27,12 +27,14 @@ public struct RegistryResponder: HTTPResponder {
         metricsText: (@Sendable () async -> String)? = nil,
         authentication: ClientAuthentication? = nil,
         streamingBudget: StreamingBudget? = nil,
-        writeTimeout: TimeAmount = .seconds(60)
+        writeTimeout: TimeAmount = .seconds(60),
+        peerSecret: [UInt8]? = nil
     ) {
         self.registry = registry
         self.authentication = authentication.map(AuthenticationMiddleware.init(authentication:))
         self.registryController = RegistryController(
-            registry: registry, warnMismatches: warnMismatches, streamingBudget: streamingBudget, writeTimeout: writeTimeout)
+            registry: registry, warnMismatches: warnMismatches, streamingBudget: streamingBudget, writeTimeout: writeTimeout,
+            peerSecret: peerSecret)
         self.adminController = AdminController(registry: registry, advisor: advisor, metricsText: metricsText)
     }
 
@@ -58,6 +60,8 @@ public struct RegistryResponder: HTTPResponder {
         default: throw RegistryError(.unsupported, "this registry is a read-only mirror: \(request.method) is not supported")
         }
         let endpoint = try context.endpoint.get()
+        // Replicas prove themselves with the fleet's secret, not with a client's credentials.
+        if case .peerFill(let digest) = endpoint { return try await registryController.peerFill(request, digest: digest, context: context) }
         guard let authentication else { return try await controller(request, endpoint: endpoint, context: context) }
         return try await authentication.handle(request, context: context) { request, context in
             try await controller(request, endpoint: endpoint, context: context)

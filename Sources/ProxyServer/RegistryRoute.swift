@@ -15,6 +15,9 @@ public enum RegistryRoute: Sendable, Hashable {
     case ready
     case metrics
     case mismatches
+    /// Another replica streaming this one's download of a digest (authenticated by a
+    /// ``PeerToken``, never by a client's credentials).
+    case peerFill(Digest)
     case notFound
 
     /// The route's name in metrics and logs.
@@ -29,6 +32,7 @@ public enum RegistryRoute: Sendable, Hashable {
         case .ready: "ready"
         case .metrics: "metrics"
         case .mismatches: "mismatches"
+        case .peerFill: "peer_fill"
         case .notFound: "not_found"
         }
     }
@@ -71,6 +75,10 @@ public enum RegistryRoute: Sendable, Hashable {
             return
         default: break
         }
+        if path.hasPrefix(Self.peerFillPrefix) {
+            self = .peerFill(try Digest(parsing: String(path.dropFirst(Self.peerFillPrefix.count))))
+            return
+        }
         guard path.hasPrefix("/v2/") else {
             self = .notFound
             return
@@ -102,6 +110,9 @@ public enum RegistryRoute: Sendable, Hashable {
         }
         self = .notFound
     }
+
+    /// The internal endpoint's path, before the digest.
+    static let peerFillPrefix = "/_archway/internal/fills/"
 
     /// Where `marker` (ASCII) last occurs in `text`, compared byte by byte: a path is bytes, and
     /// this runs on every request.

@@ -204,7 +204,21 @@ extension PostgresCatalog {
                 """,
                 "CREATE INDEX mismatch_by_last_seen ON mismatch (last_seen)",
             ]
-        )
+        ),
+        (
+            2, "leases of downloads",
+            [
+                """
+                CREATE TABLE fill_lease (
+                    digest TEXT PRIMARY KEY,
+                    holder TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    scope TEXT,
+                    expires DOUBLE PRECISION NOT NULL
+                )
+                """
+            ]
+        ),
     ]
     /// The advisory lock migrations hold (any number; the same for every replica).
     static let migrationLock: Int64 = 0x4152_4348_5741_5901

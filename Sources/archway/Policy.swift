@@ -62,6 +62,7 @@ struct Policy: AsyncParsableCommand {
             // A preview writes nothing shared: no bucket, no shared catalog.
             configuration.objectStorage = nil
             configuration.catalogDatabase = nil
+            configuration.replica = nil
             var logger = Logger(label: "archway")
             logger.logLevel = .critical
             let (registry, _) = try ArchwayServer.makeRegistry(configuration: configuration, logger: logger)

@@ -121,6 +121,20 @@ import Testing
         ("catalog:\n  postgres:\n    host: h\n    database: d\n    user: u\n    tls: maybe\n", 6, "catalog.postgres.tls must be"),
         ("catalog:\n  postgres:\n    url: postgres://u@h/d\n", 3, "it needs storage.s3 (a shared bucket) too"),
         ("catalog:\n  sqlite: x\n", 2, "unknown key 'sqlite'"),
+        ("replica:\n  name: a\n", 2, "replica: 'name', 'advertise-url' and 'secret-file' are required"),
+        (
+            "replica:\n  name: a b\n  advertise-url: http://10.0.0.5:5000\n  secret-file: /nonexistent\n", 2,
+            "replica.name must be 1-64 letters"
+        ),
+        (
+            "replica:\n  name: a\n  advertise-url: 10.0.0.5:5000\n  secret-file: /nonexistent\n", 3,
+            "replica.advertise-url must be http(s)://host:port"
+        ),
+        (
+            "replica:\n  name: a\n  advertise-url: http://10.0.0.5:5000/path\n  secret-file: /nonexistent\n", 3,
+            "replica.advertise-url must be http(s)://host:port"
+        ),
+        ("replica:\n  name: a\n  advertise-url: http://10.0.0.5:5000\n  secret-file: /nonexistent\n", 4, "cannot be read"),
     ])
     func mistakesNameTheLine(yaml: String, line: Int, message: String) {
         do {
@@ -191,6 +205,26 @@ import Testing
             yaml("http://127.0.0.1:7480") + "catalog:\n  postgres:\n    url: postgres://archway@db:5432/cache?sslmode=disable\n",
             file: "archway.yaml", relativeTo: directory.path)
         #expect(byURL.catalogDatabase == DatabaseAddress(host: "db", user: "archway", database: "cache", tls: .disable))
+        // A replica of that fleet: its secret long enough and private; it needs the shared catalog.
+        let fleetSecret = directory.appendingPathComponent("fleet-secret")
+        try "short".write(to: fleetSecret, atomically: true, encoding: .utf8)
+        chmod(fleetSecret.path, 0o600)
+        let replica = "replica:\n  name: r1\n  advertise-url: http://10.0.0.5:5000\n  secret-file: fleet-secret\n"
+        let fleet = yaml("http://127.0.0.1:7480") + "catalog:\n  postgres:\n    url: postgres://archway@db/cache\n" + replica
+        #expect(throws: LocatedError.self) { _ = try Configuration.parse(fleet, file: "archway.yaml", relativeTo: directory.path) }
+        try String(repeating: "0123456789abcdef", count: 4).write(to: fleetSecret, atomically: true, encoding: .utf8)
+        chmod(fleetSecret.path, 0o600)
+        let member = try Configuration.parse(fleet, file: "archway.yaml", relativeTo: directory.path)
+        #expect(
+            member.replica
+                == Configuration.Replica(
+                    name: "r1", advertiseURL: "http://10.0.0.5:5000", secret: String(repeating: "0123456789abcdef", count: 4)))
+        do {
+            _ = try Configuration.parse(yaml("http://127.0.0.1:7480") + replica, file: "archway.yaml", relativeTo: directory.path)
+            Issue.record("a replica without the shared catalog was accepted")
+        } catch {
+            #expect(error.message.contains("replica needs catalog.postgres"), "\(error)")
+        }
         chmod(password.path, 0o640)
         #expect(throws: LocatedError.self) {
             _ = try Configuration.parse(

@@ -20,21 +20,9 @@ import Testing
                 env.proxy.setBlobFault(.holdAfter(8 << 20))
                 let firstBytes = Tally()
                 let url = "\(archway.url)/v2/registry.test/test/big/blobs/\(blob.digest)"
-                let results = try await withThrowingTaskGroup(of: (String, Int64, String?).self) { group in
+                let results = try await withThrowingTaskGroup(of: StreamedPull.self) { group in
                     for _ in 0..<8 {
-                        group.addTask {
-                            let response = try await CurlTransport().send(UpstreamRequest(url: url))
-                            var hasher = StreamingSHA256()
-                            var first = true
-                            for try await chunk in response.body {
-                                if first {
-                                    first = false
-                                    firstBytes.add()
-                                }
-                                chunk.withUnsafeReadableBytes { hasher.update($0) }
-                            }
-                            return (hasher.finalizeDigest(), hasher.byteCount, response.headers["X-Cache"])
-                        }
+                        group.addTask { await streamedPull(url, firstBytes: firstBytes) }
                     }
                     try await waitUntil(timeout: .seconds(60), "every client's first bytes while the fill is held") {
                         firstBytes.value == 8
@@ -42,15 +30,14 @@ import Testing
                     #expect(CacheEnvironment.temporaryFiles(archway).count == 1, "one fill in tmp/")
                     #expect(!FileManager.default.fileExists(atPath: CacheEnvironment.storedBlob(archway, blob.digest).path))
                     env.proxy.release()
-                    var results: [(String, Int64, String?)] = []
+                    var results: [StreamedPull] = []
                     for try await result in group { results.append(result) }
                     return results
                 }
                 #expect(results.count == 8)
-                for (digest, size, cache) in results {
-                    #expect(digest == blob.digest)
-                    #expect(size == 64 << 20)
-                    #expect(cache == "MISS")
+                for result in results {
+                    #expect(result.broken == nil && result.digest == blob.digest && result.size == 64 << 20, "\(result)")
+                    #expect(result.cache == "MISS")
                 }
                 try await env.upstream.waitForAccessLog { $0.path.hasSuffix(blob.digest) }
                 #expect(env.upstream.requestCount(method: "GET", pathSuffix: "/blobs/\(blob.digest)") == 1)

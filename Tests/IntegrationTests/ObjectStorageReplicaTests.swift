@@ -8,29 +8,6 @@ import Testing
 /// Archway replicas on one bucket of a real radosgw, the real binary, a real docker-registry
 /// upstream: each replica keeps hot blobs on its disk, the bucket keeps them all.
 @Suite(.serialized) struct ObjectStorageReplicaTests {
-    /// The `s3:` block for the gateway's `archway` bucket, with key files written beside it.
-    static func storageKeys(_ gateway: RadosGateway, redirect: Bool = false) throws -> String {
-        let access = gateway.directory.appendingPathComponent("access-key")
-        let secret = gateway.directory.appendingPathComponent("secret-key")
-        try gateway.accessKey.write(to: access, atomically: true, encoding: .utf8)
-        try gateway.secretKey.write(to: secret, atomically: true, encoding: .utf8)
-        chmod(secret.path, 0o600)
-        return """
-            s3:
-              endpoint: \(gateway.url)
-              bucket: archway
-              access-key-file: \(access.path)
-              secret-key-file: \(secret.path)
-              redirect: \(redirect)
-            """
-    }
-
-    static func bucket(_ gateway: RadosGateway) -> S3Client {
-        S3Client(
-            location: S3Location(endpoint: gateway.url, region: "us-east-1", bucket: "archway", pathStyle: true)!,
-            credentials: AWSCredentials(accessKeyID: gateway.accessKey, secretAccessKey: gateway.secretKey))
-    }
-
     /// A blob of `size` bytes pushed to `test/big`.
     static func push(_ env: CacheEnvironment, size: Int64, seed: UInt64) async throws -> BlobRef {
         try await withTemporaryDirectory { (directory: URL) async throws -> BlobRef in
@@ -52,8 +29,8 @@ import Testing
     @Test func aBlobCrossesTheInternetOnceForTwoReplicasAndSurvivesTheBucketGoingAway() async throws {
         try await withCacheEnvironment { env in
             try await withRadosGateway { gateway in
-                try await Self.bucket(gateway).createBucket()
-                let keys = try Self.storageKeys(gateway)
+                try await gateway.client().createBucket()
+                let keys = try gateway.storageKeys()
                 let blob = try await Self.push(env, size: 24 << 20, seed: 11)
                 let other = try await Self.push(env, size: 3 << 20, seed: 12)
                 try await withArchwayProcess(configuration: env.configuration(), storageKeys: keys) { first in
@@ -62,7 +39,7 @@ import Testing
                         let viaFirst = try await CacheEnvironment.fetch(first.url + path)
                         #expect(viaFirst.status == 200 && viaFirst.digest == blob.digest && viaFirst.headers["X-Cache"] == "MISS")
                         #expect(
-                            try await Self.bucket(gateway).length(of: "blobs/\(blob.digest.replacingOccurrences(of: ":", with: "/"))") == 24
+                            try await gateway.client().length(of: "blobs/\(blob.digest.replacingOccurrences(of: ":", with: "/"))") == 24
                                 << 20)
 
                         // The second replica never saw it: it reads the bucket, not the upstream.
@@ -103,8 +80,8 @@ import Testing
     @Test func withRedirectsAReplicaSendsClientsToTheBucketOnlyForWhatTheirNameMayRead() async throws {
         try await withCacheEnvironment { env in
             try await withRadosGateway { gateway in
-                try await Self.bucket(gateway).createBucket()
-                let keys = try Self.storageKeys(gateway, redirect: true)
+                try await gateway.client().createBucket()
+                let keys = try gateway.storageKeys(redirect: true)
                 let blob = try await Self.push(env, size: 6 << 20, seed: 13)
                 try await withArchwayProcess(configuration: env.configuration(), storageKeys: keys) { first in
                     try await withArchwayProcess(configuration: env.configuration(), storageKeys: keys) { second in

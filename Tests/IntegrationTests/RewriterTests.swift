@@ -109,14 +109,7 @@ import Testing
 
                 try await withContainerd { containerd in
                     let hosts = directory.appendingPathComponent("hosts")
-                    try Containerd.writeHostsToml(
-                        directory: hosts, registry: "registry.test", server: "http://127.0.0.1:9", mirror: archway.url)
-                    for (platform, arch) in [("linux/arm64", "arm64"), ("linux/amd64", "amd64")] {
-                        let pull = try await containerd.pull("registry.test/test/app:1.0", hostsDir: hosts, platform: platform)
-                        #expect(pull.succeeded, "\(pull)")
-                        #expect(try await containerd.imageConfigArchitecture("registry.test/test/app:1.0", platform: platform) == arch)
-                        try await containerd.removeImage("registry.test/test/app:1.0")
-                    }
+                    try await pullEachPlatform("registry.test/test/app:1.0", with: containerd, mirror: archway.url, in: hosts)
                     let missing = try await containerd.pull("registry.test/test/app:1.0", hostsDir: hosts, platform: "linux/s390x")
                     #expect(!missing.succeeded)
                 }

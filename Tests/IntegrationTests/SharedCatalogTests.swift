@@ -12,8 +12,8 @@ import Testing
         try await withCacheEnvironment { env in
             try await withRadosGateway { gateway in
                 try await withPostgres { database in
-                    try await ObjectStorageReplicaTests.bucket(gateway).createBucket()
-                    let storage = try ObjectStorageReplicaTests.storageKeys(gateway)
+                    try await gateway.client().createBucket()
+                    let storage = try gateway.storageKeys()
                     let configuration =
                         env.configuration(tagTTL: "5s") + """
                             catalog:

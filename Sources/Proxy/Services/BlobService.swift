@@ -75,6 +75,17 @@ struct BlobService: Sendable {
         }
     }
 
+    /// For another replica: this replica's running download of `digest`, from its first byte
+    /// (never the last before it is verified), or the content once stored; nil when neither.
+    func peerDownload(_ digest: Digest) async throws -> BlobAnswer? {
+        if let running = await store.runningFill(digest) {
+            let length = try await running.length()
+            return BlobAnswer(length: length, range: nil, cache: .miss, reader: running.reader(range: nil), sentBytes: metrics.clientBytes)
+        }
+        guard let length = await store.length(of: digest), let reader = await store.reader(digest, range: nil) else { return nil }
+        return BlobAnswer(length: length, range: nil, cache: .hit, reader: reader, sentBytes: metrics.clientBytes)
+    }
+
     /// Where a client may fetch a stored blob itself (a presigned URL of the object store),
     /// when the store offers one and this name may read the blob; nil: it is served here. The
     /// access check is the one a served blob gets: the store's URL is never a way around it.

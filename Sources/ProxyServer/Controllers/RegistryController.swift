@@ -24,6 +24,8 @@ struct RegistryController: Sendable {
     let streamingBudget: StreamingBudget?
     /// A streamed response whose client takes nothing for this long is ended.
     let writeTimeout: TimeAmount
+    /// The fleet's shared secret (`replica.secret-file`); nil: no replica may stream from this one.
+    var peerSecret: [UInt8]? = nil
 
     func respond(to request: Request, endpoint: RegistryRoute, context: ArchwayRequestContext) async throws -> Response {
         switch endpoint {
@@ -38,7 +40,7 @@ struct RegistryController: Sendable {
             return try await tags(request, name: name, context: context)
         case .upload:
             throw RegistryError(.unsupported, "this registry is a read-only mirror: uploads are not supported")
-        case .notFound, .health, .ready, .metrics, .mismatches:
+        case .notFound, .health, .ready, .metrics, .mismatches, .peerFill:
             throw RegistryError(.notFound, "no such route: \(request.uri.path)")
         }
     }
@@ -73,6 +75,26 @@ struct RegistryController: Sendable {
             return Response(status: .temporaryRedirect, headers: headers, body: Self.emptyBody(length: 0))
         }
         let answer = try await registry.blob(try context.route(), digest, rangeHeader: request.headers[.range])
+        return try await blobResponse(answer, digest: digest, request: request, context: context)
+    }
+
+    /// Another replica streaming this one's download of `digest` (or the content, once stored).
+    /// Without the fleet's secret, or with a token that is not valid for this digest now, the
+    /// endpoint does not exist: 404, the same answer as for a replica that has no such download.
+    func peerFill(_ request: Request, digest: Digest, context: ArchwayRequestContext) async throws -> Response {
+        guard let peerSecret, PeerToken.verify(request.headers[.authorization], secret: peerSecret, digest: digest, now: Date()) else {
+            throw RegistryError(.notFound, "no such route: \(request.uri.path)")
+        }
+        guard let answer = try await registry.peerDownload(digest) else {
+            throw RegistryError(.blobUnknown, "no download of \(digest) here")
+        }
+        return try await blobResponse(answer, digest: digest, request: request, context: context)
+    }
+
+    /// A blob answer on the wire: by the kernel when it can, else streamed within the budget.
+    private func blobResponse(_ answer: BlobAnswer, digest: Digest, request: Request, context: ArchwayRequestContext) async throws
+        -> Response
+    {
         var headers = Self.apiHeaders(contentType: "application/octet-stream")
         headers[Self.contentDigest] = digest.description
         headers[.acceptRanges] = "bytes"
