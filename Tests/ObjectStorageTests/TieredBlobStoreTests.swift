@@ -172,6 +172,28 @@ import Testing
         }
     }
 
+    @Test func theBucketsSizeLimitEvictsFromBothTiersLeastRecentlyUsedFirst() async throws {
+        try await withRadosGateway { gateway in
+            let client = s3Client(gateway)
+            try await client.createBucket()
+            let store = try makeStore(gateway)
+            let catalog = try SQLiteCatalog.inMemory()
+            let source = RepositoryKey(upstream: "docker.io", repository: try RepositoryName("library/app"))
+            let contents = (1...3).map { patterned(2 << 20, seed: UInt8(10 + $0)) }
+            let digests = contents.map { Digest.sha256($0.readableBytesView) }
+            for (index, content) in contents.enumerated() {
+                let size = try await fill(store, content).get()
+                try await catalog.recordBlob(digests[index], size: size, from: source, at: Date(timeIntervalSince1970: Double(100 + index)))
+            }
+            catalog.noteAccess(digests[0], at: Date(timeIntervalSince1970: 500))  // the first is used again: the second goes
+            let pass = try await Evictor(store: store, catalog: catalog, maximumSize: 5 << 20).evictIfNeeded()
+            #expect(pass.removed == [digests[1]])
+            #expect(try await client.length(of: TieredBlobStore.key(digests[1])) == nil, "gone from the bucket")
+            #expect(store.local.length(of: digests[1]) == nil, "and from the disk")
+            #expect(try await store.storedDigests() == [digests[0], digests[2]])
+        }
+    }
+
     @Test func withTheBucketDownHitsAreServedAndMissesFailAtOnce() async throws {
         try await withRadosGateway { gateway in
             try await s3Client(gateway).createBucket()
