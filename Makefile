@@ -78,13 +78,17 @@ soak: deps
 	python3 scripts/soak.py --seconds $(SOAK_SECONDS) --clients 200
 
 # Archway against its peers (distribution's proxy, nginx proxy_cache, nginx static sendfile),
-# all started side by side on loopback; prints ratios, writes .build/bench/*.json and a PNG.
+# all started side by side on loopback; prints ratios, writes .build/bench/*.json and a PNG. Then
+# the cluster section: three replicas on radosgw and PostgreSQL against distribution's proxy with
+# three replicas on the same radosgw (.build/bench/cluster.json).
 # BENCH_ARGS=--quick for one short run.
 BENCH_ARGS ?=
 bench: deps
-	$(call ensure_packages,docker-registry skopeo wrk nginx gnuplot-nox curl)
+	$(call ensure_packages,docker-registry skopeo wrk nginx gnuplot-nox curl radosgw ceph-mon ceph-osd postgresql-15)
 	$(SWIFT) build -c release --product archway
 	python3 scripts/bench.py $(BENCH_ARGS)
+	$(SWIFT) build -c release --product archway-cluster
+	ARCHWAY_BINARY=$(CURDIR)/.build/release/archway .build/release/archway-cluster bench
 
 clean:
 	rm -rf .build .build-fuzz

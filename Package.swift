@@ -160,7 +160,11 @@ let package = Package(
             swiftSettings: strict
         ),
         // `make cluster`: the fleet of the scale-out tests, started for a person to pull through.
-        .executableTarget(name: "archway-cluster", dependencies: ["ArchwayTesting"], path: "Sources/ArchwayCluster", swiftSettings: strict),
+        .executableTarget(
+            name: "archway-cluster",
+            dependencies: ["ArchwayTesting", "ObjectStorage", "RegistryClient", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/ArchwayCluster",
+            swiftSettings: strict),
         .target(
             name: "ArchwayTesting",
             dependencies: [

@@ -10,7 +10,11 @@ import Synchronization
 struct Cluster {
     static func main() async {
         do {
-            try await run()
+            if CommandLine.arguments.dropFirst().first == "bench" {
+                try await bench()
+            } else {
+                try await run()
+            }
         } catch {
             FileHandle.standardError.write(Data("make cluster failed: \(error)\n".utf8))
             exit(1)
@@ -50,6 +54,34 @@ struct Cluster {
                 await waitForInterrupt()
                 say("\nstopping ...")
             }
+        }
+    }
+
+    /// `archway-cluster bench`: the cluster section of `make bench`, printed and written to
+    /// `.build/bench/cluster.json`.
+    static func bench() async throws {
+        let size = Int64(ProcessInfo.processInfo.environment["CLUSTER_BLOB_MIB"].flatMap(Int.init) ?? 256) << 20
+        let rows = try await ClusterBench.run(blobSize: size, say: say)
+        say("\n## cluster: Archway (3 replicas, radosgw, PostgreSQL) vs distribution's proxy (3 replicas, the same radosgw)\n")
+        say("| | Archway | distribution | ratio |")
+        say("|---|---|---|---|")
+        for row in rows {
+            let ratio = row.distribution.map { $0 == 0 ? "-" : String(format: "%.2fx", row.archway / $0) } ?? "-"
+            say("| \(row.name) | \(format(row.archway, row.unit)) | \(row.distribution.map { format($0, row.unit) } ?? "-") | \(ratio) |")
+        }
+        let output = URL(fileURLWithPath: ".build/bench", isDirectory: true)
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(rows).write(to: output.appendingPathComponent("cluster.json"))
+    }
+
+    static func format(_ value: Double, _ unit: String) -> String {
+        switch unit {
+        case "GETs": String(Int(value))
+        case "ms": String(format: "%.0f ms", value)
+        case "s": String(format: "%.2f s", value)
+        default: String(format: "%.0f %@", value, unit)
         }
     }
 
