@@ -25,7 +25,9 @@ struct Prefetch: AsyncParsableCommand {
     var images: [String]
 
     func run() async throws {
-        let configuration = try loadConfiguration(config)
+        var configuration = try loadConfiguration(config)
+        // This process serves no peer: it must not hold downloads other replicas would stream from it.
+        configuration.replica = nil
         let wanted = try platforms.map { text in
             guard let platform = try? Platform(parsing: text) else { throw ValidationError("--platform \(text) is not os/arch[/variant]") }
             return platform.normalized()
