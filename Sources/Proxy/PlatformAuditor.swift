@@ -9,8 +9,8 @@ import Synchronization
 ///
 /// A client's platform comes from, in order: its `Archway-Platform` header, its User-Agent
 /// (`os/linux arch/arm64`, as Docker and CRI-O send), or the child it chose from an index it was
-/// served within the last hour (clients fetch their platform's child by digest). Unknown stays
-/// unknown: no event is ever invented.
+/// served within the last hour (clients fetch their platform's child by digest), as long as all
+/// the children it chose were of one platform. Unknown stays unknown: no event is ever invented.
 public final class PlatformAuditor: Sendable {
     /// What kind of pull would break.
     public enum Kind: String, Sendable {
@@ -41,6 +41,10 @@ public final class PlatformAuditor: Sendable {
 
     private struct Seen {
         var learned: (platform: Platform, at: Date)?
+        /// The platforms of the children this address fetched, and when it last fetched each. An
+        /// address that fetched children of more than one platform within ``memory`` is a copier
+        /// (`skopeo copy --all`, a mirroring job, a conformance suite), not a node: it teaches none.
+        var fetched: [String: Date] = [:]
         /// Children of indexes recently served to this address, with their platforms.
         var children: [Digest: Platform] = [:]
         var childrenAt: Date = .distantPast
@@ -114,15 +118,18 @@ public final class PlatformAuditor: Sendable {
         return unique.prefix(platformsNamed).joined(separator: ",") + " and \(unique.count - platformsNamed) more"
     }
 
-    /// A child fetched by digest: the platform an index served to this client listed it for,
-    /// which the client is then known to run on.
+    /// A child fetched by digest: the platform an index served to this client listed it for.
+    /// The client is then known to run on it, unless it fetched children of other platforms too
+    /// within ``memory`` (a copier): then it is known to run on none.
     func fetchedChild(_ digest: Digest, by client: Client) -> Platform? {
         guard let address = client.address else { return nil }
         let date = now()
         return seen.withLock { seen in
             guard var entry = seen[address], date.timeIntervalSince(entry.childrenAt) < Self.memory, let platform = entry.children[digest]
             else { return nil }
-            entry.learned = (platform, date)
+            entry.fetched = entry.fetched.filter { date.timeIntervalSince($0.value) < Self.memory }
+            if entry.fetched.count < Self.platformsNamed { entry.fetched[platform.description] = date }
+            entry.learned = entry.fetched.count == 1 ? (platform, date) : nil
             seen[address] = entry
             return platform
         }

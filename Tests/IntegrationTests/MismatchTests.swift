@@ -110,4 +110,29 @@ import Testing
             }
         }
     }
+
+    @Test func aCopierOfEveryPlatformIsNotTakenForANodeOfOne() async throws {
+        try await withCacheEnvironment { env in
+            try await withArchwayProcess(configuration: env.configuration()) { archway in
+                // skopeo copy --all fetches the index and the child of every platform ...
+                _ = try await withTemporaryDirectory { scratch in
+                    try await Skopeo.copy(
+                        from: "docker://\(archway.host)/registry.test/test/multi:1.0", to: "oci:\(scratch.path):all",
+                        arguments: ["--all", "--src-tls-verify=false"]
+                    ).requireSuccess()
+                }
+                // ... then the same address pulls single-platform tags of both platforms: no warning.
+                for tag in ["amd64", "arm64"] {
+                    let answer = try await httpRequest(
+                        "GET", "\(archway.url)/v2/registry.test/test/single/manifests/\(tag)",
+                        headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"])
+                    #expect(answer.status == 200)
+                    #expect(answer.header("warning") == nil, "\(tag): \(answer.header("warning") ?? "")")
+                }
+                #expect(!archway.output().contains(#""event":"arch_mismatch""#), "no mismatch event")
+                let report = try await httpRequest("GET", "\(archway.url)/_archway/mismatches")
+                #expect(report.bodyText.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "\(report.bodyText)")
+            }
+        }
+    }
 }

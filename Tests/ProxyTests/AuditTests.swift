@@ -108,6 +108,32 @@ import Testing
         #expect(registry.auditor.platform(of: skopeo) == nil)
     }
 
+    @Test func aCopierThatFetchesChildrenOfSeveralPlatformsIsLearnedAsNone() async throws {
+        let amd = InMemoryImages.image(hub, repository: "library/app", tag: "amd64", platform: Self.amd64)
+        let arm = InMemoryImages.image(hub, repository: "library/app", tag: "arm64", platform: Self.arm64)
+        InMemoryImages.index(hub, repository: "library/app", tag: "multi", children: [(amd, Self.amd64), (arm, Self.arm64)])
+        let registry = try registry()
+        // skopeo copy --all: the index, then every child.
+        let copier = Client(address: "10.0.0.9", userAgent: "skopeo/1.9.3")
+        _ = try await pull(registry, .tag(try Tag("multi")), copier)
+        _ = try await pull(registry, .digest(amd.digest), copier)
+        #expect(registry.auditor.platform(of: copier)?.platform == Self.amd64, "one child so far: a node, for now")
+        _ = try await pull(registry, .digest(arm.digest), copier)
+        #expect(registry.auditor.platform(of: copier) == nil, "children of two platforms: a copier")
+        // Its later pulls of single-platform tags draw no warning and no event.
+        #expect(try await pull(registry, .tag(try Tag("amd64")), copier).warning == nil)
+        #expect(try await pull(registry, .tag(try Tag("arm64")), copier).warning == nil)
+        // Fetching the same child again does not make it a node again within the hour.
+        _ = try await pull(registry, .digest(arm.digest), copier)
+        #expect(registry.auditor.platform(of: copier) == nil)
+        #expect(try await catalog.mismatches(since: nil).isEmpty)
+        // An hour later it is judged afresh.
+        clock.advance(3601)
+        _ = try await pull(registry, .tag(try Tag("multi")), copier)
+        _ = try await pull(registry, .digest(arm.digest), copier)
+        #expect(registry.auditor.platform(of: copier)?.platform == Self.arm64)
+    }
+
     @Test func anIndexWithoutTheClientsPlatformIsRecordedASynthesizedOneThatCoversItIsNot() async throws {
         let amd = InMemoryImages.image(hub, repository: "library/app", tag: "amd64-1.0", platform: Self.amd64)
         InMemoryImages.index(hub, repository: "library/app", tag: "1.0", children: [(amd, Self.amd64)])
