@@ -156,6 +156,7 @@ public enum ArchwayServer {
             auditor: PlatformAuditor(catalog: catalog, logger: logger),
             tagTTL: configuration.tagTTL,
             offline: configuration.offline,
+            mismatch: configuration.mismatch,
             logger: logger
         )
         return (registry, evictor)

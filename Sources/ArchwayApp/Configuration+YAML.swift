@@ -28,6 +28,7 @@ extension Configuration {
         let keys = try document.mapping(
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
+                "mismatch",
                 "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog", "replica",
             ],
             context: "configuration"
@@ -84,6 +85,11 @@ extension Configuration {
         }
         if let value = keys["offline"] { configuration.offline = try value.bool("offline") }
         if let value = keys["mismatch-warning"] { configuration.mismatchWarning = try value.bool("mismatch-warning") }
+        if let value = keys["mismatch"] {
+            let text = try value.string("mismatch")
+            guard let action = MismatchAction(rawValue: text) else { throw value.error("mismatch must be warn or refuse, not '\(text)'") }
+            configuration.mismatch = action
+        }
         if let timeout = try keys["shutdown-timeout"]?.positiveDuration("shutdown-timeout") { configuration.shutdownTimeout = timeout }
         if let timeout = try keys["connect-timeout"]?.positiveDuration("connect-timeout") { configuration.connectTimeout = timeout }
         if let timeout = try keys["stall-timeout"]?.positiveDuration("stall-timeout") { configuration.stallTimeout = timeout }

@@ -146,6 +146,9 @@ public struct Configuration: Sendable, Hashable {
     public var policiesPath: String?
     /// Whether a pull that does not fit the client's platform gets a `Warning: 299` header.
     public var mismatchWarning = true
+    /// What a client whose platform is stated gets when a tag has no image for it: the image with
+    /// a warning, or a refusal at pull time (`mismatch:`; a policy rule may say otherwise).
+    public var mismatch: MismatchAction = .warn
     /// How long SIGTERM waits for in-flight responses and downloads before ending them.
     public var shutdownTimeout: Duration = .seconds(30)
     /// How long connecting to an upstream may take.

@@ -78,7 +78,7 @@ public struct PolicyLoader: Sendable {
     }
 
     private func rule(_ entry: YAMLValue, index: Int, file: String) throws -> PolicyRule {
-        let keys = try entry.mapping(allowedKeys: ["name", "repository", "tags", "members"], context: "rule")
+        let keys = try entry.mapping(allowedKeys: ["name", "repository", "tags", "members", "mismatch"], context: "rule")
         let name = try keys["name"].map { try $0.string("name") } ?? "\((file as NSString).lastPathComponent)#\(index + 1)"
         guard let repositoryValue = keys["repository"] else { throw entry.error("rule: 'repository' is required") }
         let repository = try glob(repositoryValue, "repository")
@@ -108,7 +108,13 @@ public struct PolicyLoader: Sendable {
         }
         if !errors.isEmpty { throw Failure(errors: errors) }
         if members.isEmpty { throw membersValue.error("rule '\(name)': members must list at least one image") }
-        return PolicyRule(name: name, repository: repository, tags: tags, members: members, location: entry.location)
+        var mismatch: MismatchAction?
+        if let value = keys["mismatch"] {
+            let text = try value.string("mismatch")
+            guard let action = MismatchAction(rawValue: text) else { throw value.error("mismatch must be warn or refuse, not '\(text)'") }
+            mismatch = action
+        }
+        return PolicyRule(name: name, repository: repository, tags: tags, members: members, location: entry.location, mismatch: mismatch)
     }
 
     private func glob(_ value: YAMLValue, _ what: String) throws(LocatedError) -> Glob {

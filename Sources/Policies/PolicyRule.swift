@@ -13,13 +13,19 @@ public struct PolicyRule: Sendable, Hashable {
     public var members: [MemberTemplate]
     /// Where the rule is written, for messages.
     public var location: SourceLocation
+    /// What a pull of a synthesized tag with no image for the client's stated platform gets
+    /// (`mismatch:`); nil: the configuration's choice.
+    public var mismatch: MismatchAction?
 
-    public init(name: String, repository: Glob, tags: [Glob], members: [MemberTemplate], location: SourceLocation) {
+    public init(
+        name: String, repository: Glob, tags: [Glob], members: [MemberTemplate], location: SourceLocation, mismatch: MismatchAction? = nil
+    ) {
         self.name = name
         self.repository = repository
         self.tags = tags
         self.members = members
         self.location = location
+        self.mismatch = mismatch
     }
 
     /// Stable across processes and replicas: what the rule says, hashed.
@@ -113,4 +119,14 @@ public struct MemberReference: Sendable, Hashable, CustomStringConvertible {
         case .digest(let digest): "\(registry)/\(repository)@\(digest)"
         }
     }
+}
+
+/// What a client whose platform is stated (header or User-Agent) gets when it asks by tag for an
+/// image with nothing for its platform.
+public enum MismatchAction: String, Sendable, Hashable {
+    /// The image, with a `Warning: 299` header (and the event recorded).
+    case warn
+    /// `404 MANIFEST_UNKNOWN` naming the platforms there are and the rule that could fix it, so
+    /// the pull fails at pull time and not with `exec format error` (the event is recorded too).
+    case refuse
 }

@@ -135,13 +135,32 @@ public final class PlatformAuditor: Sendable {
         }
     }
 
-    /// Records one mismatch: a JSON log line, a catalog row, a counter. Returns the text of a
-    /// `Warning` header for the response.
+    /// A mismatch found in an answer: what was recorded, and what the client is told.
+    struct Finding: Sendable {
+        var kind: Kind
+        var source: PlatformSource
+        var clientPlatform: Platform
+        /// The image's platforms, as a short list.
+        var imagePlatforms: String
+        /// `repository:reference has no image for ... (it has ...)`.
+        var summary: String
+
+        /// The `Warning` header's text.
+        var warning: String { "299 archway \"\(summary)\"" }
+
+        /// Whether refusing the pull is justified: a tag with nothing for a platform the client
+        /// stated itself (never one learned, which may be a guess).
+        var isRefusable: Bool {
+            (kind == .singlePlatform || kind == .indexLacksPlatform) && source != .learned
+        }
+    }
+
+    /// Records one mismatch: a JSON log line, a catalog row, a counter. Returns what was found.
     @discardableResult
     func record(
         kind: Kind, repository: RepositoryKey, reference: String, client: Client, clientPlatform: Platform, imagePlatforms: [Platform],
-        rule: String?
-    ) async -> String {
+        rule: String?, source: PlatformSource
+    ) async -> Finding {
         let images = Self.summary(imagePlatforms)
         var metadata: Logger.Metadata = [
             "event": "arch_mismatch",
@@ -170,6 +189,8 @@ public final class PlatformAuditor: Sendable {
         } catch {
             logger.error("could not record a mismatch", metadata: ["error": "\(error)"])
         }
-        return "299 archway \"\(repository):\(reference) has no image for \(clientPlatform) (it has \(images))\""
+        return Finding(
+            kind: kind, source: source, clientPlatform: clientPlatform, imagePlatforms: images,
+            summary: "\(repository):\(reference) has no image for \(clientPlatform) (it has \(images))")
     }
 }

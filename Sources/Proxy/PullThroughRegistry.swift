@@ -28,6 +28,8 @@ public struct PullThroughRegistry: Sendable {
     let inspector: ImageInspector
     let offline: Bool
     let now: @Sendable () -> Date
+    /// What a stated platform without an image gets, unless the rule that answered says otherwise.
+    public let mismatch: MismatchAction
 
     /// The read path over a store and a catalog. The composition root passes the one `evictor`
     /// and `auditor` it also uses elsewhere; without them the registry makes its own (an evictor
@@ -41,9 +43,11 @@ public struct PullThroughRegistry: Sendable {
         auditor: PlatformAuditor? = nil,
         tagTTL: Duration = .seconds(300),
         offline: Bool = false,
+        mismatch: MismatchAction = .warn,
         now: @escaping @Sendable () -> Date = Date.init,
         logger: Logger
     ) {
+        self.mismatch = mismatch
         let metrics = CacheMetrics()
         let access = ContentAccess(router: router, catalog: catalog, offline: offline, logger: logger)
         let blobs = BlobService(
@@ -95,13 +99,13 @@ public struct PullThroughRegistry: Sendable {
         // Only types Archway knows reach a cache key or the upstream.
         let accepting = MediaType.manifestAccept(accepting)
         var answer: ManifestAnswer
-        var rule: String?
+        var rule: PolicyRule?
         switch reference {
         case .digest(let digest):
             answer = try await manifests.manifest(route, digest: digest, accepting: accepting)
         case .tag(let tag):
             if case .synthesize(let policy) = policies.decision(repository: route.key, tag: tag) {
-                rule = policy.name
+                rule = policy
                 answer = try await synthesizer.synthesized(
                     route, tag: tag, rule: policy, accepting: accepting, clientPlatform: auditor.platform(of: client)?.platform
                 )
@@ -111,7 +115,18 @@ public struct PullThroughRegistry: Sendable {
         }
         manifests.metrics.count(answer.cache, manifest: true)
         if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: now()) }
-        answer.warning = await auditor.audit(answer, route: route, reference: reference, client: client, rule: rule, inspector: inspector)
+        let finding = await auditor.audit(
+            answer, route: route, reference: reference, client: client, rule: rule?.name, inspector: inspector)
+        answer.warning = finding?.warning
+        if let finding, finding.isRefusable, (rule?.mismatch ?? mismatch) == .refuse {
+            let fix =
+                if let rule {
+                    "rule '\(rule.name)' (\(rule.location)) has no member for \(finding.clientPlatform)"
+                } else {
+                    "a policy rule can add one (archway mismatches suggests it)"
+                }
+            throw RegistryError(.manifestUnknown, "\(finding.summary); refused at pull time rather than failing at run time: \(fix)")
+        }
         return answer
     }
 

@@ -97,6 +97,7 @@ import Testing
         ("tls:\n  certificate: a\n", 2, "'certificate' and 'key' are both required"),
         ("tls:\n  certificate: /nonexistent.crt\n  key: /nonexistent.key\n", 2, "tls.certificate '/nonexistent.crt' cannot be read"),
         ("offline: sometimes\n", 1, "offline must be true or false"),
+        ("listen: 127.0.0.1:5000\nmismatch: block\n", 2, "mismatch must be warn or refuse, not 'block'"),
         ("storage:\n  s3:\n    endpoint: http://127.0.0.1:7480\n", 3, "storage.s3: 'bucket' is required"),
         ("storage:\n  s3:\n    bucket: cache\n", 3, "storage.s3: 'endpoint' is required"),
         ("storage:\n  s3:\n    endpoint: http://h/path\n    bucket: cache\n", 3, "storage.s3.endpoint must be http(s)://host[:port]"),

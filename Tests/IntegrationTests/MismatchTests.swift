@@ -135,4 +135,56 @@ import Testing
             }
         }
     }
+
+    @Test func refusalFailsDockerCtrAndCRIOAtPullTimeWithTheReason() async throws {
+        try await withUpstreamRegistry { upstream in
+            _ = try await ImageBuilder.pushImage(
+                to: RegistryUploader(upstream), repository: "library/armonly", tag: "1", platform: .linuxARM64, format: .docker)
+            let configuration = """
+                upstreams:
+                  - name: docker.io
+                    url: \(upstream.url)
+                default-upstream: docker.io
+                mismatch: refuse
+
+                """
+            try await withArchwayProcess(configuration: configuration) { archway in
+                let path = "/v2/docker.io/library/armonly/manifests/1"
+                let accept = "application/vnd.docker.distribution.manifest.v2+json"
+                // CRI-O (User-Agent arch/amd64): 404 MANIFEST_UNKNOWN saying why.
+                let crio = try await httpRequest(
+                    "GET", archway.url + path, headers: ["Accept": accept, "User-Agent": "cri-o/1.28.1 go/go1.21 os/linux arch/amd64"])
+                #expect(crio.status == 404 && crio.bodyText.contains("MANIFEST_UNKNOWN"), "\(crio.status) \(crio.bodyText)")
+                #expect(crio.bodyText.contains("has no image for linux/amd64 (it has linux/arm64)"), "\(crio.bodyText)")
+                // A client that states nothing gets the image.
+                #expect(try await httpRequest("GET", archway.url + path, headers: ["Accept": accept]).status == 200)
+
+                try await withTemporaryDirectory(prefix: "awr") { directory in
+                    // Docker (amd64, it says so in its User-Agent) pulling through Archway as its registry.
+                    let daemon = directory.appendingPathComponent("daemon.json")
+                    try #"{"insecure-registries": ["\#(archway.host)"]}"#.write(to: daemon, atomically: true, encoding: .utf8)
+                    try await withDockerEngine(daemonConfiguration: daemon) { engine in
+                        let pull = try await engine.docker(["pull", "\(archway.host)/library/armonly:1"])
+                        #expect(!pull.succeeded)
+                        #expect(pull.stderr.contains("has no image for linux/amd64 (it has linux/arm64)"), "\(pull.stderr)")
+                    }
+                    // containerd states its platform in the Archway-Platform header of its hosts.toml.
+                    try await withContainerd { containerd in
+                        let hosts = directory.appendingPathComponent("hosts")
+                        try Containerd.writeHostsToml(
+                            directory: hosts, registry: "docker.io", server: "http://127.0.0.1:9", mirror: archway.url,
+                            headers: ["Archway-Platform": "linux/amd64"])
+                        let pull = try await containerd.pull("docker.io/library/armonly:1", hostsDir: hosts, platform: "linux/amd64")
+                        // ctr resolves with HEAD, which has no body for the reason: it shows the 404 from
+                        // Archway; the reason is in Archway's log and `archway mismatches`.
+                        #expect(!pull.succeeded, "refused at pull time")
+                        #expect(
+                            pull.stderr.contains("response was http.StatusNotFound") && pull.stderr.contains(archway.host), "\(pull.stderr)"
+                        )
+                    }
+                }
+                #expect(archway.output().contains(#""event":"arch_mismatch""#))
+            }
+        }
+    }
 }

@@ -69,6 +69,10 @@ import Testing
         ("rules:\n  - members: [{from: \"{repository}:x\"}]\n", 2, "'repository' is required"),
         ("rules:\n  - repository: docker.io/a/b\n    members:\n      - from: \"{repository:x\"\n", 4, "unclosed '{'"),
         ("rulez: []\n", 1, "unknown key 'rulez'"),
+        (
+            "rules:\n  - repository: docker.io/a/b\n    mismatch: fail\n    members: [{from: \"{repository}:x\"}]\n", 3,
+            "mismatch must be warn or refuse, not 'fail'"
+        ),
         ("rules: [\n", 2, "not valid YAML"),
     ])
     func mistakesNameFileAndLine(yaml: String, line: Int, message: String) {

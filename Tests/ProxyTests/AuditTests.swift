@@ -43,13 +43,14 @@ import Testing
         catalog = try SQLiteCatalog.inMemory()
     }
 
-    func registry(_ policies: PolicySet = .empty) throws -> PullThroughRegistry {
+    func registry(_ policies: PolicySet = .empty, mismatch: MismatchAction = .warn) throws -> PullThroughRegistry {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("archway-audit-\(UInt64.random(in: 0...UInt64.max))")
         return PullThroughRegistry(
             router: try UpstreamRouter([.init(upstream: hub)], defaultUpstream: "docker.io"),
             policies: policies,
             store: try LocalBlobStore(layout: StorageLayout(root: root)),
             catalog: catalog,
+            mismatch: mismatch,
             now: { clock.now },
             logger: Logger(label: "test")
         )
@@ -132,6 +133,54 @@ import Testing
         _ = try await pull(registry, .tag(try Tag("multi")), copier)
         _ = try await pull(registry, .digest(arm.digest), copier)
         #expect(registry.auditor.platform(of: copier)?.platform == Self.arm64)
+    }
+
+    @Test func refusalFailsAStatedPlatformAtPullTimeAndNobodyElse() async throws {
+        let amd = InMemoryImages.image(hub, repository: "library/app", tag: "amd64-1.0", platform: Self.amd64)
+        let arm = InMemoryImages.image(hub, repository: "library/app", tag: "arm64-1.0", platform: Self.arm64)
+        InMemoryImages.index(hub, repository: "library/app", tag: "multi", children: [(amd, Self.amd64), (arm, Self.arm64)])
+        let refusing = try registry(mismatch: .refuse)
+        // CRI-O says arm64 in its User-Agent, the header says arm64: both refused, with why.
+        for client in [Client(address: "10.0.0.1", userAgent: Self.crio), Client(address: "10.0.0.2", platformHeader: "linux/arm64")] {
+            let refused = await #expect(throws: RegistryError.self) { _ = try await pull(refusing, .tag(try Tag("amd64-1.0")), client) }
+            #expect(refused?.code == .manifestUnknown)
+            #expect(
+                refused?.message.contains("docker.io/library/app:amd64-1.0 has no image for linux/arm64 (it has linux/amd64)") == true,
+                "\(String(describing: refused))")
+            #expect(refused?.message.contains("archway mismatches") == true)
+        }
+        #expect(try await catalog.mismatches(since: nil).first?.count == 2, "the refusals are events too")
+        // A client that states nothing, and one whose platform was only learned, get the image.
+        #expect(
+            try await pull(refusing, .tag(try Tag("amd64-1.0")), Client(address: "10.0.0.3", userAgent: "containerd/1.6.20")).warning == nil
+        )
+        let learned = Client(address: "10.0.0.4", userAgent: "skopeo/1.9.3")
+        _ = try await pull(refusing, .tag(try Tag("multi")), learned)
+        _ = try await pull(refusing, .digest(arm.digest), learned)
+        #expect(try await pull(refusing, .tag(try Tag("amd64-1.0")), learned).warning != nil, "warned, never refused on a guess")
+        // The default warns, as before.
+        #expect(
+            try await pull(try registry(), .tag(try Tag("amd64-1.0")), Client(address: "10.0.0.1", userAgent: Self.crio)).warning != nil)
+
+        // A rule may refuse on its own, naming itself; the configuration's warn holds elsewhere.
+        let rules = try PolicyLoader(upstreams: ["docker.io"]).parse(
+            """
+            rules:
+              - name: amd-only
+                repository: docker.io/library/app
+                tags: ["1.0"]
+                mismatch: refuse
+                members:
+                  - from: "{repository}:amd64-{tag}"
+            """, file: "rules.yaml")
+        let byRule = try registry(PolicySet(rules: rules))
+        let refused = await #expect(throws: RegistryError.self) {
+            _ = try await pull(byRule, .tag(try Tag("1.0")), Client(address: "10.0.0.1", userAgent: Self.crio))
+        }
+        #expect(
+            refused?.message.contains("rule 'amd-only' (rules.yaml:2) has no member for linux/arm64") == true,
+            "\(String(describing: refused))")
+        #expect(try await pull(byRule, .tag(try Tag("amd64-1.0")), Client(address: "10.0.0.1", userAgent: Self.crio)).warning != nil)
     }
 
     @Test func anIndexWithoutTheClientsPlatformIsRecordedASynthesizedOneThatCoversItIsNot() async throws {

@@ -30,12 +30,12 @@ struct ImageInspector: Sendable {
 
 extension PlatformAuditor {
     /// Looks at a manifest answer with the client's eyes: learns its platform from the child it
-    /// fetches, and records the pulls that would give it an image of another platform. Returns a
-    /// `Warning` header text when there is a mismatch.
+    /// fetches, and records the pulls that would give it an image of another platform. Returns
+    /// what it found when there is a mismatch.
     func audit(
         _ answer: ManifestAnswer, route: UpstreamRouter.Route, reference: ManifestReference, client: Client, rule: String?,
         inspector: ImageInspector
-    ) async -> String? {
+    ) async -> Finding? {
         let known = platform(of: client)
         // Only indexes teach platforms, and an image by tag is judged only for a client whose
         // platform is known: most image answers are audited without decoding their JSON.
@@ -50,7 +50,7 @@ extension PlatformAuditor {
             guard !platforms.isEmpty, !platforms.contains(where: { $0.matches(known.platform) }) else { return nil }
             return await record(
                 kind: .indexLacksPlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
-                imagePlatforms: platforms, rule: rule
+                imagePlatforms: platforms, rule: rule, source: known.source
             )
         case (.image, .digest(let digest)):
             let listed = fetchedChild(digest, by: client)
@@ -58,7 +58,7 @@ extension PlatformAuditor {
             guard let listed, let known, known.source != .learned, !listed.matches(known.platform) else { return nil }
             return await record(
                 kind: .childOfOtherPlatform, repository: route.key, reference: digest.description, client: client,
-                clientPlatform: known.platform, imagePlatforms: [listed], rule: rule
+                clientPlatform: known.platform, imagePlatforms: [listed], rule: rule, source: known.source
             )
         case (.image(let image), .tag(let tag)):
             guard let known, let platform = try? await inspector.platform(of: image, route: route), !platform.matches(known.platform)
@@ -67,7 +67,7 @@ extension PlatformAuditor {
             }
             return await record(
                 kind: .singlePlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
-                imagePlatforms: [platform], rule: rule
+                imagePlatforms: [platform], rule: rule, source: known.source
             )
         }
     }
