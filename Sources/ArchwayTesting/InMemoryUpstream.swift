@@ -19,6 +19,8 @@ public final class InMemoryUpstream: Upstream {
         var blobs: [Digest: Data] = [:]
         var calls: [String] = []
         var reachable = true
+        /// Referrers by subject, for an upstream with the referrers API (nil: without it).
+        var referrers: [Digest: [Descriptor]]?
     }
 
     public init(name: String) {
@@ -41,6 +43,15 @@ public final class InMemoryUpstream: Upstream {
         let digest = Digest.sha256(data)
         state.withLock { $0.blobs[digest] = data }
         return digest
+    }
+
+    /// Gives the upstream the referrers API, answering `descriptors` for `subject`.
+    public func addReferrers(of subject: Digest, _ descriptors: [Descriptor]) {
+        state.withLock { state in
+            var referrers = state.referrers ?? [:]
+            referrers[subject, default: []] += descriptors
+            state.referrers = referrers
+        }
     }
 
     public var isReachable: Bool {
@@ -98,6 +109,15 @@ public final class InMemoryUpstream: Upstream {
             if let last { names = names.filter { $0 > last } }
             let limit = count ?? names.count
             return TagPage(name: repository.value, tags: Array(names.prefix(limit)), hasMore: names.count > limit)
+        }
+    }
+
+    public func referrers(_ repository: RepositoryName, _ digest: Digest) async throws -> ImageIndex? {
+        try state.withLock { state throws(UpstreamError) -> ImageIndex? in
+            state.calls.append("referrers \(repository) \(digest)")
+            guard state.reachable else { throw Self.unreachable }
+            guard let referrers = state.referrers else { return nil }
+            return ImageIndex(mediaType: .ociIndex, manifests: referrers[digest] ?? [])
         }
     }
 

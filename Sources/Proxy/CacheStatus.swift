@@ -142,3 +142,11 @@ struct CacheMetrics: Sendable {
         }
     }
 }
+
+/// The referrers of a manifest: an OCI image index of their descriptors.
+public struct Referrers: Sendable {
+    public var index: ImageIndex
+    /// Whether only one `artifactType` was kept (`OCI-Filters-Applied: artifactType`).
+    public var filtered: Bool
+    public var cache: CacheStatus
+}

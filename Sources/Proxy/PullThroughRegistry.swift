@@ -130,6 +130,17 @@ public struct PullThroughRegistry: Sendable {
         return answer
     }
 
+    /// The referrers of `subject` in `route` (OCI distribution 1.1), those of `artifactType`
+    /// only when it is given.
+    public func referrers(_ route: UpstreamRouter.Route, subject: Digest, artifactType: String?) async throws -> Referrers {
+        let (index, cache) = try await manifests.referrers(route, subject: subject)
+        manifests.metrics.count(cache, manifest: true)
+        guard let artifactType else { return Referrers(index: index, filtered: false, cache: cache) }
+        var filtered = index
+        filtered.manifests = index.manifests.filter { $0.artifactType == artifactType }
+        return Referrers(index: filtered, filtered: true, cache: cache)
+    }
+
     /// What synthesizing `tag` by `rule` gives now (`archway policy preview`).
     public func synthesize(_ route: UpstreamRouter.Route, tag: Tag, rule: PolicyRule) async throws -> SynthesisReport {
         try await synthesizer.synthesize(route, tag: tag, rule: rule)

@@ -9,6 +9,8 @@ public enum RegistryRoute: Sendable, Hashable {
     case manifest(RepositoryName, ManifestReference)
     case blob(RepositoryName, Digest)
     case tags(RepositoryName)
+    /// `GET /v2/<name>/referrers/<digest>` (OCI distribution 1.1).
+    case referrers(RepositoryName, Digest)
     /// Blob uploads: a write, refused as unsupported.
     case upload
     case health
@@ -27,6 +29,7 @@ public enum RegistryRoute: Sendable, Hashable {
         case .manifest: "manifest"
         case .blob: "blob"
         case .tags: "tags"
+        case .referrers: "referrers"
         case .upload: "upload"
         case .health: "health"
         case .ready: "ready"
@@ -49,7 +52,7 @@ public enum RegistryRoute: Sendable, Hashable {
     /// The repository the endpoint reads, if it reads one.
     public var repositoryName: RepositoryName? {
         switch self {
-        case .manifest(let name, _), .blob(let name, _), .tags(let name): name
+        case .manifest(let name, _), .blob(let name, _), .tags(let name), .referrers(let name, _): name
         default: nil
         }
     }
@@ -106,6 +109,11 @@ public enum RegistryRoute: Sendable, Hashable {
         if let marker = Self.lastRange(of: "/blobs/", in: rest) {
             let name = try RepositoryName(String(rest[..<marker.lowerBound]))
             self = .blob(name, try Digest(parsing: String(rest[marker.upperBound...])))
+            return
+        }
+        if let marker = Self.lastRange(of: "/referrers/", in: rest) {
+            let name = try RepositoryName(String(rest[..<marker.lowerBound]))
+            self = .referrers(name, try Digest(parsing: String(rest[marker.upperBound...])))
             return
         }
         self = .notFound

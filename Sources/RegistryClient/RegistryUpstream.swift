@@ -112,4 +112,33 @@ public struct RegistryUpstream: Upstream {
         page.hasMore = UpstreamAnswer.hasNextPage(response.headers.values("Link"))
         return page
     }
+
+    public func referrers(_ repository: RepositoryName, _ digest: Digest) async throws -> ImageIndex? {
+        let response: UpstreamResponse
+        do {
+            response = try await exchange(
+                .get, repository: repository, path: "referrers/\(digest)", accept: [MediaType.ociIndex.rawValue], small: true)
+        } catch UpstreamError.status(let status, _, _) where status == 404 || status == 405 {
+            return nil  // no such API here (distribution 2.8 answers 404)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: Manifest.maximumSize)
+        } catch is BodyTooLarge {
+            throw UpstreamError.invalidResponse("referrers of \(repository)@\(digest) are larger than \(Manifest.maximumSize) bytes")
+        } catch let error as TransportError {
+            throw UpstreamError.transport(error)
+        }
+        // Only an OCI index is an answer of the API; anything else says the upstream has none.
+        let manifest: Manifest
+        do {
+            manifest = try Manifest(bytes: Data(buffer: body), mediaType: MediaType.ociIndex, expected: nil)
+        } catch {
+            throw UpstreamError.invalidResponse("referrers of \(repository)@\(digest): \(error)")
+        }
+        guard case .index(let index) = try? manifest.decoded() else {
+            throw UpstreamError.invalidResponse("referrers of \(repository)@\(digest) are not an image index")
+        }
+        return index
+    }
 }

@@ -24,6 +24,16 @@ public protocol Upstream: Sendable {
 
     /// `GET /v2/<repository>/tags/list`, one page.
     func tags(_ repository: RepositoryName, count: Int?, last: String?) async throws -> TagPage
+
+    /// `GET /v2/<repository>/referrers/<digest>` (OCI distribution 1.1): the manifests whose
+    /// `subject` is `digest`, unfiltered. Nil when the upstream does not implement the API (then
+    /// clients, and Archway, fall back to the referrers tag schema).
+    func referrers(_ repository: RepositoryName, _ digest: Digest) async throws -> ImageIndex?
+}
+
+extension Upstream {
+    /// An upstream without the referrers API.
+    public func referrers(_ repository: RepositoryName, _ digest: Digest) async throws -> ImageIndex? { nil }
 }
 
 /// A blob answer, its body streaming.

@@ -10,7 +10,8 @@ import Testing
         ("/v2", .base),
         ("/_archway/health", .health),
         ("/", .notFound),
-        ("/v2/library/nginx/referrers/x", .notFound),
+        ("/v2/library/nginx/referrer/x", .notFound),
+        ("/_archway/internal/fills", .notFound),
         ("/v2/library/nginx/blobs/uploads/", .upload),
         ("/v2/library/nginx/blobs/uploads/abc", .upload),
     ])
@@ -27,6 +28,9 @@ import Testing
         )
         #expect(try RegistryRoute(path: "/v2/ghcr.io/org/app/blobs/\(Self.digest)") == .blob(name, try Digest(parsing: Self.digest)))
         #expect(try RegistryRoute(path: "/v2/ghcr.io/org/app/tags/list") == .tags(name))
+        #expect(
+            try RegistryRoute(path: "/v2/ghcr.io/org/app/referrers/\(Self.digest)") == .referrers(name, try Digest(parsing: Self.digest)))
+        #expect(try RegistryRoute(path: "/_archway/internal/fills/\(Self.digest)") == .peerFill(try Digest(parsing: Self.digest)))
         // A repository may itself contain a component named like a route word.
         #expect(
             try RegistryRoute(path: "/v2/a/manifests/b/manifests/latest")
@@ -43,6 +47,8 @@ import Testing
         ("/v2/Library/nginx/manifests/latest", "NAME_INVALID"),
         ("/v2/\(String(repeating: "a", count: 256))/manifests/latest", "NAME_INVALID"),
         ("/v2/library/nginx/manifests/sha256:totallywrong", "DIGEST_INVALID"),
+        ("/v2/library/nginx/referrers/x", "DIGEST_INVALID"),
+        ("/_archway/internal/fills/../../etc", "DIGEST_INVALID"),
         ("/v2/library/nginx/manifests/sha512:abc", "DIGEST_INVALID"),
         ("/v2/library/nginx/blobs/sha256:ABC", "DIGEST_INVALID"),
         ("/v2/library/nginx/blobs/latest", "DIGEST_INVALID"),

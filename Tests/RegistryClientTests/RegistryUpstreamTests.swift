@@ -216,6 +216,34 @@ import Testing
         }
     }
 
+    @Test func referrersComeFromTheAPIWhenTheUpstreamHasIt() async throws {
+        let subject = Digest.sha256(Data("subject".utf8))
+        var described = Descriptor(mediaType: .ociManifest, digest: Digest.sha256(Data("sbom".utf8)), size: 4)
+        described.artifactType = "application/vnd.example.sbom.v1+json"
+        let sbom = described
+        let answer = ImageIndex(mediaType: .ociIndex, manifests: [sbom]).canonicalJSON()
+        // A registry with the API for org/app; distribution 2.8 (no API) answers 404 for org/old.
+        let routes: @Sendable (Router<BasicRequestContext>) -> Void = { router in
+            router.get("/v2/org/app/referrers/:digest") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "application/vnd.oci.image.index.v1+json"],
+                    body: .init(byteBuffer: ByteBuffer(data: answer)))
+            }
+            router.get("/v2/org/bad/referrers/:digest") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"not\": 1}")))
+            }
+        }
+        try await withLiveServer(routes) { port in
+            let upstream = RegistryUpstream(name: "api.test", baseURL: "http://127.0.0.1:\(port)", logger: Self.logger)
+            let found = try await upstream.referrers(try RepositoryName("org/app"), subject)
+            #expect(found?.manifests == [sbom])
+            let none = try await upstream.referrers(try RepositoryName("org/old"), subject)
+            #expect(none == nil, "no API: the tag schema is next")
+            await #expect(throws: UpstreamError.self) { _ = try await upstream.referrers(try RepositoryName("org/bad"), subject) }
+        }
+    }
+
     @Test func unreachableUpstreamsAreTransportErrors() async throws {
         let port = try freePort()
         let upstream = RegistryUpstream(name: "gone.test", baseURL: "http://127.0.0.1:\(port)", logger: Self.logger)

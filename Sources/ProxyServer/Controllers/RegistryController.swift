@@ -38,6 +38,8 @@ struct RegistryController: Sendable {
             return try await blob(request, digest: digest, context: context)
         case .tags(let name):
             return try await tags(request, name: name, context: context)
+        case .referrers(_, let digest):
+            return try await referrers(request, subject: digest, context: context)
         case .upload:
             throw RegistryError(.unsupported, "this registry is a read-only mirror: uploads are not supported")
         case .notFound, .health, .ready, .metrics, .mismatches, .peerFill:
@@ -144,6 +146,21 @@ struct RegistryController: Sendable {
                 withExtendedLifetime(permit) {}
             }
         )
+    }
+
+    /// `OCI-Filters-Applied`: which query filters the answer honoured.
+    static let filtersApplied = HTTPField.Name("OCI-Filters-Applied")!
+
+    private func referrers(_ request: Request, subject: Digest, context: ArchwayRequestContext) async throws -> Response {
+        let artifactType = request.uri.queryParameters["artifactType"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let answer = try await registry.referrers(try context.route(), subject: subject, artifactType: artifactType)
+        let body = answer.index.canonicalJSON()
+        var headers = Self.apiHeaders(contentType: MediaType.ociIndex.rawValue)
+        headers[.contentLength] = String(body.count)
+        headers[Self.cacheStatus] = answer.cache.rawValue
+        if answer.filtered { headers[Self.filtersApplied] = "artifactType" }
+        if request.method == .head { return Response(status: .ok, headers: headers, body: Self.emptyBody(length: body.count)) }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     private func tags(_ request: Request, name: RepositoryName, context: ArchwayRequestContext) async throws -> Response {
