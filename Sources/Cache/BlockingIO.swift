@@ -36,24 +36,11 @@ public enum BlockingIO {
     /// A download's blocking work, below everything else in priority.
     public static func background<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
         try await downloads.runIfActive {
-            lowerPriority()
+            // On Linux `who` 0 is the calling thread, not the process (a thread is a task
+            // there); a syscall of well under a microsecond, next to a 64 KiB write and hash.
+            let thread = __priority_which_t(PRIO_PROCESS.rawValue)
+            if getpriority(thread, 0) < niceness { setpriority(thread, 0, niceness) }
             return try body()
         }
-    }
-
-    /// A download's blocking work that nobody awaits (it reports by itself), on the same pool:
-    /// no task is made for it. `body` gets false when the pool is shutting down.
-    static func backgroundDetached(_ body: @escaping @Sendable (_ running: Bool) -> Void) {
-        downloads.submit { state in
-            lowerPriority()
-            if case .active = state { body(true) } else { body(false) }
-        }
-    }
-
-    /// On Linux `who` 0 is the calling thread, not the process (a thread is a task there); a
-    /// syscall of well under a microsecond, next to a 64 KiB write and hash.
-    private static func lowerPriority() {
-        let thread = __priority_which_t(PRIO_PROCESS.rawValue)
-        if getpriority(thread, 0) < niceness { setpriority(thread, 0, niceness) }
     }
 }

@@ -65,21 +65,24 @@ public final class Fill: BlobDownload {
                 $0.lengthKnown = true
                 $0.expectedLength = length
             }
-            // Chunks are written and hashed on the blocking pool, eight downloads at disk speed
-            // must not take the threads that answer every other request; by a writer that takes
-            // every chunk waiting at once, so a fast download costs one hop and one wake-up of
-            // its readers per batch rather than per 64 KiB.
+            // Each chunk is written and hashed on the blocking pool: eight downloads at disk
+            // speed must not take the threads that answer every other request.
             let hasher = RunningHash()
-            let writer = ChunkWriter(file: self.file, hasher: hasher) { [weak self] written in self?.update { $0.written = written } }
+            let file = self.file
             var offset: Int64 = 0
             for try await chunk in body {
                 if let length, offset + Int64(chunk.readableBytes) > length {
                     throw StorageError.lengthMismatch(expected: length, actual: offset + Int64(chunk.readableBytes))
                 }
-                try await writer.submit(chunk)
+                let at = offset
+                try await BlockingIO.background {
+                    try file.write(chunk, at: at)
+                    hasher.update(chunk)
+                }
                 offset += Int64(chunk.readableBytes)
+                let written = offset
+                update { $0.written = written }
             }
-            try await writer.finish()
             if let length, offset != length { throw StorageError.lengthMismatch(expected: length, actual: offset) }
             let actual = hasher.finalize()
             guard actual == digest else {
@@ -88,7 +91,7 @@ public final class Fill: BlobDownload {
             try await beforePublishing?(offset, temporaryPath)
             // fdatasync can take a second for a large blob: on a thread of NIO's pool, never on
             // one of the few threads every request's task runs on.
-            let (file, temporaryPath, finalPath) = (self.file, self.temporaryPath, self.finalPath)
+            let (temporaryPath, finalPath) = (self.temporaryPath, self.finalPath)
             try await BlockingIO.background {
                 try file.synchronize()
                 try Self.moveIntoPlace(temporaryPath, finalPath)
@@ -174,105 +177,8 @@ public final class Fill: BlobDownload {
     }
 }
 
-/// Writes a download's chunks in order, and hashes them, on the blocking pool: one drain at a
-/// time takes every chunk queued so far. The download waits only when more than ``queueLimit``
-/// bytes are queued (the disk is slower than the network), and `written` reports what is on disk.
-final class ChunkWriter: Sendable {
-    static let queueLimit = 4 << 20
-
-    private struct State {
-        var queue: [ByteBuffer] = []
-        var queuedBytes = 0
-        var draining = false
-        var offset: Int64 = 0
-        var failure: StorageError?
-        /// The download waiting for room in the queue, or for the last drain.
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-
-    private let file: FileDescriptor
-    private let hasher: RunningHash
-    private let written: @Sendable (Int64) -> Void
-    private let state = Mutex(State())
-
-    init(file: FileDescriptor, hasher: RunningHash, written: @escaping @Sendable (Int64) -> Void) {
-        self.file = file
-        self.hasher = hasher
-        self.written = written
-    }
-
-    /// Queues a chunk; waits while the queue is full. Throws the first failed write.
-    func submit(_ chunk: ByteBuffer) async throws {
-        let startDrain = try state.withLock { state throws(StorageError) -> Bool in
-            if let failure = state.failure { throw failure }
-            state.queue.append(chunk)
-            state.queuedBytes += chunk.readableBytes
-            defer { state.draining = true }
-            return !state.draining
-        }
-        if startDrain { BlockingIO.backgroundDetached { running in self.drain(running) } }
-        await wait { $0.queuedBytes <= Self.queueLimit || $0.failure != nil }
-    }
-
-    /// Waits for every queued chunk to be on disk (or the first failure).
-    func finish() async throws {
-        await wait { (!$0.draining && $0.queue.isEmpty) || $0.failure != nil }
-        if let failure = state.withLock({ $0.failure }) { throw failure }
-    }
-
-    /// Suspends until `done` holds (only the download's own task ever waits here).
-    private func wait(until done: (State) -> Bool) async {
-        while !state.withLock({ done($0) }) {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if done(state) { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        }
-    }
-
-    /// On the pool: writes and hashes batches until the queue is empty.
-    private func drain(_ running: Bool) {
-        while true {
-            let (batch, offset) = state.withLock { state -> ([ByteBuffer], Int64) in
-                defer { state.queue = [] }
-                return (state.queue, state.offset)
-            }
-            var failure: StorageError? = running ? nil : .closed
-            var end = offset
-            if failure == nil {
-                do {
-                    for chunk in batch {
-                        try file.write(chunk, at: end)
-                        hasher.update(chunk)
-                        end += Int64(chunk.readableBytes)
-                    }
-                } catch {
-                    failure = error
-                }
-            }
-            let bytes = batch.reduce(0) { $0 + $1.readableBytes }
-            let (waiter, more) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
-                state.offset = end
-                state.queuedBytes -= bytes
-                if let failure { state.failure = failure }
-                let more = !state.queue.isEmpty && state.failure == nil
-                if !more { state.draining = false }
-                defer { state.waiter = nil }
-                return (state.waiter, more)
-            }
-            if failure == nil, end > offset { written(end) }
-            waiter?.resume()
-            if !more { return }
-        }
-    }
-}
-
 /// A download's hash, updated on the blocking pool one chunk after another.
-final class RunningHash: Sendable {
+private final class RunningHash: Sendable {
     private let hasher = Mutex(DigestHasher())
 
     func update(_ chunk: ByteBuffer) {
