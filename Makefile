@@ -6,7 +6,7 @@ APT_GET := $(shell command -v apt-get 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 BUILD_PACKAGES := libcurl4-openssl-dev libsqlite3-dev
-TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv radosgw ceph-mon ceph-osd postgresql-15 nginx
+TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv radosgw ceph-mon ceph-osd postgresql-15 nginx tmux
 
 .PHONY: run build test format lint deps test-deps clean fuzz soak bench cluster
 

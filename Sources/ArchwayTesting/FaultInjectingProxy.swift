@@ -17,7 +17,7 @@ public final class FaultInjectingProxy: Sendable {
         case dropAfter(Int)
         /// Sends the blob with one byte changed (same length, wrong digest).
         case corrupt
-        /// Sends this many bytes of a blob, then waits for ``release()``.
+        /// Sends this many bytes of a blob, then waits for ``release()`` (a smaller blob goes whole).
         case holdAfter(Int)
     }
 
@@ -157,9 +157,12 @@ public final class FaultInjectingProxy: Sendable {
                     if let byte = whole.getInteger(at: middle, as: UInt8.self) { whole.setInteger(byte ^ 0xff, at: middle) }
                     try await writer.write(whole)
                 case .holdAfter(let count):
+                    // A blob no larger than `count` has nothing to hold back: sent whole.
                     try await writer.write(whole.readSlice(length: min(count, whole.readableBytes)) ?? ByteBuffer())
-                    await self.waitForGate()
-                    try await writer.write(whole)
+                    if whole.readableBytes > 0 {
+                        await self.waitForGate()
+                        try await writer.write(whole)
+                    }
                 }
                 try await writer.finish(nil)
             }

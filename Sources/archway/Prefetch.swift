@@ -37,6 +37,13 @@ struct Prefetch: AsyncParsableCommand {
         let (registry, evictor) = try ArchwayServer.makeRegistry(configuration: configuration, ownsStorage: false, logger: logger)
         let progress = Progress(interactive: isatty(STDOUT_FILENO) != 0)
         var failures = 0
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                progress.tick()
+            }
+        }
+        defer { ticker.cancel() }
         try await ArchwayServer.withRunning(evictor.catalog) {
             for image in images {
                 do {
@@ -79,38 +86,89 @@ struct Prefetch: AsyncParsableCommand {
         case .image:
             manifests.append((top.manifest, "single-platform"))
         }
+        var blobs: [(Descriptor, String)] = []
         for (manifest, platform) in manifests {
             guard case .image(let image) = try manifest.decoded() else { continue }
-            for blob in [image.config] + image.layers {
-                let answer = try await registry.blob(name, blob.digest, namespace: namespace, rangeHeader: nil)
-                for try await chunk in answer.body {
-                    progress.advance(imageName: "\(reference)", platform: platform, bytes: chunk.readableBytes)
-                }
+            blobs += ([image.config] + image.layers).map { ($0, platform) }
+        }
+        // What the bar fills up to: every blob of every platform chosen, as the manifests say.
+        progress.begin("\(reference)", expected: blobs.reduce(0) { $0 + max(0, $1.0.size) })
+        for (blob, platform) in blobs {
+            let answer = try await registry.blob(name, blob.digest, namespace: namespace, rangeHeader: nil)
+            for try await chunk in answer.body {
+                progress.advance(imageName: "\(reference)", platform: platform, bytes: chunk.readableBytes)
             }
         }
         progress.finish("\(reference)", "\(manifests.count) image(s), \(top.manifest.digest)")
     }
 }
 
-/// Progress on a terminal (one line rewritten in place: bytes, rate) or plain lines otherwise.
+/// Progress on a terminal (one line rewritten in place: a bar of the image's bytes, the bytes,
+/// the rate) or plain lines otherwise.
 final class Progress: Sendable {
+    static let barWidth = 24
     let interactive: Bool
     private let state = ProgressState()
+    private let image = Mutex<(expected: Int64, done: Int64)>((0, 0))
 
     init(interactive: Bool) {
         self.interactive = interactive
     }
 
+    /// An image starts: `expected` bytes to read for it.
+    func begin(_ imageName: String, expected: Int64) {
+        image.withLock { $0 = (expected, 0) }
+    }
+
     func advance(imageName: String, platform: String, bytes: Int) {
-        let (total, rate, draw) = state.add(bytes)
-        guard interactive, draw else { return }
-        let line = "\(imageName) [\(platform)] \(Self.format(total)) at \(Self.format(Int64(rate)))/s"
+        let (_, rate, draw) = state.add(bytes)
+        let (expected, done) = image.withLock { image in
+            image.done += Int64(bytes)
+            return (image.expected, image.done)
+        }
+        guard interactive else { return }
+        let line =
+            "\(imageName) [\(platform)] \(Self.bar(done, of: expected)) \(Self.format(done))/\(Self.format(expected)) at \(Self.format(Int64(rate)))/s"
+        // Drawn at most ten times a second; what comes between is drawn by the next tick, so a
+        // download that pauses shows where it paused.
+        // Writes happen under the lock: a tick never draws a bar after the result line.
+        pending.withLock { pending in
+            pending = draw ? nil : line
+            if draw { Self.draw(line) }
+        }
+    }
+
+    /// Draws the line an advance left undrawn, if any (called every tenth of a second).
+    func tick() {
+        guard interactive else { return }
+        pending.withLock { pending in
+            if let line = pending { Self.draw(line) }
+            pending = nil
+        }
+    }
+
+    private static func draw(_ line: String) {
         FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+
+    /// The line an advance did not draw (at most ten draws a second); written only under this lock.
+    private let pending = Mutex<String?>(nil)
+
+    /// `[#########---------------]  38%`
+    static func bar(_ done: Int64, of expected: Int64) -> String {
+        let fraction = expected > 0 ? min(1, Double(done) / Double(expected)) : 0
+        let filled = Int((fraction * Double(barWidth)).rounded(.down))
+        let percent = String(Int((fraction * 100).rounded(.down)))
+        return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: barWidth - filled) + "] "
+            + String(repeating: " ", count: 3 - percent.count) + percent + "%"
     }
 
     func finish(_ image: String, _ status: String) {
         let prefix = interactive ? "\r\u{1B}[K" : ""
-        FileHandle.standardOutput.write(Data("\(prefix)\(image): \(status)\n".utf8))
+        pending.withLock { pending in
+            pending = nil
+            FileHandle.standardOutput.write(Data("\(prefix)\(image): \(status)\n".utf8))
+        }
     }
 
     func summary(images: Int, failures: Int) {
