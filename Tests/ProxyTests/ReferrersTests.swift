@@ -44,10 +44,18 @@ import Testing
             let sboms = try await registry.referrers(try route(registry), subject: subject, artifactType: Self.sbom)
             #expect(sboms.index.manifests == [sbom] && sboms.filtered && sboms.cache == .hit)
             #expect(hub.calls.filter { $0.hasPrefix("referrers") }.count == 1, "cached for the tag TTL")
-            // None for another subject: an empty index, not an error.
-            #expect(
-                try await registry.referrers(try route(registry), subject: Digest.sha256(Data("x".utf8)), artifactType: nil).index.manifests
-                    .isEmpty)
+            // None for another subject: an empty index, not an error, and not kept (a client
+            // asking about made-up digests does not grow the catalog).
+            let nobody = Digest.sha256(Data("x".utf8))
+            for _ in 0..<2 {
+                let none = try await registry.referrers(try route(registry), subject: nobody, artifactType: nil)
+                #expect(none.index.manifests.isEmpty)
+            }
+            #expect(hub.calls.filter { $0 == "referrers library/app \(nobody)" }.count == 2)
+            let key = TagKey(
+                upstream: "docker.io", repository: "library/app", tag: "referrers/\(nobody)",
+                accepting: ["application/vnd.oci.image.index.v1+json"])
+            #expect(try await registry.catalog.tag(key) == nil)
 
             hub.isReachable = false
             let offline = try self.registry(offline: true, root: root)

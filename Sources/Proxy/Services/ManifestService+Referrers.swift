@@ -7,8 +7,9 @@ import RegistryClient
 extension ManifestService {
     /// The referrers of `subject` in `route` (signatures, SBOMs, attestations): the upstream's
     /// referrers API when it has one, else its referrers tag schema (`sha256-<hex>`, an index
-    /// clients push to registries without the API), else none. Kept like a tag: trusted for
-    /// `tagTTL`, served stale when the upstream fails, and from the cache alone offline.
+    /// clients push to registries without the API), else none. A list with referrers is kept
+    /// like a tag: trusted for `tagTTL`, served stale when the upstream fails, and from the cache
+    /// alone offline; an empty one is not kept.
     func referrers(_ route: UpstreamRouter.Route, subject: Digest) async throws -> (index: ImageIndex, cache: CacheStatus) {
         // Not a tag any manifest can have (`/` and `:` are outside the grammar): no collision.
         let key = TagKey(
@@ -27,7 +28,11 @@ extension ManifestService {
             if found == nil { found = try await tagSchemaReferrers(route, subject: subject) }
             let manifests = found?.manifests ?? []
             let list = ImageIndex(mediaType: .ociIndex, manifests: manifests)
-            try await save(Manifest(bytes: list.canonicalJSON(), mediaType: .ociIndex), route: route, tag: key)
+            // Only a list with referrers is kept: a client asking about made-up digests must not
+            // grow the catalog by a row each (it costs them upstream requests, as a 404 tag does).
+            if !manifests.isEmpty {
+                try await save(Manifest(bytes: list.canonicalJSON(), mediaType: .ociIndex), route: route, tag: key)
+            }
             return (list, .miss)
         } catch let error as UpstreamError {
             if error.isUnavailable, let cached {
