@@ -139,9 +139,10 @@ public struct S3Client: Sendable {
         return (response.headers["Content-Length"].flatMap { Int64($0) }, response.body)
     }
 
-    /// Stores small content whole.
-    public func put(_ key: String, _ body: ByteBuffer) async throws {
-        try await send(.put, key, operation: "PutObject", body: body).requireSuccess()
+    /// Stores small content whole. `sha256`, the body's SHA-256 in hex when the caller already
+    /// knows it (content stored by its digest), spares hashing it again to sign it.
+    public func put(_ key: String, _ body: ByteBuffer, sha256: String? = nil) async throws {
+        try await send(.put, key, operation: "PutObject", body: body, payloadHash: sha256).requireSuccess()
     }
 
     /// Deletes an object; a missing one is fine.
@@ -156,6 +157,7 @@ public struct S3Client: Sendable {
     public func objects(prefix: String, pageSize: Int? = nil) async throws -> [S3Object] {
         var objects: [S3Object] = []
         var token: String?
+        var seen: Set<String> = []
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
             if let pageSize { query.append(("max-keys", String(pageSize))) }
@@ -169,8 +171,9 @@ public struct S3Client: Sendable {
             }
             let truncated = XMLFields.first("IsTruncated", in: response.text[...]) == "true"
             let next = truncated ? XMLFields.first("NextContinuationToken", in: response.text[...]) : nil
-            // A store that hands back the same token (or none) would have this loop forever.
-            guard next != token, next?.isEmpty != true else { break }
+            // A store that hands back a token it gave before (or an empty one) would have this
+            // loop forever.
+            guard let next, !next.isEmpty, seen.insert(next).inserted else { break }
             token = next
         } while token != nil
         return objects
@@ -279,10 +282,11 @@ public struct S3Client: Sendable {
 
     private func send(
         _ method: UpstreamRequest.Method, _ key: String, query: [(String, String)] = [], operation: String, body: ByteBuffer? = nil,
-        signedPayload: Bool = true, timeout: Duration? = .seconds(30)
+        signedPayload: Bool = true, payloadHash: String? = nil, timeout: Duration? = .seconds(30)
     ) async throws -> Answer {
         let response = try await perform(
-            request(method, key, query: query, body: body, signedPayload: signedPayload, timeout: timeout), operation: operation)
+            request(method, key, query: query, body: body, signedPayload: signedPayload, payloadHash: payloadHash, timeout: timeout),
+            operation: operation)
         do {
             let bytes = try await response.body.collect(upTo: Self.answerLimit)
             return Answer(operation: operation, status: response.status, headers: response.headers, text: String(buffer: bytes))
@@ -312,11 +316,12 @@ public struct S3Client: Sendable {
 
     func request(
         _ method: UpstreamRequest.Method, _ key: String, query: [(String, String)] = [], headers extra: UpstreamHeaders = [:],
-        body: ByteBuffer?, signedPayload: Bool = true, timeout: Duration?
+        body: ByteBuffer?, signedPayload: Bool = true, payloadHash known: String? = nil, timeout: Duration?
     ) -> UpstreamRequest {
         let path = location.path(key)
         let payloadHash =
-            signedPayload ? Digest.sha256(Data((body ?? ByteBuffer()).readableBytesView)).encoded : SignatureV4.unsignedPayload
+            !signedPayload
+            ? SignatureV4.unsignedPayload : known ?? Digest.sha256(Data((body ?? ByteBuffer()).readableBytesView)).encoded
         var fields: [(name: String, value: String)] = [("Host", location.requestHost)]
         for field in extra { fields.append((field.name, field.value)) }
         let signature = signer.sign(

@@ -7,11 +7,6 @@ import Foundation
 /// ones and numeric references, which are decoded. Element names never nest inside themselves in
 /// these answers.
 enum XMLFields {
-    /// The text of every `<name>…</name>` in `xml`, in order, entities decoded.
-    static func all(_ name: String, in xml: Substring) -> [String] {
-        elements(name, in: xml).map { unescape($0) }
-    }
-
     /// The text of the first `<name>…</name>` in `xml`.
     static func first(_ name: String, in xml: Substring) -> String? {
         elements(name, in: xml).first.map { unescape($0) }

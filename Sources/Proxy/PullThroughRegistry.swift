@@ -121,7 +121,8 @@ public struct PullThroughRegistry: Sendable {
         if let finding, finding.isRefusable, (rule?.mismatch ?? mismatch) == .refuse {
             let fix =
                 if let rule {
-                    "rule '\(rule.name)' (\(rule.location)) has no member for \(finding.clientPlatform)"
+                    // The policy file by name only: a client learns no folder of the server.
+                    "rule '\(rule.name)' (\((rule.location.file as NSString).lastPathComponent):\(rule.location.line)) has no member for \(finding.clientPlatform)"
                 } else {
                     "a policy rule can add one (archway mismatches suggests it)"
                 }

@@ -31,29 +31,32 @@ public struct PostgresFillCoordinator: FillCoordinator {
         let (text, seconds, holder, url) = (digest.description, Double(ttl.components.seconds), holder, url)
         let scopeText = scope?.description
         let replaced = unreachable ?? ""
-        let current: (holder: String, url: String, scope: String?)? = try await catalog.call("claim a download") { client in
-            let rows = try await client.query(
-                """
-                INSERT INTO fill_lease (digest, holder, url, scope, expires)
-                VALUES (\(text), \(holder), \(url), \(scopeText), EXTRACT(EPOCH FROM clock_timestamp()) + \(seconds))
-                ON CONFLICT (digest) DO UPDATE
-                    SET holder = EXCLUDED.holder, url = EXCLUDED.url, scope = EXCLUDED.scope, expires = EXCLUDED.expires
-                    WHERE fill_lease.expires < EXTRACT(EPOCH FROM clock_timestamp())
-                        OR fill_lease.holder = EXCLUDED.holder OR fill_lease.holder = \(replaced)
-                RETURNING holder
-                """)
-            for try await _ in rows.decode(String.self) { return nil }
-            let holders = try await client.query("SELECT holder, url, scope FROM fill_lease WHERE digest = \(text)")
-            for try await row in holders.decode((String, String, String?).self) { return row }
-            return (holder, url, scopeText)  // released meanwhile: ask again
+        // A lease released between the insert and the read is claimed again, a few times at most.
+        for _ in 0..<3 {
+            let current: (holder: String, url: String, scope: String?)?? = try await catalog.call("claim a download") { client in
+                let rows = try await client.query(
+                    """
+                    INSERT INTO fill_lease (digest, holder, url, scope, expires)
+                    VALUES (\(text), \(holder), \(url), \(scopeText), EXTRACT(EPOCH FROM clock_timestamp()) + \(seconds))
+                    ON CONFLICT (digest) DO UPDATE
+                        SET holder = EXCLUDED.holder, url = EXCLUDED.url, scope = EXCLUDED.scope, expires = EXCLUDED.expires
+                        WHERE fill_lease.expires < EXTRACT(EPOCH FROM clock_timestamp())
+                            OR fill_lease.holder = EXCLUDED.holder OR fill_lease.holder = \(replaced)
+                    RETURNING holder
+                    """)
+                for try await _ in rows.decode(String.self) { return .some(nil) }
+                let holders = try await client.query("SELECT holder, url, scope FROM fill_lease WHERE digest = \(text)")
+                for try await row in holders.decode((String, String, String?).self) { return .some(row) }
+                return nil  // released meanwhile
+            }
+            switch current {
+            case .some(.none): return .owner(PostgresFillLease(coordinator: self, digest: digest))
+            case .some(.some(let other)):
+                return .peer(holder: other.holder, url: other.url, scope: other.scope.flatMap(RepositoryKey.init(parsing:)))
+            case .none: continue
+            }
         }
-        guard let current else {
-            return .owner(PostgresFillLease(coordinator: self, digest: digest))
-        }
-        if current.holder == holder {
-            return try await claim(digest, scope: scope, replacing: unreachable)
-        }
-        return .peer(holder: current.holder, url: current.url, scope: current.scope.flatMap(RepositoryKey.init(parsing:)))
+        throw CatalogUnavailable(operation: "claim a download", reason: "its lease kept changing hands")
     }
 
     /// Pushes the lease's expiry `ttl` past now, if this replica still holds it.

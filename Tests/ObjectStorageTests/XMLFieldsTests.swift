@@ -20,12 +20,12 @@ struct XMLFieldsTests {
     @Test func aNameThatStartsAnotherIsNotIt() {
         // <Key> must not match <KeyMarker>; an empty element is empty.
         let xml = "<Upload><KeyMarker>no</KeyMarker><Key>yes</Key><UploadId/></Upload>"
-        #expect(XMLFields.all("Key", in: xml[...]) == ["yes"])
+        #expect(XMLFields.elements("Key", in: xml[...]) == ["yes"])
         #expect(XMLFields.first("UploadId", in: xml[...]) == "")
     }
 
     @Test func brokenInputGivesWhatIsComplete() {
-        #expect(XMLFields.all("Key", in: "<Key>one</Key><Key>unterminated"[...]) == ["one"])
+        #expect(XMLFields.elements("Key", in: "<Key>one</Key><Key>unterminated"[...]) == ["one"])
         #expect(XMLFields.unescape("a & b &unknown; &#xZZ; &#1114112;"[...]) == "a & b &unknown; &#xZZ; &#1114112;")
         #expect(XMLFields.escape("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;")
     }

@@ -35,6 +35,9 @@ struct BlobService: Sendable {
             } else {
                 admission = try await access.admission(digest, under: route)
             }
+            // The stored length, asked once per pass (with an object store, asking is a request).
+            var stored: Int64?
+            var storedAsked = false
             if !admission.isConfirmed {
                 // This name's own download may have started while the catalog was read.
                 let running = await store.runningFill(digest)
@@ -44,7 +47,10 @@ struct BlobService: Sendable {
                 // A verified download stays running until it is recorded, so stored content
                 // found here is recorded already.
                 var present = running != nil
-                if !present { present = await store.length(of: digest) != nil }
+                if !present {
+                    (stored, storedAsked) = (await store.length(of: digest), true)
+                    present = stored != nil
+                }
                 if present {
                     // Stored or downloading for another name: served here only once this name's
                     // sources are known to have it. Read again first: this name's own download may
@@ -54,7 +60,8 @@ struct BlobService: Sendable {
                 }
             }
             known = admission
-            if let length = await store.length(of: digest) {
+            if !storedAsked { stored = await store.length(of: digest) }
+            if let length = stored {
                 let range = try Self.range(rangeHeader, length: length)
                 if let reader = await store.reader(digest, range: range.map { $0.lowerBound...$0.upperBound }) {
                     catalog.noteAccess(digest, at: now())
@@ -109,7 +116,7 @@ struct BlobService: Sendable {
             throw UpstreamError.transport(error).registryError(for: .blob, route: route, logger: logger)
         } catch let error as StorageError {
             logger.error("the store cannot take a blob", metadata: ["digest": "\(fill.digest)", "error": "\(error)"])
-            throw RegistryError(.unavailable, "the cache cannot store \(fill.digest): \(error)")
+            throw RegistryError(.unavailable, "the cache cannot store \(fill.digest) now; the server's log has the details")
         }
         let range = try length.flatMap { try Self.range(rangeHeader, length: $0) }
         let reader = fill.reader(range: range.map { $0.lowerBound...$0.upperBound })
@@ -174,7 +181,7 @@ struct BlobService: Sendable {
             )
         } catch {
             logger.error("cannot start a blob download", metadata: ["digest": "\(digest)", "error": "\(error)"])
-            throw RegistryError(.unavailable, "the cache cannot store \(digest): \(error)")
+            throw RegistryError(.unavailable, "the cache cannot store \(digest) now; the server's log has the details")
         }
     }
 
