@@ -21,20 +21,31 @@ public final class ArchwayProcess: Sendable {
         configuration: String, storage: URL? = nil, maxSize: String? = nil, storageKeys: String? = nil, tls: Bool = false
     ) async throws -> ArchwayProcess {
         let directory = try makeTemporaryDirectory(prefix: "archway-process")
-        let archway = ArchwayProcess(
-            port: try freeLoopbackPort(),
-            directory: directory,
-            storage: storage ?? directory.appendingPathComponent("storage", isDirectory: true),
-            scheme: tls ? "https" : "http"
-        )
-        var yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n"
-        if let maxSize { yaml += "  max-size: \(maxSize)\n" }
-        if let storageKeys { yaml += storageKeys.split(separator: "\n").map { "  \($0)\n" }.joined() }
-        // `$ARCHWAY_URL` stands for this process's own address (a replica's advertise-url).
-        yaml += configuration.replacingOccurrences(of: "$ARCHWAY_URL", with: archway.url)
-        try yaml.write(to: archway.configFile, atomically: true, encoding: .utf8)
-        try await archway.launch()
-        return archway
+        // The free port can be taken by another test between choosing and binding it: then the
+        // process exits at once, and another port is tried.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let archway = ArchwayProcess(
+                port: try freeLoopbackPort(),
+                directory: directory,
+                storage: storage ?? directory.appendingPathComponent("storage", isDirectory: true),
+                scheme: tls ? "https" : "http"
+            )
+            var yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n"
+            if let maxSize { yaml += "  max-size: \(maxSize)\n" }
+            if let storageKeys { yaml += storageKeys.split(separator: "\n").map { "  \($0)\n" }.joined() }
+            // `$ARCHWAY_URL` stands for this process's own address (a replica's advertise-url).
+            yaml += configuration.replacingOccurrences(of: "$ARCHWAY_URL", with: archway.url)
+            try yaml.write(to: archway.configFile, atomically: true, encoding: .utf8)
+            do {
+                try await archway.launch()
+                return archway
+            } catch  where attempt < 3 && archway.output().contains("Address already in use") {
+                try? FileManager.default.removeItem(at: archway.logFile)
+                continue
+            }
+        }
     }
 
     private init(port: Int, directory: URL, storage: URL, scheme: String) {
