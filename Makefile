@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_GET := $(shell command -v apt-get 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-BUILD_PACKAGES := libcurl4-openssl-dev libsqlite3-dev
+BUILD_PACKAGES := libcurl4-openssl-dev libsqlite3-dev zlib1g-dev libzstd-dev
 TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv radosgw ceph-mon ceph-osd postgresql-15 nginx tmux
 
 .PHONY: run build test format lint deps test-deps clean fuzz soak bench cluster
@@ -55,7 +55,7 @@ lint:
 # the toolchain's libFuzzer runtime without main.
 FUZZ_RUNTIME = $(firstword $(wildcard $(dir $(shell readlink -f $(shell command -v swift)))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
 # The seeds in Fuzz/corpus stay as they are; what a run discovers goes to .build-fuzz/corpus.
-FUZZ_TARGETS := FuzzReference FuzzPolicy FuzzManifest FuzzRange FuzzUpstreamAnswers
+FUZZ_TARGETS := FuzzReference FuzzPolicy FuzzManifest FuzzRange FuzzUpstreamAnswers FuzzLayer
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@for target in $(FUZZ_TARGETS); do \

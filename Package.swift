@@ -93,10 +93,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // zlib and libzstd, for reading layers.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // What an image's layers hold: decompression, tar, the layered filesystem, ELF headers,
+        // and the entrypoint followed to the binary that runs. Pure: bytes in, a report out.
+        .target(name: "LayerInspection", dependencies: ["CZlib", "CZstd"], swiftSettings: instrumented),
         .target(
             name: "Proxy",
             dependencies: [
-                "OCI", "Policies", "Cache", "RegistryClient",
+                "OCI", "Policies", "Cache", "RegistryClient", "LayerInspection",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -130,7 +137,7 @@ let package = Package(
         .target(
             name: "ArchwayApp",
             dependencies: [
-                "OCI", "Policies", "Cache", "RegistryClient", "ObjectStorage", "SharedState", "Proxy", "ProxyServer",
+                "OCI", "Policies", "Cache", "RegistryClient", "ObjectStorage", "SharedState", "Proxy", "ProxyServer", "LayerInspection",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -147,7 +154,7 @@ let package = Package(
         .executableTarget(
             name: "archway",
             dependencies: [
-                "ArchwayApp", "OCI", "Policies", "Proxy", "Cache", "RegistryClient", "SharedState",
+                "ArchwayApp", "OCI", "Policies", "Proxy", "Cache", "RegistryClient", "SharedState", "LayerInspection",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -168,7 +175,7 @@ let package = Package(
         .target(
             name: "ArchwayTesting",
             dependencies: [
-                "OCI", "RegistryClient", "Proxy", "ArchwayApp", "ObjectStorage",
+                "OCI", "RegistryClient", "Proxy", "ArchwayApp", "ObjectStorage", "LayerInspection", "CZlib", "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -181,6 +188,7 @@ let package = Package(
         ),
         .testTarget(name: "OCITests", dependencies: ["OCI", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "OCI"], swiftSettings: strict),
+        .testTarget(name: "LayerInspectionTests", dependencies: ["LayerInspection", "ArchwayTesting"], swiftSettings: strict),
         .testTarget(
             name: "CacheTests",
             dependencies: ["Cache", "OCI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift")],
@@ -261,7 +269,7 @@ if fuzzing {
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
     for (name, dependencies) in [
         ("FuzzReference", ["OCI", "ProxyServer"]), ("FuzzPolicy", ["OCI", "Policies"]), ("FuzzManifest", ["OCI"]), ("FuzzRange", ["OCI"]),
-        ("FuzzUpstreamAnswers", ["OCI", "RegistryClient"]),
+        ("FuzzUpstreamAnswers", ["OCI", "RegistryClient"]), ("FuzzLayer", ["LayerInspection"]),
     ] {
         package.targets.append(
             .executableTarget(

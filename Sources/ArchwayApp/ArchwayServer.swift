@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2
+import LayerInspection
 import Logging
 import NIOCore
 import ObjectStorage
@@ -75,6 +76,7 @@ public enum ArchwayServer {
             PolicyReloader(configuration: configuration, store: registry.policyStore, logger: logger),
             DownloadService(runner: downloads, registry: registry, bound: configuration.shutdownTimeout, logger: logger),
         ]
+        if let binaries = registry.binaries { services.append(BinaryScanService(verifier: binaries)) }
         // First, so it stops last: the others write to the catalog until they end.
         if let shared = evictor.catalog as? PostgresCatalog { services.insert(SharedCatalogService(catalog: shared), at: 0) }
         let running: @Sendable (any Channel) async -> Void = { channel in
@@ -157,6 +159,7 @@ public enum ArchwayServer {
             tagTTL: configuration.tagTTL,
             offline: configuration.offline,
             mismatch: configuration.mismatch,
+            binaryScan: configuration.binaries.verify ? ScanLimits(bytesPerLayer: configuration.binaries.maxLayerSize) : nil,
             logger: logger
         )
         return (registry, evictor)

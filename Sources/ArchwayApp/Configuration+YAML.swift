@@ -29,7 +29,7 @@ extension Configuration {
             allowedKeys: [
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
                 "mismatch",
-                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog", "replica",
+                "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog", "replica", "binaries",
             ],
             context: "configuration"
         )
@@ -114,6 +114,15 @@ extension Configuration {
                     throw postgres.error(
                         "catalog.postgres describes blobs every replica can read: it needs storage.s3 (a shared bucket) too")
                 }
+            }
+        }
+        if let value = keys["binaries"] {
+            let entries = try value.mapping(allowedKeys: ["verify", "max-layer-size"], context: "binaries")
+            if let verify = entries["verify"] { configuration.binaries.verify = try verify.bool("binaries.verify") }
+            if let size = entries["max-layer-size"] {
+                let bytes = try size.size("binaries.max-layer-size")
+                guard bytes >= 1 << 20 else { throw size.error("binaries.max-layer-size must be at least 1MiB") }
+                configuration.binaries.maxLayerSize = bytes
             }
         }
         if let value = keys["replica"] {

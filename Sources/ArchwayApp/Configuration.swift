@@ -149,6 +149,9 @@ public struct Configuration: Sendable, Hashable {
     /// What a client whose platform is stated gets when a tag has no image for it: the image with
     /// a warning, or a refusal at pull time (`mismatch:`; a policy rule may say otherwise).
     public var mismatch: MismatchAction = .warn
+    /// Whether images' binaries are scanned in the background, and the bytes read of a layer at
+    /// most (`binaries:`).
+    public var binaries = Binaries()
     /// How long SIGTERM waits for in-flight responses and downloads before ending them.
     public var shutdownTimeout: Duration = .seconds(30)
     /// How long connecting to an upstream may take.
@@ -221,5 +224,16 @@ extension Configuration {
     public func loadPolicies() throws(PolicyLoader.Failure) -> PolicySet {
         guard let policiesPath else { return .empty }
         return try PolicyLoader(upstreams: upstreamHosts).load(paths: [policiesPath])
+    }
+}
+
+extension Configuration {
+    /// `binaries:`: the background scan of images' binaries (on by default).
+    public struct Binaries: Sendable, Hashable {
+        public var verify = true
+        /// Decompressed bytes read of one layer at most.
+        public var maxLayerSize: Int64 = 4 << 30
+
+        public init() {}
     }
 }

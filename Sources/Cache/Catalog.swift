@@ -70,6 +70,13 @@ public protocol Catalog: Sendable {
     func recordMismatch(_ event: MismatchRecord) async throws
     /// The mismatch rows seen since `since` (all when nil), most recent first.
     func mismatches(since: Date?) async throws -> [MismatchRecord]
+
+    // MARK: Binaries
+
+    /// Keeps what the scan of an image's binaries found (replacing an earlier scan's).
+    func recordBinaries(_ record: BinaryRecord) async throws
+    /// What the scan of an image (by its manifest's digest) found; nil when it was not scanned.
+    func binaries(of image: Digest) async throws -> BinaryRecord?
 }
 
 extension Catalog {

@@ -90,6 +90,22 @@ public struct ContentRecord: Sendable, Hashable {
     }
 }
 
+/// What the scan of an image's binaries found, kept per image manifest digest: the platform its
+/// config states and the scanner's report (JSON; the catalog does not read it).
+public struct BinaryRecord: Sendable, Hashable {
+    public var image: Digest
+    public var platform: String
+    public var report: String
+    public var scannedAt: Date
+
+    public init(image: Digest, platform: String, report: String, scannedAt: Date) {
+        self.image = image
+        self.platform = platform
+        self.report = report
+        self.scannedAt = scannedAt
+    }
+}
+
 /// A source of content linked to a name, and whether that source is known to have it.
 public struct LinkedSource: Sendable, Hashable {
     public var origin: RepositoryKey

@@ -158,6 +158,18 @@ public final class SQLiteCatalog: Catalog {
                     """
             )
         }
+        migrator.registerMigration("v6: what images' binaries are") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE binary_scan (
+                        image TEXT PRIMARY KEY,
+                        platform TEXT NOT NULL,
+                        report TEXT NOT NULL,
+                        scanned_at REAL NOT NULL
+                    )
+                    """
+            )
+        }
         return migrator
     }
 
@@ -339,6 +351,7 @@ public final class SQLiteCatalog: Catalog {
     public func remove(_ digest: Digest) async throws {
         _ = try await database.write { db in
             try db.execute(sql: "DELETE FROM content WHERE digest = ?", arguments: [digest.description])
+            try db.execute(sql: "DELETE FROM binary_scan WHERE image = ?", arguments: [digest.description])
         }
         recentTags.removeAll { $0.descriptor.digest == digest }
     }

@@ -1,6 +1,7 @@
 import Cache
 import CoreMetrics
 import Foundation
+import LayerInspection
 import Logging
 import OCI
 import Synchronization
@@ -20,6 +21,9 @@ public final class PlatformAuditor: Sendable {
         case indexLacksPlatform = "index-lacks-platform"
         /// A child fetched by digest that an index lists for another platform.
         case childOfOtherPlatform = "child-of-other-platform"
+        /// An image whose config states one platform while the binary it runs is of another:
+        /// every node of the stated platform that runs it fails with `exec format error`.
+        case binaryPlatform = "binary-platform"
     }
 
     /// How a client's platform is known.
@@ -162,6 +166,30 @@ public final class PlatformAuditor: Sendable {
         rule: String?, source: PlatformSource
     ) async -> Finding {
         let images = Self.summary(imagePlatforms)
+        await write(
+            kind: kind, repository: repository, reference: reference, client: client, clientPlatform: clientPlatform, images: images,
+            rule: rule, details: [:])
+        return Finding(
+            kind: kind, source: source, clientPlatform: clientPlatform, imagePlatforms: images,
+            summary: "\(repository):\(reference) has no image for \(clientPlatform) (it has \(images))")
+    }
+
+    /// Records an image whose binary contradicts its config: the nodes of the `declared`
+    /// platform are the ones it breaks, so that is the row's client platform.
+    func recordBinaryMismatch(repository: RepositoryKey, reference: String, declared: Platform, binaries: Platform, report: BinaryReport)
+        async
+    {
+        var details: Logger.Metadata = ["binary": "\(report.binary ?? "")", "elf": "\(report.elf ?? "")"]
+        if !report.chain.isEmpty { details["chain"] = "\(report.chain.joined(separator: " => "))" }
+        await write(
+            kind: .binaryPlatform, repository: repository, reference: reference, client: .unknown, clientPlatform: declared,
+            images: binaries.description, rule: nil, details: details)
+    }
+
+    private func write(
+        kind: Kind, repository: RepositoryKey, reference: String, client: Client, clientPlatform: Platform, images: String,
+        rule: String?, details: Logger.Metadata
+    ) async {
         var metadata: Logger.Metadata = [
             "event": "arch_mismatch",
             "kind": "\(kind.rawValue)",
@@ -173,6 +201,7 @@ public final class PlatformAuditor: Sendable {
             "user_agent": "\(client.userAgent ?? "")",
         ]
         if let rule { metadata["rule"] = "\(rule)" }
+        metadata.merge(details) { $1 }
         logger.warning("arch mismatch", metadata: metadata)
         Counter(label: "archway_arch_mismatch_total", dimensions: [("client_arch", clientPlatform.architecture), ("kind", kind.rawValue)])
             .increment()
@@ -181,16 +210,12 @@ public final class PlatformAuditor: Sendable {
             try await catalog.recordMismatch(
                 MismatchRecord(
                     repository: repository.description, reference: reference, clientPlatform: clientPlatform.description,
-                    imagePlatforms: images,
-                    kind: kind.rawValue, rule: rule, firstSeen: date, lastSeen: date, lastClient: client.address,
+                    imagePlatforms: images, kind: kind.rawValue, rule: rule, firstSeen: date, lastSeen: date, lastClient: client.address,
                     userAgent: client.userAgent
                 )
             )
         } catch {
             logger.error("could not record a mismatch", metadata: ["error": "\(error)"])
         }
-        return Finding(
-            kind: kind, source: source, clientPlatform: clientPlatform, imagePlatforms: images,
-            summary: "\(repository):\(reference) has no image for \(clientPlatform) (it has \(images))")
     }
 }

@@ -1,5 +1,6 @@
 import Cache
 import Foundation
+import LayerInspection
 import Logging
 import OCI
 import Policies
@@ -10,6 +11,7 @@ import RegistryClient
 /// - ``ManifestService``: manifests by tag and digest, tag lists;
 /// - ``IndexSynthesizer``: indexes for the tags a policy rule rewrites;
 /// - ``PlatformAuditor``: what each pull means for the client's platform;
+/// - ``BinaryVerifier``: what images' binaries really are, found in the background;
 /// over ``ContentAccess`` (which names may read which digest) and ``ImageInspector``.
 ///
 /// This type routes a request to them and is what the HTTP surface and the command line call.
@@ -20,6 +22,8 @@ public struct PullThroughRegistry: Sendable {
     public let policyStore: PolicyStore
     public var policies: PolicySet { policyStore.current }
     public let auditor: PlatformAuditor
+    /// Scans images' binaries in the background; nil when that is turned off.
+    public let binaries: BinaryVerifier?
     let store: any BlobStore
     let catalog: any Catalog
     let blobs: BlobService
@@ -44,29 +48,36 @@ public struct PullThroughRegistry: Sendable {
         tagTTL: Duration = .seconds(300),
         offline: Bool = false,
         mismatch: MismatchAction = .warn,
+        binaryScan: ScanLimits? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
         logger: Logger
     ) {
         self.mismatch = mismatch
         let metrics = CacheMetrics()
         let access = ContentAccess(router: router, catalog: catalog, offline: offline, logger: logger)
-        let blobs = BlobService(
+        let auditor = auditor ?? PlatformAuditor(catalog: catalog, logger: logger, now: now)
+        let binaries = binaryScan.map {
+            BinaryVerifier(store: store, catalog: catalog, auditor: auditor, limits: $0, logger: logger, now: now)
+        }
+        var blobs = BlobService(
             store: store, catalog: catalog, access: access, evictor: evictor ?? Evictor(store: store, catalog: catalog, maximumSize: nil),
             metrics: metrics, offline: offline, now: now, logger: logger)
+        if let binaries { blobs.stored = { binaries.blobStored($0) } }
+        self.binaries = binaries
         let manifests = ManifestService(
             store: store, catalog: catalog, access: access, metrics: metrics, tagTTL: tagTTL, offline: offline, now: now, logger: logger)
         let inspector = ImageInspector(blobs: blobs)
         self.router = router
         self.policyStore = PolicyStore(policies)
-        self.auditor = auditor ?? PlatformAuditor(catalog: catalog, logger: logger, now: now)
+        self.auditor = auditor
         self.store = store
         self.catalog = catalog
         self.blobs = blobs
         self.manifests = manifests
         self.inspector = inspector
         self.synthesizer = IndexSynthesizer(
-            router: router, store: store, catalog: catalog, manifests: manifests, inspector: inspector, tagTTL: tagTTL, offline: offline,
-            now: now, logger: logger)
+            router: router, store: store, catalog: catalog, manifests: manifests, inspector: inspector, binaries: binaries, tagTTL: tagTTL,
+            offline: offline, now: now, logger: logger)
         self.offline = offline
         self.now = now
     }
@@ -118,6 +129,12 @@ public struct PullThroughRegistry: Sendable {
         let finding = await auditor.audit(
             answer, route: route, reference: reference, client: client, rule: rule?.name, inspector: inspector)
         answer.warning = finding?.warning
+        if let binaries, answer.manifest.mediaType.isImageManifest, binaries.wants(answer.manifest.digest),
+            case .image(let image) = inspector.decoded(answer.manifest)
+        {
+            let asked = if case .tag(let tag) = reference { tag.value } else { answer.manifest.digest.description }
+            binaries.noteServed(answer.manifest.digest, manifest: image, route: route, reference: asked)
+        }
         if let finding, finding.isRefusable, (rule?.mismatch ?? mismatch) == .refuse {
             let fix =
                 if let rule {
@@ -145,6 +162,51 @@ public struct PullThroughRegistry: Sendable {
     /// What synthesizing `tag` by `rule` gives now (`archway policy preview`).
     public func synthesize(_ route: UpstreamRouter.Route, tag: Tag, rule: PolicyRule) async throws -> SynthesisReport {
         try await synthesizer.synthesize(route, tag: tag, rule: rule)
+    }
+
+    /// What each image of a reference is (every platform of an index, or those of
+    /// `platforms`): its config's platform and its binaries, from the catalog when they were
+    /// scanned, else scanned now (its blobs fetched through the cache as a pull would).
+    public func inspect(_ route: UpstreamRouter.Route, _ reference: ManifestReference, platforms: [Platform] = []) async throws
+        -> [ImageInspection]
+    {
+        let answer = try await manifest(route, reference, accepting: MediaType.anyManifest)
+        var images: [(listed: Platform?, digest: Digest)] = []
+        switch inspector.decoded(answer.manifest) {
+        case .index(let index):
+            for child in index.manifests where !child.isAttestation && child.mediaType.isImageManifest {
+                let listed = child.platform?.normalized()
+                if !platforms.isEmpty, !platforms.contains(where: { listed?.matches($0) == true }) { continue }
+                images.append((listed, child.digest))
+            }
+        case .image:
+            images.append((nil, answer.manifest.digest))
+        case nil:
+            throw RegistryError(.manifestInvalid, "\(route.key):\(reference) does not decode")
+        }
+        let verifier =
+            binaries
+            ?? BinaryVerifier(store: store, catalog: catalog, auditor: auditor, limits: ScanLimits(), logger: manifests.logger, now: now)
+        var result: [ImageInspection] = []
+        for (listed, digest) in images {
+            let child = try await manifests.manifest(route, digest: digest, accepting: MediaType.anyManifest)
+            guard case .image(let image) = inspector.decoded(child.manifest) else { continue }
+            if let recorded = await verifier.recorded(digest), let declared = try? Platform(parsing: recorded.platform) {
+                result.append(
+                    ImageInspection(
+                        listed: listed, digest: digest, declared: declared, report: recorded.report, scannedAt: recorded.scannedAt))
+                continue
+            }
+            let asked = if case .tag(let tag) = reference, listed == nil { tag.value } else { digest.description }
+            let read: (Digest) async throws -> any BlobReading = { blob in try await self.blobs.blob(route, blob, rangeHeader: nil).reader }
+            let scanned = await verifier.verify(digest, manifest: image, route: route, reference: asked, offload: { try $0() }, read: read)
+            let declared: Platform
+            if let scanned { declared = scanned.platform } else { declared = try await inspector.platform(of: image, route: route) }
+            result.append(
+                ImageInspection(
+                    listed: listed, digest: digest, declared: declared, report: scanned?.report, scannedAt: scanned.map { _ in now() }))
+        }
+        return result
     }
 
     // MARK: - Blobs
@@ -189,4 +251,16 @@ public struct PullThroughRegistry: Sendable {
         tags.formUnion(try await synthesizer.synthesizableTags(route, rules: rules))
         return TagList.page(of: tags, name: name, count: count, last: last, hasMore: false)
     }
+}
+
+/// One image of a reference, as `archway inspect` shows it.
+public struct ImageInspection: Sendable {
+    /// The platform an index lists it for (nil for a single image).
+    public var listed: Platform?
+    public var digest: Digest
+    /// The platform its config states.
+    public var declared: Platform
+    /// What its binaries are; nil when its layers could not be read.
+    public var report: BinaryReport?
+    public var scannedAt: Date?
 }

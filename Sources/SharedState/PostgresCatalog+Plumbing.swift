@@ -219,6 +219,19 @@ extension PostgresCatalog {
                 """
             ]
         ),
+        (
+            3, "what images' binaries are",
+            [
+                """
+                CREATE TABLE binary_scan (
+                    image TEXT PRIMARY KEY,
+                    platform TEXT NOT NULL,
+                    report TEXT NOT NULL,
+                    scanned_at DOUBLE PRECISION NOT NULL
+                )
+                """
+            ]
+        ),
     ]
     /// The advisory lock migrations hold (any number; the same for every replica).
     static let migrationLock: Int64 = 0x4152_4348_5741_5901

@@ -207,6 +207,7 @@ public final class PostgresCatalog: Catalog {
         let text = digest.description
         try await transaction("forget content") { connection in
             try await connection.query("DELETE FROM content WHERE digest = \(text)", logger: self.logger)
+            try await connection.query("DELETE FROM binary_scan WHERE image = \(text)", logger: self.logger)
             try await self.notify(connection, .content(digest))
         }
         recentTags.removeAll { $0.descriptor.digest == digest }
@@ -316,6 +317,31 @@ public final class PostgresCatalog: Catalog {
                         lastClient: row.9, userAgent: row.10))
             }
             return records
+        }
+    }
+
+    // MARK: - Binaries
+
+    public func recordBinaries(_ record: BinaryRecord) async throws {
+        let (image, at) = (record.image.description, record.scannedAt.timeIntervalSince1970)
+        try await execute("record a binary scan") { client in
+            try await client.query(
+                """
+                INSERT INTO binary_scan (image, platform, report, scanned_at) VALUES (\(image), \(record.platform), \(record.report), \(at))
+                ON CONFLICT (image) DO UPDATE SET
+                    platform = EXCLUDED.platform, report = EXCLUDED.report, scanned_at = EXCLUDED.scanned_at
+                """)
+        }
+    }
+
+    public func binaries(of image: Digest) async throws -> BinaryRecord? {
+        let text = image.description
+        return try await call("read a binary scan") { client in
+            let rows = try await client.query("SELECT platform, report, scanned_at FROM binary_scan WHERE image = \(text)")
+            for try await row in rows.decode((String, String, Double).self) {
+                return BinaryRecord(image: image, platform: row.0, report: row.1, scannedAt: Date(timeIntervalSince1970: row.2))
+            }
+            return nil
         }
     }
 

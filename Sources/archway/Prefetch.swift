@@ -25,16 +25,7 @@ struct Prefetch: AsyncParsableCommand {
     var images: [String]
 
     func run() async throws {
-        var configuration = try loadConfiguration(config)
-        // This process serves no peer: it must not hold downloads other replicas would stream from it.
-        configuration.replica = nil
-        let wanted = try platforms.map { text in
-            guard let platform = try? Platform(parsing: text) else { throw ValidationError("--platform \(text) is not os/arch[/variant]") }
-            return platform.normalized()
-        }
-        var logger = Logger(label: "archway")
-        logger.logLevel = .critical
-        let (registry, evictor) = try ArchwayServer.makeRegistry(configuration: configuration, ownsStorage: false, logger: logger)
+        let (registry, evictor, wanted) = try commandLineRegistry(config: config, platforms: platforms)
         let progress = Progress(interactive: isatty(STDOUT_FILENO) != 0)
         var failures = 0
         let ticker = Task {

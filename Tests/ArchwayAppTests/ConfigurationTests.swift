@@ -98,6 +98,10 @@ import Testing
         ("tls:\n  certificate: /nonexistent.crt\n  key: /nonexistent.key\n", 2, "tls.certificate '/nonexistent.crt' cannot be read"),
         ("offline: sometimes\n", 1, "offline must be true or false"),
         ("listen: 127.0.0.1:5000\nmismatch: block\n", 2, "mismatch must be warn or refuse, not 'block'"),
+        ("binaries:\n  verify: maybe\n", 2, "binaries.verify must be true or false"),
+        ("binaries:\n  max-layer-size: 10KiB\n", 2, "binaries.max-layer-size must be at least 1MiB"),
+        ("binaries:\n  max-layer-size: lots\n", 2, "binaries.max-layer-size"),
+        ("binaries:\n  scan: true\n", 2, "scan"),
         ("storage:\n  s3:\n    endpoint: http://127.0.0.1:7480\n", 3, "storage.s3: 'bucket' is required"),
         ("storage:\n  s3:\n    bucket: cache\n", 3, "storage.s3: 'endpoint' is required"),
         ("storage:\n  s3:\n    endpoint: http://h/path\n    bucket: cache\n", 3, "storage.s3.endpoint must be http(s)://host[:port]"),
@@ -232,6 +236,14 @@ import Testing
                 yaml("http://127.0.0.1:7480") + "catalog:\n  postgres:\n    url: postgres://a@db/c\n    password-file: db-password\n",
                 file: "archway.yaml", relativeTo: directory.path)
         }
+    }
+
+    @Test func binaryScansAreOnByDefaultAndBounded() throws {
+        #expect(Configuration.embeddedDefault().binaries.verify)
+        #expect(Configuration.embeddedDefault().binaries.maxLayerSize == 4 << 30)
+        let configuration = try Configuration.parse("binaries:\n  verify: false\n  max-layer-size: 1GiB\n", file: "a.yaml")
+        #expect(!configuration.binaries.verify)
+        #expect(configuration.binaries.maxLayerSize == 1 << 30)
     }
 
     @Test func aConfigurationFileWithoutPoliciesHasNone() throws {

@@ -104,6 +104,19 @@ import Testing
         #expect(mismatches.map(\.clientPlatform) == ["linux/arm64", "linux/arm/v7"])
         #expect(mismatches[0].count == 2 && mismatches[0].firstSeen == date(500) && mismatches[0].lastClient == "10.0.0.2")
         #expect(try await catalog.mismatches(since: date(560)).count == 1)
+
+        // Binary scans: kept per image, replaced by a later scan, forgotten with the image.
+        let image = descriptor("binaries").digest
+        #expect(try await catalog.binaries(of: image) == nil)
+        try await catalog.recordBinaries(
+            BinaryRecord(image: image, platform: "linux/arm64", report: #"{"outcome":"missing"}"#, scannedAt: date(700)))
+        try await catalog.recordBinaries(
+            BinaryRecord(image: image, platform: "linux/arm64", report: #"{"outcome":"found"}"#, scannedAt: date(710)))
+        let scanned = try await catalog.binaries(of: image)
+        #expect(scanned == BinaryRecord(image: image, platform: "linux/arm64", report: #"{"outcome":"found"}"#, scannedAt: date(710)))
+        try await catalog.recordManifest(descriptor("binaries"), from: try key("docker.io", "library/app"), tag: nil, at: date(700))
+        try await catalog.remove(image)
+        #expect(try await catalog.binaries(of: image) == nil)
     }
 
     @Test func sqliteKeepsTheContract() async throws {

@@ -19,7 +19,7 @@ import Testing
                     _ = try await (one, two)
                 }
             }
-            #expect(try await server.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM archway_schema") == "1,2")
+            #expect(try await server.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM archway_schema") == "1,2,3")
             _ = try await server.psql("INSERT INTO archway_schema VALUES (99, 'from the future', 0)")
             try await withPostgresCatalog(server) { catalog in
                 let refused = await #expect(throws: CatalogUnavailable.self) { _ = try await catalog.totalSize() }

@@ -6,36 +6,11 @@ public enum Archives {
     /// A POSIX ustar archive holding one regular file: a 512-byte header, the content padded to a
     /// multiple of 512 bytes, and two zero blocks. `name` is stored without a leading `/`.
     public static func tar(fileNamed name: String, contents: Data, mode: Int = 0o644, modificationTime: Int = 0) -> Data {
-        var header = [UInt8](repeating: 0, count: 512)
-        func put(_ string: String, at offset: Int, width: Int) {
-            let bytes = Array(string.utf8.prefix(width))
-            for (index, byte) in bytes.enumerated() { header[offset + index] = byte }
-        }
-        func octal(_ value: Int, width: Int) -> String {
-            // width - 1 digits, then NUL
-            let digits = String(value, radix: 8)
-            return String(repeating: "0", count: max(0, width - 1 - digits.count)) + digits
-        }
         var storedName = name
         while storedName.hasPrefix("/") { storedName.removeFirst() }
         precondition(storedName.utf8.count <= 100, "tar name longer than 100 bytes")
-        put(storedName, at: 0, width: 100)
-        put(octal(mode, width: 8), at: 100, width: 7)
-        put(octal(0, width: 8), at: 108, width: 7)  // uid
-        put(octal(0, width: 8), at: 116, width: 7)  // gid
-        put(octal(contents.count, width: 12), at: 124, width: 11)
-        put(octal(modificationTime, width: 12), at: 136, width: 11)
-        put("        ", at: 148, width: 8)  // checksum is computed with spaces here
-        header[156] = UInt8(ascii: "0")  // regular file
-        put("ustar", at: 257, width: 6)  // "ustar\0"
-        put("00", at: 263, width: 2)
-        put("root", at: 265, width: 32)
-        put("root", at: 297, width: 32)
-        let checksum = header.reduce(0) { $0 + Int($1) }
-        put(octal(checksum, width: 7), at: 148, width: 6)
-        header[154] = 0
-        header[155] = UInt8(ascii: " ")
-
+        let header = TarWriter.header(
+            name: storedName, type: "0", size: Int64(contents.count), mode: mode, link: "", modificationTime: modificationTime)
         var archive = Data(header)
         archive.append(contents)
         let padding = (512 - contents.count % 512) % 512

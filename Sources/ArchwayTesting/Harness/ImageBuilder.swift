@@ -1,4 +1,5 @@
 import Foundation
+import LayerInspection
 
 /// `os/architecture[/variant]`, as in an image index or a config.
 public struct ImagePlatform: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
@@ -286,6 +287,76 @@ public enum ImageBuilder {
         )
     }
 
+    /// A layer of a test image: a tar stream and how it is compressed.
+    public struct Layer: Sendable {
+        public enum Compression: Sendable { case gzip, zstd, none }
+        public var tar: Data
+        public var compression: Compression
+
+        /// Bytes given as they are (a hand-made stream), when not nil.
+        var raw: Data?
+
+        public init(_ tar: TarWriter, _ compression: Compression = .gzip) {
+            self.tar = tar.finished
+            self.compression = compression
+        }
+
+        /// A gzip layer whose bytes are `raw` (its `tar` only names its diff ID).
+        public init(raw: Data, tar: Data) {
+            self.tar = tar
+            self.compression = .gzip
+            self.raw = raw
+        }
+
+        public var bytes: Data {
+            if let raw { return raw }
+            switch compression {
+            case .gzip: return LayerCompressor.gzip(tar)
+            case .zstd: return LayerCompressor.zstd(tar)
+            case .none: return tar
+            }
+        }
+
+        public var mediaType: String {
+            switch compression {
+            case .gzip: MediaTypes.ociLayerGzip
+            case .zstd: MediaTypes.ociLayerZstd
+            case .none: MediaTypes.ociLayer
+            }
+        }
+    }
+
+    /// Pushes an OCI image of these layers (bottom first) whose config says `platform` and runs
+    /// `entrypoint` with `cmd`: what a scan of its binaries follows.
+    @discardableResult
+    public static func pushImage(
+        to uploader: RegistryUploader, repository: String, tag: String?, platform: ImagePlatform, layers: [Layer],
+        entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil, workingDir: String? = nil
+    ) async throws -> PushedImage {
+        let blobs = layers.map(\.bytes)
+        var refs: [BlobRef] = []
+        for blob in blobs { refs.append(try await uploader.pushBlob(repository: repository, data: blob)) }
+        let diffIDs = layers.map { sha256Digest($0.tar) }
+        let configBytes = try encode(
+            ConfigDocument(
+                architecture: platform.architecture, os: platform.os, variant: platform.variant,
+                rootfs: .init(type: "layers", diffIDs: diffIDs),
+                config: ImageExecution(entrypoint: entrypoint ?? [], cmd: cmd ?? [], env: env ?? [], workingDir: workingDir ?? "")
+            ))
+        let config = try await uploader.pushBlob(repository: repository, data: configBytes)
+        let manifestBytes = try self.manifestBytes(
+            format: .oci, config: ManifestDescriptor(mediaType: MediaTypes.ociConfig, digest: config.digest, size: config.size),
+            layers: zip(layers, refs).map { ManifestDescriptor(mediaType: $0.mediaType, digest: $1.digest, size: $1.size) }
+        )
+        let digest = try await uploader.pushManifest(
+            repository: repository, reference: tag ?? sha256Digest(manifestBytes), bytes: manifestBytes, mediaType: MediaTypes.ociManifest)
+        return PushedImage(
+            repository: repository, tag: tag, manifestDigest: digest, manifestBytes: manifestBytes, mediaType: MediaTypes.ociManifest,
+            configDigest: config.digest, configBytes: configBytes, layerDigests: refs.map(\.digest), layers: refs, diffIDs: diffIDs,
+            platform: platform.description, imagePlatform: platform, format: .oci, layerPayload: "", blobs: [configBytes] + blobs
+        )
+    }
+
     // MARK: - Documents
 
     /// A config: `architecture`, `os`, optional `variant`, `rootfs.diff_ids`, and an empty `config`.
@@ -293,7 +364,7 @@ public enum ImageBuilder {
         try encode(
             ConfigDocument(
                 architecture: platform.architecture, os: platform.os, variant: platform.variant,
-                rootfs: .init(type: "layers", diffIDs: diffIDs), config: .init()
+                rootfs: .init(type: "layers", diffIDs: diffIDs), config: ImageExecution()
             ))
     }
 
@@ -323,12 +394,11 @@ public enum ImageBuilder {
                 case diffIDs = "diff_ids"
             }
         }
-        struct Empty: Encodable {}
         var architecture: String
         var os: String
         var variant: String?
         var rootfs: RootFS
-        var config: Empty
+        var config: ImageExecution
     }
 
     private struct ManifestDocument: Encodable {

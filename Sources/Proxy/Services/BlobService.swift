@@ -18,6 +18,8 @@ struct BlobService: Sendable {
     let offline: Bool
     let now: @Sendable () -> Date
     let logger: Logger
+    /// Told of every blob this service stored, after its catalog row.
+    var stored: @Sendable (Digest) -> Void = { _ in }
 
     /// A blob of `route`, or the part of it a `Range` header asks for.
     func blob(_ route: UpstreamRouter.Route, _ digest: Digest, rangeHeader: String?) async throws -> BlobAnswer {
@@ -134,7 +136,7 @@ struct BlobService: Sendable {
         -> (any BlobDownload)?
     {
         let key = sources[0].key
-        let (catalog, evictor, logger, metrics, now, access) = (catalog, evictor, logger, metrics, now, access)
+        let (catalog, evictor, logger, metrics, now, access, stored) = (catalog, evictor, logger, metrics, now, access, stored)
         let name = route.key
         // The source that answered: the content is known to be there once it is verified.
         let answered = Mutex<UpstreamRouter.Route>(sources[0])
@@ -168,6 +170,7 @@ struct BlobService: Sendable {
                             let source = answered.withLock { $0 }
                             try await catalog.recordBlob(digest, size: size, from: source.key, at: completedAt)
                             access.remember(digest, under: name, confirmedAt: source.key)
+                            stored(digest)
                             try await evictor.evictIfNeeded()
                         } catch {
                             logger.error("catalog write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])

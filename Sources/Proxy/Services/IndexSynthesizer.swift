@@ -1,6 +1,7 @@
 import Cache
 import CoreMetrics
 import Foundation
+import LayerInspection
 import Logging
 import NIOCore
 import NIOFoundationCompat
@@ -16,6 +17,7 @@ struct IndexSynthesizer: Sendable {
     let catalog: any Catalog
     let manifests: ManifestService
     let inspector: ImageInspector
+    let binaries: BinaryVerifier?
     let tagTTL: Duration
     let offline: Bool
     let now: @Sendable () -> Date
@@ -163,12 +165,25 @@ struct IndexSynthesizer: Sendable {
                 if let declared, !children.contains(where: { $0.0.matches(declared) }) {
                     return .excluded("declared platform \(declared) is not among its index's platforms")
                 }
-                let kept = declared.map { declared in children.filter { $0.0.matches(declared) } } ?? children
+                var kept = declared.map { declared in children.filter { $0.0.matches(declared) } } ?? children
+                var contradictions: [String] = []
+                for child in kept {
+                    if let why = await binaryContradiction(child.1.digest, platform: child.0) {
+                        contradictions.append("\(child.0): \(why)")
+                    }
+                }
+                if !contradictions.isEmpty {
+                    kept.removeAll { child in contradictions.contains { $0.hasPrefix("\(child.0):") } }
+                    if kept.isEmpty { return .excluded(contradictions.joined(separator: "; ")) }
+                }
                 return kept.isEmpty ? .missing("its index lists no platform") : .children(kept, stale: answer.cache == .stale)
             case .image(let image):
                 let platform = try await inspector.platform(of: image, route: route)
                 if let declared, !platform.matches(declared) {
                     return .excluded("declared platform \(declared), but its config says \(platform)")
+                }
+                if let why = await binaryContradiction(answer.manifest.digest, platform: platform) {
+                    return .excluded("its config says \(platform), but \(why)")
                 }
                 return .children([(platform, answer.manifest.descriptor)], stale: answer.cache == .stale)
             }
@@ -177,6 +192,15 @@ struct IndexSynthesizer: Sendable {
         } catch {
             return .missing("\(error)")
         }
+    }
+
+    /// Why an image's binaries contradict `platform`, when a scan found they do.
+    private func binaryContradiction(_ image: Digest, platform: Platform) async -> String? {
+        guard let binaries, let recorded = await binaries.recorded(image),
+            recorded.report.contradicts(architecture: platform.normalized().architecture)
+        else { return nil }
+        let report = recorded.report
+        return "its entrypoint \(report.binary ?? "?") is \(report.elf ?? "?") (\(report.architecture ?? "?"))"
     }
 
     /// The tags rules can answer: for a member `{repository}:arm64-{tag}`, every `arm64-X` tag of

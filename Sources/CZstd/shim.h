@@ -1,0 +1,6 @@
+#ifndef ARCHWAY_CZSTD_SHIM_H
+#define ARCHWAY_CZSTD_SHIM_H
+
+#include <zstd.h>
+
+#endif
