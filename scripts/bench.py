@@ -33,6 +33,9 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
   auth-flood  Archway alone, a second instance with htpasswd users (bcrypt cost 10): the wrk p99 of a
               warm public manifest, quiet and while scripts/hostile_clients.py keeps 50 connections
               sending new wrong passwords (every 20 ms each), and /_archway/health's time meanwhile.
+  scan        Archway alone: an image whose layer is a 256 MiB tar (gzip) is pulled with skopeo; the
+              background scan's CPU per GiB decompressed (Archway's own counter of the scan thread's
+              CPU time) against `tar -tzf` of the same file.
 
 Output: a table on stdout (each peer's median and the ratio Archway/peer), PASS/MISS for the
 targets, and in --out: bench-<UTC timestamp>.json (raw samples, medians, ratios, commit, nproc),
@@ -60,6 +63,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import zlib
 from dataclasses import dataclass, field
 
 from registry_harness import GiB, KiB, MiB, OCI_MANIFEST, RegistryAPI, free_port, wait_http
@@ -117,6 +121,8 @@ METRICS = [
     ("auth_quiet_p99", "manifest p99, auth on, quiet", "ms", LOWER),
     ("auth_flood_p99", "manifest p99, 50 wrong-password conns", "ms", LOWER),
     ("auth_flood_health", "health under wrong passwords", "ms", LOWER),
+    ("scan_cpu", "binary scan, 256 MiB gzip layer: CPU", "s/GiB", LOWER),
+    ("scan_tar_cpu", "the same layer: tar -tzf CPU (reference)", "s/GiB", LOWER),
 ]
 
 
@@ -880,6 +886,111 @@ class Bench:
 
 
 # name -> (method, peers it needs)
+SCAN_LAYER_SIZE = 256 * MiB
+
+
+def write_scan_layer(path, size):
+    """A gzip layer of a tar holding an arm64 ELF header at app/server and `size` bytes of hex text
+    (compresses about 2x, as real layers do). Returns (digest, compressed size, diff id)."""
+    elf = bytes([0x7F, 0x45, 0x4C, 0x46, 2, 1, 1, 0] + [0] * 8 + [2, 0, 183, 0]) + bytes(44)
+
+    def header(name, length, mode):
+        block = bytearray(512)
+        block[0:len(name)] = name.encode()
+        block[100:107] = f"{mode:07o}".encode()
+        block[108:115] = block[116:123] = b"0000000"
+        block[124:135] = f"{length:011o}".encode()
+        block[136:147] = b"00000000000"
+        block[148:156] = b" " * 8
+        block[156:157] = b"0"
+        block[257:262] = b"ustar"
+        block[263:265] = b"00"
+        block[148:155] = f"{sum(block):06o}\0".encode()
+        return bytes(block)
+
+    digest, diff = hashlib.sha256(), hashlib.sha256()
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    with open(path, "wb") as out:
+        def put(data):
+            diff.update(data)
+            packed = compressor.compress(data)
+            digest.update(packed)
+            out.write(packed)
+        put(header("app/server", len(elf), 0o755) + elf + bytes(512 - len(elf)))
+        put(header("data/text", size, 0o644))
+        left = size
+        while left > 0:
+            chunk = os.urandom(min(left, 8 * MiB) // 2).hex().encode()[:left]
+            put(chunk)
+            left -= len(chunk)
+        put(bytes((512 - size % 512) % 512) + bytes(1024))
+        tail = compressor.flush()
+        digest.update(tail)
+        out.write(tail)
+    return "sha256:" + digest.hexdigest(), os.path.getsize(path), "sha256:" + diff.hexdigest()
+
+
+def archway_counter(peer, name):
+    """The sum of a counter's series in Archway's /metrics."""
+    body = http_get(peer.url + "/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def http_get(url):
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    try:
+        connection.request("GET", parsed.path)
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
+
+
+def bench_scan(bench):
+    """10. The background scan of an image's binaries: the image is pulled (skopeo), Archway scans
+    it once its layer is stored; its CPU per GiB decompressed, from its own counters, against
+    `tar -tzf` (GNU tar through gzip) reading the same layer."""
+    peer = bench.peers[ARCHWAY]
+    for run in range(bench.args.runs):
+        repo = f"bench/scan{run}"
+        layer = os.path.join(bench.work, f"scan-{run}.tar.gz")
+        digest, size, diff_id = write_scan_layer(layer, SCAN_LAYER_SIZE)
+        api = bench.upstream.api
+        api.push_file(repo, layer, digest)
+        config = json.dumps({"architecture": "arm64", "os": "linux", "config": {"Entrypoint": ["/app/server"]},
+                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+        config_digest = api.push_bytes(repo, config)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size}],
+        }, separators=(",", ":")).encode()
+        api.push_manifest(repo, "1.0", manifest, OCI_MANIFEST)
+        scans = archway_counter(peer, "archway_binary_scans_total")
+        cpu = archway_counter(peer, "archway_binary_scan_cpu_seconds_total")
+        scanned = archway_counter(peer, "archway_binary_scan_bytes_total")
+        pull_s = bench.skopeo_copy(peer, f"{repo}:1.0")
+        deadline = time.monotonic() + 300
+        while archway_counter(peer, "archway_binary_scans_total") <= scans:
+            if time.monotonic() > deadline:
+                raise RuntimeError("Archway did not scan the image within 300 s")
+            time.sleep(0.05)
+        gib = (archway_counter(peer, "archway_binary_scan_bytes_total") - scanned) / GiB
+        archway_cpu = (archway_counter(peer, "archway_binary_scan_cpu_seconds_total") - cpu) / gib
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(["tar", "-tzf", layer], check=True, stdout=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        tar_cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / (SCAN_LAYER_SIZE / GiB)
+        os.remove(layer)
+        bench.results.add("scan_cpu", ARCHWAY, archway_cpu)
+        bench.results.add("scan_tar_cpu", ARCHWAY, tar_cpu)
+        bench.results.detail("scan", {"run": run, "archway_s_per_gib": archway_cpu, "tar_s_per_gib": tar_cpu,
+                                      "scanned_gib": gib, "layer_bytes": size, "pull_s": pull_s})
+        log(f"  scan: Archway {archway_cpu:.2f} s/GiB, tar -tzf {tar_cpu:.2f} s/GiB "
+            f"({archway_cpu / tar_cpu:.2f}x); the pull took {pull_s:.1f} s")
+
+
 SECTIONS = {
     "warm-blob": (Bench.warm_blob, PEERS),
     "cold-blob": (Bench.cold_blob, PROXIES),
@@ -889,6 +1000,7 @@ SECTIONS = {
     "memory": (Bench.memory, PROXIES),
     "fills": (Bench.fills, [ARCHWAY]),
     "auth-flood": (Bench.auth_flood, [ARCHWAY]),
+    "scan": (bench_scan, [ARCHWAY]),
 }
 
 
@@ -996,6 +1108,9 @@ def targets(results):
     quiet_fill, loaded_fill = m("fill_quiet_p99", ARCHWAY), m("fill_loaded_p99", ARCHWAY)
     check(None if quiet_fill is None or loaded_fill is None else loaded_fill <= 2 * quiet_fill,
           f"manifest p99 during 8 cold fills <= 2x quiet ({fmt(loaded_fill)} ms against {fmt(quiet_fill)} ms)")
+    scan, tar = m("scan_cpu", ARCHWAY), m("scan_tar_cpu", ARCHWAY)
+    check(None if scan is None or tar is None else scan <= 1.5 * tar,
+          f"binary scan CPU <= 1.5x tar -tzf on the same layer (archway {fmt(scan)}, tar {fmt(tar)} s/GiB)")
     quiet, flood = m("auth_quiet_p99", ARCHWAY), m("auth_flood_p99", ARCHWAY)
     check(None if quiet is None or flood is None else flood <= 10 * quiet,
           f"manifest p99 under 50 wrong-password connections <= 10x quiet "

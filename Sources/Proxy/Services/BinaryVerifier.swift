@@ -73,9 +73,14 @@ public final class BinaryVerifier: Sendable {
 
     // MARK: - What the read path tells it
 
-    /// Whether an image served is worth noting: not scanned yet.
+    /// Whether an image served is worth noting: not scanned yet, and not waiting with its blobs
+    /// looked for within ``recheck`` (a warm manifest's hot path pays one lookup, no decoding).
     func wants(_ image: Digest) -> Bool {
-        state.withLock { !$0.known.contains(image) }
+        state.withLock { state in
+            if state.known.contains(image) { return false }
+            guard let waiting = state.jobs[image] else { return true }
+            return waiting.checkedAt.map { $0.duration(to: .now) > Self.recheck } ?? false
+        }
     }
 
     /// An image manifest was served: scan it once its blobs are stored. Noting an image already
