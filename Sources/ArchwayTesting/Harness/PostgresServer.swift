@@ -33,7 +33,7 @@ public final class PostgresServer: Sendable {
             _ = try requireProgram(program)
         }
         let directory = try makeTemporaryDirectory(prefix: "archway-pg")
-        let server = PostgresServer(port: try freeLoopbackPort(), directory: directory)
+        var server = PostgresServer(port: try freeLoopbackPort(), directory: directory)
         do {
             try FileManager.default.createDirectory(at: directory.appendingPathComponent("socket"), withIntermediateDirectories: true)
             try await chownToPostgres(directory)
@@ -44,8 +44,21 @@ public final class PostgresServer: Sendable {
                     "postgres",
                 ]
             ).requireSuccess()
-            try await server.launch()
-            return server
+            // The free port can be taken by another test between choosing and binding it: then
+            // the server exits at once, and another port is tried.
+            var attempt = 0
+            while true {
+                do {
+                    try await server.launch()
+                    return server
+                } catch {
+                    let log = (try? String(contentsOf: directory.appendingPathComponent("postgres.log"), encoding: .utf8)) ?? ""
+                    guard attempt < 3, log.contains("Address already in use") else { throw error }
+                    await server.stop()
+                    attempt += 1
+                    server = PostgresServer(port: try freeLoopbackPort(), directory: directory)
+                }
+            }
         } catch {
             await server.close()
             throw HarnessError("PostgreSQL did not start (\(error)); log in \(directory.path)/postgres.log")
