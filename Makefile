@@ -6,9 +6,9 @@ APT_GET := $(shell command -v apt-get 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 BUILD_PACKAGES := libcurl4-openssl-dev libsqlite3-dev zlib1g-dev libzstd-dev
-TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv radosgw ceph-mon ceph-osd postgresql-15 nginx tmux
+TEST_PACKAGES := docker-registry skopeo containerd podman docker.io systemd openssl curl python3-venv radosgw ceph-mon ceph-osd postgresql-15 nginx tmux chromium chromium-driver
 
-.PHONY: run build test format lint deps test-deps clean fuzz soak bench cluster
+.PHONY: run build test format lint deps test-deps clean fuzz soak bench cluster demo
 
 # Installs the listed Debian packages that are not installed yet.
 define ensure_packages
@@ -37,6 +37,14 @@ cluster: test-deps
 	$(SWIFT) build --product archway
 	$(SWIFT) build --product archway-cluster
 	.build/debug/archway-cluster
+
+# The whole product in two minutes, offline: a local upstream, Archway with a policy, pulls, the
+# report, the operator's page. Ctrl-C stops it.
+demo: deps
+	$(call ensure_packages,docker-registry skopeo)
+	$(SWIFT) build --product archway
+	$(SWIFT) build --product archway-cluster
+	.build/debug/archway-cluster demo
 
 test: test-deps
 	python3 scripts/check_imports.py

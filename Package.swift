@@ -254,7 +254,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ArchwayTesting", "RegistryClient", "ObjectStorage", "OCI",
+                "ArchwayTesting", "RegistryClient", "ObjectStorage", "OCI", "Cache",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -33,6 +33,8 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
   auth-flood  Archway alone, a second instance with htpasswd users (bcrypt cost 10): the wrk p99 of a
               warm public manifest, quiet and while scripts/hostile_clients.py keeps 50 connections
               sending new wrong passwords (every 20 ms each), and /_archway/health's time meanwhile.
+  page        Archway alone, its own instance with 10 000 repositories in its catalog: server CPU per
+              request of the operator's page and of its images JSON (100 sequential requests each).
   scan        Archway alone: an image whose layer is a 256 MiB tar (gzip) is pulled with skopeo; the
               background scan's CPU per GiB decompressed (Archway's own counter of the scan thread's
               CPU time) against `tar -tzf` of the same file.
@@ -123,6 +125,8 @@ METRICS = [
     ("auth_flood_health", "health under wrong passwords", "ms", LOWER),
     ("scan_cpu", "binary scan, 256 MiB gzip layer: CPU", "s/GiB", LOWER),
     ("scan_tar_cpu", "the same layer: tar -tzf CPU (reference)", "s/GiB", LOWER),
+    ("page_cpu", "operator page, 10 000 repositories: CPU", "ms", LOWER),
+    ("page_api_cpu", "the same, its images JSON", "ms", LOWER),
 ]
 
 
@@ -991,6 +995,65 @@ def bench_scan(bench):
             f"({archway_cpu / tar_cpu:.2f}x); the pull took {pull_s:.1f} s")
 
 
+PAGE_REPOSITORIES = 10_000
+PAGE_REQUESTS = 100
+
+
+def seed_page_catalog(storage, repositories):
+    """A catalog with `repositories` repositories, a tag each, naming one stored manifest (the
+    schema is the one a first start of Archway made)."""
+    import sqlite3
+    manifest = b'{"schemaVersion":2}'
+    hexdigest = hashlib.sha256(manifest).hexdigest()
+    folder = os.path.join(storage, "blobs", "sha256", hexdigest[:2])
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, hexdigest), "wb") as f:
+        f.write(manifest)
+    now = time.time()
+    database = sqlite3.connect(os.path.join(storage, "catalog.sqlite"))
+    with database:
+        database.execute("INSERT OR IGNORE INTO content (digest, kind, media_type, size, stored_at, last_access) "
+                         "VALUES (?, 'manifest', 'application/vnd.oci.image.manifest.v1+json', ?, ?, ?)",
+                         (f"sha256:{hexdigest}", len(manifest), now, now))
+        database.executemany(
+            "INSERT OR IGNORE INTO tag (upstream, repository, tag, accept, rule, digest, validated_at) VALUES (?, ?, ?, '', '', ?, ?)",
+            [(UPSTREAM_NAME, f"team/app-{n:05d}", "1.0", f"sha256:{hexdigest}", now - n) for n in range(repositories)])
+    database.close()
+
+
+def bench_page(bench):
+    """11. The operator's page with 10 000 cached repositories: Archway's CPU per page, and per
+    images JSON, over 100 sequential requests each (its own instance, its catalog seeded)."""
+    storage = os.path.join(bench.work, "archway-page-cache")
+    port = free_port()
+    config = os.path.join(bench.work, "archway-page.yaml")
+    with open(config, "w") as f:
+        f.write(f"listen: 127.0.0.1:{port}\nstorage:\n  path: {storage}\n"
+                f"upstreams:\n  - name: {UPSTREAM_NAME}\n    url: {bench.upstream.url}\ndefault-upstream: {UPSTREAM_NAME}\n")
+    url = f"http://127.0.0.1:{port}"
+    argv = [bench.args.archway, "serve", "--config", config, "--log-level", "warning", "--log-format", "json"]
+    first = bench.supervisor.start_server("archway-page-setup", argv)
+    wait_http(f"{url}/v2/", first)
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=60)
+    seed_page_catalog(storage, PAGE_REPOSITORIES)
+    process = bench.supervisor.start_server("archway-page", argv)
+    wait_http(f"{url}/v2/", process)
+    first_page = http_get(url + "/_archway/")
+    if f"({PAGE_REPOSITORIES})" not in first_page:
+        raise RuntimeError("the page does not show the seeded repositories")
+    for run in range(bench.args.runs):
+        for key, path in (("page_cpu", "/_archway/?page=100"), ("page_api_cpu", "/_archway/api/images?page=100")):
+            http_get(url + path)
+            before = cpu_seconds([process.pid])[process.pid]
+            for _ in range(PAGE_REQUESTS):
+                http_get(url + path)
+            per_request = (cpu_seconds([process.pid])[process.pid] - before) / PAGE_REQUESTS * 1000
+            bench.results.add(key, ARCHWAY, per_request)
+            bench.results.detail("page", {"run": run, "path": path, "cpu_ms": per_request})
+            log(f"  page {path}: {per_request:.1f} ms of server CPU per request")
+
+
 SECTIONS = {
     "warm-blob": (Bench.warm_blob, PEERS),
     "cold-blob": (Bench.cold_blob, PROXIES),
@@ -1001,6 +1064,7 @@ SECTIONS = {
     "fills": (Bench.fills, [ARCHWAY]),
     "auth-flood": (Bench.auth_flood, [ARCHWAY]),
     "scan": (bench_scan, [ARCHWAY]),
+    "page": (bench_page, [ARCHWAY]),
 }
 
 
@@ -1111,6 +1175,9 @@ def targets(results):
     scan, tar = m("scan_cpu", ARCHWAY), m("scan_tar_cpu", ARCHWAY)
     check(None if scan is None or tar is None else scan <= 1.5 * tar,
           f"binary scan CPU <= 1.5x tar -tzf on the same layer (archway {fmt(scan)}, tar {fmt(tar)} s/GiB)")
+    page = m("page_cpu", ARCHWAY)
+    check(None if page is None else page < 50,
+          f"operator page with 10 000 repositories < 50 ms of server CPU (archway {fmt(page)} ms)")
     quiet, flood = m("auth_quiet_p99", ARCHWAY), m("auth_flood_p99", ARCHWAY)
     check(None if quiet is None or flood is None else flood <= 10 * quiet,
           f"manifest p99 under 50 wrong-password connections <= 10x quiet "

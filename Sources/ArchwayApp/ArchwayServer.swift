@@ -47,12 +47,13 @@ public enum ArchwayServer {
         // With TLS: HTTP/1.1 and HTTP/2, chosen by ALPN. Either way within the connection limits.
         let limits = configuration.connectionLimits
         let limiter = ConnectionLimiter(limit: limits.maxConnections)
-        let server: HTTPServerBuilder
-        if let tls = configuration.tls {
-            server = .guardedTLS(tlsConfiguration: try tls.serverConfiguration(), limiter: limiter, limits: limits)
-        } else {
-            server = .guardedHTTP1Sendfile(limiter: limiter, limits: limits)
+        func serverBuilder(_ limiter: ConnectionLimiter) throws -> HTTPServerBuilder {
+            if let tls = configuration.tls {
+                return .guardedTLS(tlsConfiguration: try tls.serverConfiguration(), limiter: limiter, limits: limits)
+            }
+            return .guardedHTTP1Sendfile(limiter: limiter, limits: limits)
         }
+        let server = try serverBuilder(limiter)
         FileDescriptorLimit.raise(logger: logger)
         var metricsText: (@Sendable () async -> String)?
         if let metrics {
@@ -61,22 +62,41 @@ public enum ArchwayServer {
                 return metrics.emitToString()
             }
         }
-        let responder = RegistryResponder(
-            registry: registry,
-            warnMismatches: configuration.mismatchWarning,
-            advisor: MismatchAdvisor(router: registry.router, catalog: evictor.catalog, offline: configuration.offline),
-            metricsText: metricsText,
-            authentication: configuration.clientAuthentication,
-            streamingBudget: StreamingBudget(limit: configuration.streamedResponses),
-            writeTimeout: limits.writeTimeout,
-            peerSecret: configuration.replica.map { Array($0.secret.utf8) }
-        )
+        let authentication = configuration.clientAuthentication
+        let budget = StreamingBudget(limit: configuration.streamedResponses)
+        func responder(_ surface: RegistryResponder.Surface) -> RegistryResponder {
+            RegistryResponder(
+                registry: registry,
+                warnMismatches: configuration.mismatchWarning,
+                advisor: MismatchAdvisor(router: registry.router, catalog: evictor.catalog, offline: configuration.offline),
+                metricsText: metricsText,
+                authentication: authentication,
+                streamingBudget: budget,
+                writeTimeout: limits.writeTimeout,
+                peerSecret: configuration.replica.map { Array($0.secret.utf8) },
+                surface: surface
+            )
+        }
         var services: [any Service] = [
             maintenance,
             PolicyReloader(configuration: configuration, store: registry.policyStore, logger: logger),
             DownloadService(runner: downloads, registry: registry, bound: configuration.shutdownTimeout, logger: logger),
         ]
         if let binaries = registry.binaries { services.append(BinaryScanService(verifier: binaries)) }
+        // `admin-listen`: the operator's endpoints on a listener of their own, and only there.
+        if let admin = configuration.adminListen {
+            services.append(
+                Application(
+                    responder: responder(.operations),
+                    server: try serverBuilder(ConnectionLimiter(limit: 256)),
+                    configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
+                    onServerRunning: { channel in
+                        let address = channel.localAddress.map { "\($0.ipAddress ?? admin.host):\($0.port ?? admin.port)" } ?? "\(admin)"
+                        logger.notice("admin listening", metadata: ["address": "\(address)"])
+                    },
+                    logger: logger
+                ))
+        }
         // First, so it stops last: the others write to the catalog until they end.
         if let shared = evictor.catalog as? PostgresCatalog { services.insert(SharedCatalogService(catalog: shared), at: 0) }
         let running: @Sendable (any Channel) async -> Void = { channel in
@@ -96,7 +116,7 @@ public enum ArchwayServer {
             await onListening(address)
         }
         return Application(
-            responder: responder,
+            responder: responder(configuration.adminListen == nil ? .everything : .registry),
             server: server,
             configuration: .init(
                 address: .hostname(listen.host, port: listen.port),
@@ -226,7 +246,8 @@ extension Configuration {
         return ClientAuthentication(
             users: authentication?.users ?? [:],
             required: authentication?.required ?? false,
-            mutualTLS: tls?.clientCA != nil
+            mutualTLS: tls?.clientCA != nil,
+            admins: Set(authentication?.admins ?? [])
         )
     }
 }

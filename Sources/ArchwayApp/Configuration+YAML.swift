@@ -30,6 +30,7 @@ extension Configuration {
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
                 "mismatch",
                 "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog", "replica", "binaries",
+                "admin-listen",
             ],
             context: "configuration"
         )
@@ -41,6 +42,14 @@ extension Configuration {
             let text = try listen.string("listen")
             guard let address = ListenAddress(text) else { throw listen.error("listen must be HOST:PORT, not '\(text)'") }
             configuration.listen = address
+        }
+        if let value = keys["admin-listen"] {
+            let text = try value.string("admin-listen")
+            guard let address = ListenAddress(text) else { throw value.error("admin-listen must be HOST:PORT, not '\(text)'") }
+            guard address.description != configuration.listen.description else {
+                throw value.error("admin-listen must be another address than listen (\(configuration.listen))")
+            }
+            configuration.adminListen = address
         }
         if let tls = keys["tls"] {
             let entries = try tls.mapping(allowedKeys: ["certificate", "key", "client-ca"], context: "tls")
@@ -96,15 +105,21 @@ extension Configuration {
         if let value = keys["limits"] { try parseLimits(value, into: &configuration) }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         if let value = keys["auth"] {
-            let entries = try value.mapping(allowedKeys: ["htpasswd", "required"], context: "auth")
+            let entries = try value.mapping(allowedKeys: ["htpasswd", "required", "admins"], context: "auth")
             guard let file = entries["htpasswd"] else {
                 throw value.error("auth: 'htpasswd' is required (a file of user:bcrypt-hash lines)")
             }
             let path = absolute(try file.string("auth.htpasswd"), relativeTo: directory)
+            let users = try Self.htpasswd(path, from: file)
+            var admins: [String] = []
+            if let value = entries["admins"] {
+                admins = try value.strings("auth.admins")
+                if let stranger = admins.first(where: { users[$0] == nil }) {
+                    throw value.error("auth.admins: '\(stranger)' is not a user of \(path)")
+                }
+            }
             configuration.authentication = Authentication(
-                users: try Self.htpasswd(path, from: file),
-                required: try entries["required"]?.bool("auth.required") ?? true
-            )
+                users: users, required: try entries["required"]?.bool("auth.required") ?? true, admins: admins)
         }
         if let value = keys["catalog"] {
             let entries = try value.mapping(allowedKeys: ["postgres"], context: "catalog")

@@ -72,10 +72,14 @@ public struct Configuration: Sendable, Hashable {
         public var users: [String: String]
         /// Every pull needs credentials (otherwise only private upstreams do).
         public var required: Bool
+        /// The users who alone may read the operator's endpoints (`/_archway/*` but health and
+        /// readiness, `/metrics`); empty: anyone may.
+        public var admins: [String]
 
-        public init(users: [String: String], required: Bool) {
+        public init(users: [String: String], required: Bool, admins: [String] = []) {
             self.users = users
             self.required = required
+            self.admins = admins
         }
     }
 
@@ -149,6 +153,9 @@ public struct Configuration: Sendable, Hashable {
     /// What a client whose platform is stated gets when a tag has no image for it: the image with
     /// a warning, or a refusal at pull time (`mismatch:`; a policy rule may say otherwise).
     public var mismatch: MismatchAction = .warn
+    /// `admin-listen`: the operator's endpoints on this address alone (the main listener then
+    /// serves only the registry, health and readiness); nil: on the main listener.
+    public var adminListen: ListenAddress?
     /// Whether images' binaries are scanned in the background, and the bytes read of a layer at
     /// most (`binaries:`).
     public var binaries = Binaries()

@@ -10,13 +10,13 @@ import Synchronization
 struct Cluster {
     static func main() async {
         do {
-            if CommandLine.arguments.dropFirst().first == "bench" {
-                try await bench()
-            } else {
-                try await run()
+            switch CommandLine.arguments.dropFirst().first {
+            case "bench": try await bench()
+            case "demo": try await demo()
+            default: try await run()
             }
         } catch {
-            FileHandle.standardError.write(Data("make cluster failed: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("archway-cluster failed: \(error)\n".utf8))
             exit(1)
         }
     }

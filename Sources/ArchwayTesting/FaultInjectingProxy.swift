@@ -19,6 +19,8 @@ public final class FaultInjectingProxy: Sendable {
         case corrupt
         /// Sends this many bytes of a blob, then waits for ``release()`` (a smaller blob goes whole).
         case holdAfter(Int)
+        /// Sends blobs at about this many bytes per second (a tenth every 100 ms).
+        case throttle(bytesPerSecond: Int)
     }
 
     public enum ManifestFault: Sendable, Hashable {
@@ -162,6 +164,12 @@ public final class FaultInjectingProxy: Sendable {
                     if whole.readableBytes > 0 {
                         await self.waitForGate()
                         try await writer.write(whole)
+                    }
+                case .throttle(let rate):
+                    let step = max(1, rate / 10)
+                    while let slice = whole.readSlice(length: min(step, whole.readableBytes)), slice.readableBytes > 0 {
+                        try await writer.write(slice)
+                        try await Task.sleep(for: .milliseconds(100))
                     }
                 }
                 try await writer.finish(nil)

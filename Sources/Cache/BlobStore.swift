@@ -49,6 +49,8 @@ public protocol BlobStore: Sendable {
 
     /// How many downloads are running or still recording their outcome.
     var fillsInFlight: Int { get }
+    /// The downloads running now, with how far each has come.
+    func downloadsInProgress() async -> [DownloadProgress]
     /// How many readers follow running downloads.
     var followers: Int { get }
     /// What keeps the store from taking content (not writable, not reachable); empty when fine.
@@ -95,5 +97,24 @@ extension BlobReading {
     /// The next chunk of the store's usual size, nil at the end.
     public func next() async throws -> ByteBuffer? {
         try await next(upTo: BlobReader.chunkSize)
+    }
+}
+
+/// How far a running download has come: what an operator's page draws as a bar.
+public struct DownloadProgress: Sendable, Hashable, Codable {
+    public var digest: Digest
+    /// For whom it downloads (a repository key).
+    public var repository: String?
+    /// The upstream's announced length, once it answered.
+    public var expected: Int64?
+    public var written: Int64
+    public var startedAt: Date
+
+    public init(digest: Digest, repository: String?, expected: Int64?, written: Int64, startedAt: Date) {
+        self.digest = digest
+        self.repository = repository
+        self.expected = expected
+        self.written = written
+        self.startedAt = startedAt
     }
 }

@@ -71,6 +71,12 @@ public protocol Catalog: Sendable {
     /// The mismatch rows seen since `since` (all when nil), most recent first.
     func mismatches(since: Date?) async throws -> [MismatchRecord]
 
+    // MARK: Repositories
+
+    /// Repositories with cached tags, most recently confirmed first: `limit` of them from
+    /// `offset`, and how many there are.
+    func repositories(offset: Int, limit: Int) async throws -> (total: Int, page: [RepositorySummary])
+
     // MARK: Binaries
 
     /// Keeps what the scan of an image's binaries found (replacing an earlier scan's).

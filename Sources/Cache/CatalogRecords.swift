@@ -90,6 +90,23 @@ public struct ContentRecord: Sendable, Hashable {
     }
 }
 
+/// A repository with cached tags.
+public struct RepositorySummary: Sendable, Hashable, Codable {
+    public var upstream: String
+    public var repository: String
+    /// Distinct tags cached (synthesized ones included).
+    public var tags: Int
+    /// When one of its tags was last confirmed upstream.
+    public var lastValidated: Date
+
+    public init(upstream: String, repository: String, tags: Int, lastValidated: Date) {
+        self.upstream = upstream
+        self.repository = repository
+        self.tags = tags
+        self.lastValidated = lastValidated
+    }
+}
+
 /// What the scan of an image's binaries found, kept per image manifest digest: the platform its
 /// config states and the scanner's report (JSON; the catalog does not read it).
 public struct BinaryRecord: Sendable, Hashable {

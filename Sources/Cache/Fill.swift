@@ -21,6 +21,7 @@ public final class Fill: BlobDownload {
     let temporaryPath: String
     let finalPath: String
     let file: FileDescriptor
+    let startedAt = Date()
     private let state = Mutex(State())
 
     struct State: WaitableState {
@@ -122,6 +123,15 @@ public final class Fill: BlobDownload {
     /// A reader that follows the download from `range` (the whole content when nil).
     public func reader(range: ClosedRange<Int64>?) -> any BlobReading {
         store.reader(following: self, range: range)
+    }
+
+    /// How far it has come.
+    var progress: DownloadProgress {
+        state.withLock { state in
+            DownloadProgress(
+                digest: digest, repository: scope?.description, expected: state.expectedLength, written: state.written,
+                startedAt: startedAt)
+        }
     }
 
     var snapshot: Snapshot {

@@ -206,6 +206,11 @@ public final class LocalBlobStore: BlobStore {
     /// How many downloads are running or still recording their outcome.
     public var fillsInFlight: Int { state.withLock { $0.fills.count + $0.recordingFailures } }
 
+    public func downloadsInProgress() -> [DownloadProgress] {
+        let fills = state.withLock { Array($0.fills.values) }
+        return fills.map(\.progress).sorted { $0.startedAt < $1.startedAt }
+    }
+
     /// How many readers follow running downloads.
     public var followers: Int {
         state.withLock { state in state.fills.keys.reduce(0) { $0 + state.readers[$1, default: 0] } }

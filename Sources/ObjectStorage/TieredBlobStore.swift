@@ -355,6 +355,8 @@ public final class TieredBlobStore: BlobStore {
     }
 
     public var fillsInFlight: Int { local.fillsInFlight }
+
+    public func downloadsInProgress() async -> [DownloadProgress] { local.downloadsInProgress() }
     public var followers: Int { local.followers }
 
     public func problems() async -> [String] {

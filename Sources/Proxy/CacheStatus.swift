@@ -36,9 +36,9 @@ public struct BlobAnswer: Sendable {
     public var cache: CacheStatus
     /// The stored file or the running download, from the first byte served.
     let reader: any BlobReading
-    let sentBytes: Counter
+    let sentBytes: ByteCount
 
-    init(length: Int64?, range: ByteRange?, cache: CacheStatus, reader: any BlobReading, sentBytes: Counter) {
+    init(length: Int64?, range: ByteRange?, cache: CacheStatus, reader: any BlobReading, sentBytes: ByteCount) {
         self.length = length
         self.range = range
         self.cache = cache
@@ -121,18 +121,38 @@ public struct RangeNotSatisfiable: Error, Hashable {
     public let length: Int64
 }
 
-/// The cache's counters (swift-metrics; exported at `/metrics` by the operations work).
+/// Bytes counted twice: for `/metrics` and for the operator's page's history.
+struct ByteCount: Sendable {
+    let counter: Counter
+    let record: @Sendable (Int64) -> Void
+
+    func increment<Amount: BinaryInteger>(by amount: Amount) {
+        counter.increment(by: amount)
+        record(Int64(amount))
+    }
+}
+
+/// The cache's counters (swift-metrics; exported at `/metrics` by the operations work), and the
+/// minute-by-minute history the operator's page draws.
 struct CacheMetrics: Sendable {
     let manifestHits = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "manifest"), ("result", "hit")])
     let manifestMisses = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "manifest"), ("result", "miss")])
     let manifestStale = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "manifest"), ("result", "stale")])
     let blobHits = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "blob"), ("result", "hit")])
     let blobMisses = Counter(label: "archway_cache_requests_total", dimensions: [("kind", "blob"), ("result", "miss")])
-    let upstreamBytes = Counter(label: "archway_upstream_bytes_total")
-    let clientBytes = Counter(label: "archway_client_bytes_total")
+    let upstreamBytes: ByteCount
+    let clientBytes: ByteCount
     let fillFailures = Counter(label: "archway_fill_failures_total")
+    let history: TrafficHistory
+
+    init(history: TrafficHistory) {
+        self.history = history
+        upstreamBytes = ByteCount(counter: Counter(label: "archway_upstream_bytes_total")) { history.fetched($0) }
+        clientBytes = ByteCount(counter: Counter(label: "archway_client_bytes_total")) { history.served($0) }
+    }
 
     func count(_ status: CacheStatus, manifest: Bool) {
+        history.count(status)
         switch (status, manifest) {
         case (.hit, true): manifestHits.increment()
         case (.miss, true): manifestMisses.increment()

@@ -24,6 +24,8 @@ public struct PullThroughRegistry: Sendable {
     public let auditor: PlatformAuditor
     /// Scans images' binaries in the background; nil when that is turned off.
     public let binaries: BinaryVerifier?
+    /// What the read path remembers for the operator's page: traffic by minute, pulls, syntheses.
+    public let operations: OperationsRecord
     let store: any BlobStore
     let catalog: any Catalog
     let blobs: BlobService
@@ -53,7 +55,9 @@ public struct PullThroughRegistry: Sendable {
         logger: Logger
     ) {
         self.mismatch = mismatch
-        let metrics = CacheMetrics()
+        let operations = OperationsRecord(traffic: TrafficHistory(now: now), pulls: PullStatistics(), syntheses: SynthesisLog())
+        self.operations = operations
+        let metrics = CacheMetrics(history: operations.traffic)
         let access = ContentAccess(router: router, catalog: catalog, offline: offline, logger: logger)
         let auditor = auditor ?? PlatformAuditor(catalog: catalog, logger: logger, now: now)
         let binaries = binaryScan.map {
@@ -76,7 +80,8 @@ public struct PullThroughRegistry: Sendable {
         self.manifests = manifests
         self.inspector = inspector
         self.synthesizer = IndexSynthesizer(
-            router: router, store: store, catalog: catalog, manifests: manifests, inspector: inspector, binaries: binaries, tagTTL: tagTTL,
+            router: router, store: store, catalog: catalog, manifests: manifests, inspector: inspector, binaries: binaries,
+            log: operations.syntheses, tagTTL: tagTTL,
             offline: offline, now: now, logger: logger)
         self.offline = offline
         self.now = now
@@ -126,6 +131,8 @@ public struct PullThroughRegistry: Sendable {
         }
         manifests.metrics.count(answer.cache, manifest: true)
         if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: now()) }
+        let pulledTag: String? = if case .tag(let tag) = reference { tag.value } else { nil }
+        operations.pulls.pulled(route.key, tag: pulledTag, digest: answer.manifest.digest, at: now())
         let finding = await auditor.audit(
             answer, route: route, reference: reference, client: client, rule: rule?.name, inspector: inspector)
         answer.warning = finding?.warning
@@ -263,4 +270,16 @@ public struct ImageInspection: Sendable {
     /// What its binaries are; nil when its layers could not be read.
     public var report: BinaryReport?
     public var scannedAt: Date?
+}
+
+/// What the read path remembers for the operator's page.
+public struct OperationsRecord: Sendable {
+    /// Hits, misses and bytes, minute by minute over the last day.
+    public let traffic: TrafficHistory
+    /// Pulls by repository and tag, since the start.
+    public let pulls: PullStatistics
+    /// The last synthesis of each rewritten tag.
+    public let syntheses: SynthesisLog
+    /// What stored manifests hold (platforms, bytes), remembered for the page's refreshes.
+    let contents = RecentlyUsed<Digest, TagContents>(budget: 4096)
 }

@@ -45,6 +45,8 @@ public struct UpstreamRouter: Sendable {
     }
 
     private let entries: [Entry]
+    /// The configured upstreams, in the configuration's order.
+    public var upstreams: [Entry] { entries }
     private let indexByHost: [String: Int]
     private let defaultIndex: Int
 

@@ -48,7 +48,14 @@ public final class ClientAuthentication: Sendable {
         var failures: [String: (count: Int, since: ContinuousClock.Instant)] = [:]
     }
 
-    public init(users: [String: String], required: Bool, mutualTLS: Bool, failuresPerAddress: Int = 10, verifiers: Int = 2) {
+    /// Users who alone may read the operator's endpoints (`auth.admins`); empty: they are open.
+    public let admins: Set<String>
+
+    public init(
+        users: [String: String], required: Bool, mutualTLS: Bool, admins: Set<String> = [], failuresPerAddress: Int = 10,
+        verifiers: Int = 2
+    ) {
+        self.admins = admins
         // htpasswd -B writes $2y$, which is bcrypt's $2b$.
         self.users = users.mapValues { $0.hasPrefix("$2y$") ? "$2b$" + $0.dropFirst(4) : $0 }
         self.required = required

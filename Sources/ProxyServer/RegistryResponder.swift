@@ -19,6 +19,17 @@ public struct RegistryResponder: HTTPResponder {
     let authentication: AuthenticationMiddleware?
     let registryController: RegistryController
     let adminController: AdminController
+    /// What this listener serves: everything, or (with `admin-listen`) the registry on one
+    /// listener and the operator's endpoints on the other.
+    let surface: Surface
+
+    public enum Surface: Sendable {
+        case everything
+        /// The registry API; the operator's endpoints are not found (probes excepted).
+        case registry
+        /// The operator's endpoints alone.
+        case operations
+    }
 
     public init(
         registry: PullThroughRegistry,
@@ -28,9 +39,11 @@ public struct RegistryResponder: HTTPResponder {
         authentication: ClientAuthentication? = nil,
         streamingBudget: StreamingBudget? = nil,
         writeTimeout: TimeAmount = .seconds(60),
-        peerSecret: [UInt8]? = nil
+        peerSecret: [UInt8]? = nil,
+        surface: Surface = .everything
     ) {
         self.registry = registry
+        self.surface = surface
         self.authentication = authentication.map(AuthenticationMiddleware.init(authentication:))
         self.registryController = RegistryController(
             registry: registry, warnMismatches: warnMismatches, streamingBudget: streamingBudget, writeTimeout: writeTimeout,
@@ -41,6 +54,7 @@ public struct RegistryResponder: HTTPResponder {
     public func respond(to request: Request, context: Context) async throws -> Response {
         var context = context
         context.endpoint = Result { () throws(RegistryError) in try RegistryRoute(path: request.uri.path) }
+        if case .success(let endpoint) = context.endpoint, !serves(endpoint) { context.endpoint = .success(.notFound) }
         if let name = (try? context.endpoint.get())?.repositoryName {
             let namespace = request.uri.queryParameters["ns"].map(String.init)
             context.repository = Result { () throws(RegistryError) in try registry.resolve(name, namespace: namespace) }
@@ -51,6 +65,15 @@ public struct RegistryResponder: HTTPResponder {
                     try await dispatch(request, context: context)
                 }
             }
+        }
+    }
+
+    /// Whether this listener answers `endpoint` (others are not found here).
+    private func serves(_ endpoint: RegistryRoute) -> Bool {
+        switch surface {
+        case .everything: true
+        case .registry: !endpoint.isOperational || endpoint.isProbe
+        case .operations: endpoint.isOperational
         }
     }
 

@@ -17,6 +17,12 @@ public enum RegistryRoute: Sendable, Hashable {
     case ready
     case metrics
     case mismatches
+    /// `/_archway/`: the operator's page.
+    case operatorPage
+    /// `/_archway/api/<section>`: the page's data as JSON.
+    case operatorAPI(OperatorSection)
+    /// `/_archway/page.css`, `/_archway/page.js`: the page's own style and script.
+    case operatorAsset(OperatorAsset)
     /// Another replica streaming this one's download of a digest (authenticated by a
     /// ``PeerToken``, never by a client's credentials).
     case peerFill(Digest)
@@ -35,19 +41,26 @@ public enum RegistryRoute: Sendable, Hashable {
         case .ready: "ready"
         case .metrics: "metrics"
         case .mismatches: "mismatches"
+        case .operatorPage: "operator_page"
+        case .operatorAPI: "operator_api"
+        case .operatorAsset: "operator_asset"
         case .peerFill: "peer_fill"
         case .notFound: "not_found"
         }
     }
 
-    /// Health, readiness, metrics and reports: open without credentials, served by
-    /// ``AdminController``.
+    /// Health, readiness, metrics, reports and the operator's page: served by
+    /// ``AdminController``, open without credentials unless `auth.admins` closes them.
     public var isOperational: Bool {
         switch self {
-        case .health, .ready, .metrics, .mismatches: true
+        case .health, .ready, .metrics, .mismatches, .operatorPage, .operatorAPI, .operatorAsset: true
         default: false
         }
     }
+
+    /// Liveness and readiness: open to probes whatever `auth.admins` says (they tell nothing
+    /// but ok or what keeps the server unready).
+    public var isProbe: Bool { self == .health || self == .ready }
 
     /// The repository the endpoint reads, if it reads one.
     public var repositoryName: RepositoryName? {
@@ -76,7 +89,20 @@ public enum RegistryRoute: Sendable, Hashable {
         case "/metrics":
             self = .metrics
             return
+        case "/_archway", "/_archway/":
+            self = .operatorPage
+            return
+        case "/_archway/page.css":
+            self = .operatorAsset(.css)
+            return
+        case "/_archway/page.js":
+            self = .operatorAsset(.script)
+            return
         default: break
+        }
+        if path.hasPrefix(Self.operatorAPIPrefix) {
+            self = OperatorSection(rawValue: String(path.dropFirst(Self.operatorAPIPrefix.count))).map { .operatorAPI($0) } ?? .notFound
+            return
         }
         if path.hasPrefix(Self.peerFillPrefix) {
             self = .peerFill(try Digest(parsing: String(path.dropFirst(Self.peerFillPrefix.count))))
@@ -121,6 +147,7 @@ public enum RegistryRoute: Sendable, Hashable {
 
     /// The internal endpoint's path, before the digest.
     static let peerFillPrefix = "/_archway/internal/fills/"
+    static let operatorAPIPrefix = "/_archway/api/"
 
     /// Where `marker` (ASCII) last occurs in `text`, compared byte by byte: a path is bytes, and
     /// this runs on every request.
@@ -134,4 +161,19 @@ public enum RegistryRoute: Sendable, Hashable {
             start = bytes.index(before: start)
         }
     }
+}
+
+/// A section of the operator's page, and of its JSON API.
+public enum OperatorSection: String, Sendable, Hashable, CaseIterable {
+    case overview
+    case upstreams
+    case images
+    case policies
+    case mismatches
+}
+
+/// The page's own files, compiled in.
+public enum OperatorAsset: Sendable, Hashable {
+    case css
+    case script
 }

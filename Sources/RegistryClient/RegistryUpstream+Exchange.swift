@@ -97,6 +97,7 @@ extension RegistryUpstream {
                 }
             } catch let error as TransportError {
                 Counter(label: "archway_upstream_requests_total", dimensions: [("upstream", name), ("status", "error")]).increment()
+                health?.failed(error.message)
                 guard error.isConnectionFailure, attempt < Self.retryDelays.count else { throw UpstreamError.transport(error) }
                 logger.debug("retrying", metadata: ["url": "\(request.url)", "error": "\(error.message)"])
             }
@@ -110,9 +111,11 @@ extension RegistryUpstream {
         Counter(label: "archway_upstream_requests_total", dimensions: [("upstream", name), ("status", String(response.status))]).increment()
         Timer(label: "archway_upstream_duration_seconds", dimensions: [("upstream", name)]).recordNanoseconds(duration.totalNanoseconds)
         // `ratelimit-remaining: 76;w=21600`
-        if let remaining = response.headers["ratelimit-remaining"]?.split(separator: ";").first.flatMap({ Int($0) }) {
+        let remaining = response.headers["ratelimit-remaining"]?.split(separator: ";").first.flatMap { Int($0) }
+        if let remaining {
             Gauge(label: "archway_upstream_ratelimit_remaining", dimensions: [("upstream", name)]).record(remaining)
         }
+        health?.answered(status: response.status, after: duration, rateLimitRemaining: remaining)
     }
 
     private func cachedAuthorization(scope: String) async -> String? {

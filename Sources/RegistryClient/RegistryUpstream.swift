@@ -15,6 +15,7 @@ public struct RegistryUpstream: Upstream {
     let credentials: Credentials?
     let transport: any HTTPTransport
     let tokens = TokenCache()
+    public let health: UpstreamHealth? = UpstreamHealth()
     let logger: Logger
     /// Manifests, tag lists and tokens are small: their whole exchange is bounded.
     let smallRequestTimeout: Duration

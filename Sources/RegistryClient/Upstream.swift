@@ -29,9 +29,14 @@ public protocol Upstream: Sendable {
     /// `subject` is `digest`, unfiltered. Nil when the upstream does not implement the API (then
     /// clients, and Archway, fall back to the referrers tag schema).
     func referrers(_ repository: RepositoryName, _ digest: Digest) async throws -> ImageIndex?
+
+    /// How it has been answering; nil when it does not say.
+    var health: UpstreamHealth? { get }
 }
 
 extension Upstream {
+    public var health: UpstreamHealth? { nil }
+
     /// An upstream without the referrers API.
     public func referrers(_ repository: RepositoryName, _ digest: Digest) async throws -> ImageIndex? { nil }
 }

@@ -345,6 +345,30 @@ public final class PostgresCatalog: Catalog {
         }
     }
 
+    public func repositories(offset: Int, limit: Int) async throws -> (total: Int, page: [RepositorySummary]) {
+        let (offset, limit) = (max(0, offset), max(0, limit))
+        return try await call("list repositories") { client in
+            var total = 0
+            for try await count in try await client.query("SELECT COUNT(*) FROM (SELECT 1 FROM tag GROUP BY upstream, repository) AS r")
+                .decode(Int64.self)
+            {
+                total = Int(count)
+            }
+            let rows = try await client.query(
+                """
+                SELECT upstream, repository, COUNT(DISTINCT tag), MAX(validated_at) FROM tag GROUP BY upstream, repository
+                ORDER BY MAX(validated_at) DESC, upstream, repository LIMIT \(limit) OFFSET \(offset)
+                """)
+            var page: [RepositorySummary] = []
+            for try await row in rows.decode((String, String, Int64, Double).self) {
+                page.append(
+                    RepositorySummary(
+                        upstream: row.0, repository: row.1, tags: Int(row.2), lastValidated: Date(timeIntervalSince1970: row.3)))
+            }
+            return (total, page)
+        }
+    }
+
     // MARK: - Rows
 
     private static func tagRecord(_ row: (String, Double, String?, Int64)) -> TagRecord? {

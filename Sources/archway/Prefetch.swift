@@ -167,16 +167,7 @@ final class Progress: Sendable {
         print("prefetched \(images - failures) of \(images) images, \(Self.format(total)) read")
     }
 
-    static func format(_ bytes: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
-    }
+    static func format(_ bytes: Int64) -> String { bytes.byteCountText }
 }
 
 /// Bytes so far, the start, and when the line was last drawn.

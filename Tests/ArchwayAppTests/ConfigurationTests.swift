@@ -99,6 +99,8 @@ import Testing
         ("offline: sometimes\n", 1, "offline must be true or false"),
         ("listen: 127.0.0.1:5000\nmismatch: block\n", 2, "mismatch must be warn or refuse, not 'block'"),
         ("binaries:\n  verify: maybe\n", 2, "binaries.verify must be true or false"),
+        ("admin-listen: nowhere\n", 1, "admin-listen must be HOST:PORT"),
+        ("listen: 127.0.0.1:5000\nadmin-listen: 127.0.0.1:5000\n", 2, "admin-listen must be another address than listen"),
         ("binaries:\n  max-layer-size: 10KiB\n", 2, "binaries.max-layer-size must be at least 1MiB"),
         ("binaries:\n  max-layer-size: lots\n", 2, "binaries.max-layer-size"),
         ("binaries:\n  scan: true\n", 2, "scan"),
@@ -235,6 +237,22 @@ import Testing
             _ = try Configuration.parse(
                 yaml("http://127.0.0.1:7480") + "catalog:\n  postgres:\n    url: postgres://a@db/c\n    password-file: db-password\n",
                 file: "archway.yaml", relativeTo: directory.path)
+        }
+    }
+
+    @Test func adminsMustBeUsersOfTheHtpasswdFile() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("archway-htpasswd-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "alice:$2y$04$abcdefghijklmnopqrstuuJ9q2oQ1mS0Ykq2y8o1jvD3gM0Wl5m6S\n".write(to: file, atomically: true, encoding: .utf8)
+        let good = try Configuration.parse("auth:\n  htpasswd: \(file.path)\n  admins: [alice]\n", file: "a.yaml")
+        #expect(good.authentication?.admins == ["alice"])
+        #expect(throws: LocatedError.self) {
+            try Configuration.parse("auth:\n  htpasswd: \(file.path)\n  admins: [mallory]\n", file: "a.yaml")
+        }
+        do {
+            _ = try Configuration.parse("auth:\n  htpasswd: \(file.path)\n  admins: [mallory]\n", file: "a.yaml")
+        } catch {
+            #expect("\(error)".contains("a.yaml:3") && "\(error)".contains("'mallory' is not a user"))
         }
     }
 

@@ -105,6 +105,14 @@ import Testing
         #expect(mismatches[0].count == 2 && mismatches[0].firstSeen == date(500) && mismatches[0].lastClient == "10.0.0.2")
         #expect(try await catalog.mismatches(since: date(560)).count == 1)
 
+        // Repositories with cached tags, most recently confirmed first, a page at a time.
+        let listed = try await catalog.repositories(offset: 0, limit: 100)
+        #expect(listed.total == listed.page.count && listed.total > 0)
+        #expect(zip(listed.page, listed.page.dropFirst()).allSatisfy { $0.lastValidated >= $1.lastValidated })
+        let second = try await catalog.repositories(offset: 1, limit: 1)
+        #expect(second.total == listed.total)
+        #expect(second.page == (listed.total > 1 ? [listed.page[1]] : []))
+
         // Binary scans: kept per image, replaced by a later scan, forgotten with the image.
         let image = descriptor("binaries").digest
         #expect(try await catalog.binaries(of: image) == nil)

@@ -18,6 +18,7 @@ struct IndexSynthesizer: Sendable {
     let manifests: ManifestService
     let inspector: ImageInspector
     let binaries: BinaryVerifier?
+    let log: SynthesisLog
     let tagTTL: Duration
     let offline: Bool
     let now: @Sendable () -> Date
@@ -44,6 +45,7 @@ struct IndexSynthesizer: Sendable {
             throw offlineMiss("tag \(route.key):\(tag)")
         }
         let report = try await synthesize(route, tag: tag, rule: rule)
+        log.record(report, repository: route.key, tag: tag.value, at: now())
         if report.isIncomplete, let cached {
             logger.warning(
                 "serving the last synthesized index", metadata: ["repository": "\(route.key)", "tag": "\(tag)", "rule": "\(rule.name)"])

@@ -1,16 +1,21 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import OCI
 import Proxy
+import Synchronization
 
-/// The operator's endpoints: `/_archway/health`, `/_archway/ready`, `/_archway/mismatches` and
-/// `/metrics`.
+/// The operator's endpoints: `/_archway/health`, `/_archway/ready`, `/_archway/mismatches`,
+/// `/metrics`, and the operator's page (`/_archway/`, its JSON under `/_archway/api/`).
 struct AdminController: Sendable {
     let registry: PullThroughRegistry
     let advisor: MismatchAdvisor?
     /// Renders `/metrics` (Prometheus text); nil: no metrics endpoint.
     let metricsText: (@Sendable () async -> String)?
+    /// The mismatch report, asked again at most every ``ReportCache/lifetime`` (its suggestions
+    /// ask upstreams for tag lists): the page refreshes every few seconds.
+    let reports = ReportCache()
 
     func respond(to request: Request, endpoint: RegistryRoute) async throws -> Response {
         switch endpoint {
@@ -30,6 +35,15 @@ struct AdminController: Sendable {
             )
         case .mismatches:
             return try await mismatches(request)
+        case .operatorPage:
+            let data = try await pageData(request)
+            return Self.respond(OperatorPage.render(data), type: "text/html; charset=utf-8")
+        case .operatorAsset(.css):
+            return Self.respond(OperatorAssets.css, type: "text/css; charset=utf-8", cacheable: true)
+        case .operatorAsset(.script):
+            return Self.respond(OperatorAssets.script, type: "text/javascript; charset=utf-8", cacheable: true)
+        case .operatorAPI(let section):
+            return try await api(section, request)
         default:
             throw RegistryError(.notFound, "no such route: \(request.uri.path)")
         }
@@ -49,7 +63,78 @@ struct AdminController: Sendable {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
+    /// `?page=N` of the images section: a whole number from 1, else 400.
+    private static func page(_ request: Request) throws -> Int {
+        guard let text = request.uri.queryParameters["page"] else { return 1 }
+        guard let page = Int(String(text)), page >= 1, page <= 1_000_000 else {
+            throw RegistryError(.unsupported, "page must be a whole number from 1, not '\(text)'", status: 400)
+        }
+        return page
+    }
+
+    private func pageData(_ request: Request) async throws -> OperatorPageData {
+        let page = try Self.page(request)
+        return OperatorPageData(
+            overview: await registry.overview(), upstreams: registry.upstreamsStatus(), images: try await registry.images(page: page),
+            policies: registry.policiesStatus(), mismatches: await mismatchReports().map(OperatorSnapshot.Mismatch.init), now: Date())
+    }
+
+    private func mismatchReports() async -> [MismatchReport] {
+        guard let advisor else { return [] }
+        if let fresh = reports.fresh() { return fresh }
+        let computed = (try? await advisor.report(since: nil)) ?? []
+        reports.store(computed)
+        return computed
+    }
+
+    /// `/_archway/api/<section>`: the page's data as JSON (ISO 8601 times).
+    private func api(_ section: OperatorSection, _ request: Request) async throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body: Data
+        switch section {
+        case .overview: body = try encoder.encode(await registry.overview())
+        case .upstreams: body = try encoder.encode(registry.upstreamsStatus())
+        case .images: body = try encoder.encode(try await registry.images(page: try Self.page(request)))
+        case .policies: body = try encoder.encode(registry.policiesStatus())
+        case .mismatches: body = try MismatchReport.json(await mismatchReports())
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// A page or one of its files, with headers that keep it to itself: no framing, no
+    /// sniffing, scripts and styles only from here.
+    private static func respond(_ text: String, type: String, cacheable: Bool = false) -> Response {
+        var headers: HTTPFields = [
+            .contentType: type,
+            .init("Content-Security-Policy")!:
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            .init("X-Content-Type-Options")!: "nosniff",
+            .init("Referrer-Policy")!: "no-referrer",
+        ]
+        headers[.cacheControl] = cacheable ? "max-age=300" : "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
     private static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// The last mismatch report and when it was made.
+final class ReportCache: Sendable {
+    static let lifetime: TimeInterval = 15
+    private let state = Mutex<(at: Date, reports: [MismatchReport])?>(nil)
+
+    func fresh(now: Date = Date()) -> [MismatchReport]? {
+        state.withLock { state in
+            guard let state, now.timeIntervalSince(state.at) < Self.lifetime else { return nil }
+            return state.reports
+        }
+    }
+
+    func store(_ reports: [MismatchReport], now: Date = Date()) {
+        state.withLock { $0 = (now, reports) }
     }
 }

@@ -42,7 +42,7 @@ struct RegistryController: Sendable {
             return try await referrers(request, subject: digest, context: context)
         case .upload:
             throw RegistryError(.unsupported, "this registry is a read-only mirror: uploads are not supported")
-        case .notFound, .health, .ready, .metrics, .mismatches, .peerFill:
+        case .notFound, .health, .ready, .metrics, .mismatches, .peerFill, .operatorPage, .operatorAPI, .operatorAsset:
             throw RegistryError(.notFound, "no such route: \(request.uri.path)")
         }
     }
@@ -110,7 +110,8 @@ struct RegistryController: Sendable {
             return Response(status: status, headers: headers, body: Self.emptyBody(length: length))
         }
         if let length, let job = await SendfileHandler.queue(answer.file, length: Int64(length), on: context.channel) {
-            answer.countSent(Int64(length))
+            // Counted once the kernel sent it: a download still running is not served yet.
+            job.delivered.futureResult.whenSuccess { answer.countSent($0) }
             Self.sendfileResponses.increment()
             context.exchange.sentByKernel(job.delivered.futureResult)
             headers[SendfileHandler.markerField] = String(job.id)

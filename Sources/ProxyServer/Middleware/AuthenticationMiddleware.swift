@@ -4,15 +4,29 @@ import Proxy
 
 /// Refuses a request that needs credentials it does not carry (`401` with a Basic challenge) or
 /// carries wrong ones (`401`), and an address that failed too often (`429`). The operational
-/// endpoints stay open, and a path that is no endpoint is simply not found.
+/// endpoints stay open unless `auth.admins` names who may read them (probes stay open
+/// whatever it says), and a path that is no endpoint is simply not found.
 struct AuthenticationMiddleware: MiddlewareProtocol {
     let authentication: ClientAuthentication
 
     func handle(
         _ request: Request, context: ArchwayRequestContext, next: (Request, ArchwayRequestContext) async throws -> Response
     ) async throws -> Response {
-        guard case .success(let endpoint) = context.endpoint, !endpoint.isOperational, endpoint != .notFound else {
-            return try await next(request, context)
+        guard case .success(let endpoint) = context.endpoint, endpoint != .notFound else { return try await next(request, context) }
+        if endpoint.isOperational {
+            guard !authentication.admins.isEmpty, !endpoint.isProbe else { return try await next(request, context) }
+            switch await authentication.authenticate(request.headers[.authorization], from: context.remoteAddress?.ipAddress) {
+            case .user(let name) where authentication.admins.contains(name):
+                return try await next(request, context)
+            case .user:
+                throw RegistryError(.denied, "the operator's endpoints are for the users auth.admins names")
+            case .anonymous:
+                throw Unauthorized(message: "the operator's endpoints need an admin's credentials")
+            case .invalid:
+                throw Unauthorized(message: "the credentials are not valid")
+            case .throttled:
+                throw RegistryError(.tooManyRequests, "too many failed authentication attempts from this address; retry in a minute")
+            }
         }
         let outcome = await authentication.authenticate(request.headers[.authorization], from: context.remoteAddress?.ipAddress)
         switch outcome {

@@ -1,0 +1,62 @@
+import Foundation
+import OCI
+import Synchronization
+
+/// Which repositories and tags clients pull, since the process started: counts and the last
+/// pull, for an operator's page. Bounded: 10 000 repositories, 64 tags each; beyond, the least
+/// recently pulled are forgotten.
+public final class PullStatistics: Sendable {
+    public struct Tag: Sendable, Hashable, Codable {
+        public var name: String
+        public var digest: Digest
+        public var pulls: Int
+        public var lastPull: Date
+    }
+
+    public struct Repository: Sendable, Hashable, Codable {
+        public var name: String
+        public var pulls: Int
+        public var lastPull: Date
+        public var tags: [String: Tag]
+    }
+
+    static let repositoriesKept = 10_000
+    static let tagsKept = 64
+    private let repositories = Mutex([String: Repository]())
+
+    public init() {}
+
+    /// A manifest was served to a client: by tag (`tag` set) or by digest.
+    func pulled(_ repository: RepositoryKey, tag: String?, digest: Digest, at date: Date) {
+        let name = repository.description
+        repositories.withLock { repositories in
+            if repositories[name] == nil, repositories.count >= Self.repositoriesKept {
+                let oldest = repositories.values.sorted { $0.lastPull < $1.lastPull }.prefix(Self.repositoriesKept / 10)
+                for repository in oldest { repositories[repository.name] = nil }
+            }
+            var entry = repositories[name] ?? Repository(name: name, pulls: 0, lastPull: date, tags: [:])
+            entry.pulls += 1
+            entry.lastPull = date
+            if let tag {
+                var tagEntry = entry.tags[tag] ?? Tag(name: tag, digest: digest, pulls: 0, lastPull: date)
+                tagEntry.pulls += 1
+                tagEntry.lastPull = date
+                tagEntry.digest = digest
+                if entry.tags[tag] == nil, entry.tags.count >= Self.tagsKept,
+                    let oldest = entry.tags.values.min(by: { $0.lastPull < $1.lastPull })
+                {
+                    entry.tags[oldest.name] = nil
+                }
+                entry.tags[tag] = tagEntry
+            }
+            repositories[name] = entry
+        }
+    }
+
+    /// The `count` most pulled repositories, most pulled first.
+    public func mostPulled(_ count: Int) -> [Repository] {
+        repositories.withLock { Array($0.values) }
+            .sorted { ($0.pulls, $0.lastPull, $1.name) > ($1.pulls, $1.lastPull, $0.name) }
+            .prefix(count).map { $0 }
+    }
+}

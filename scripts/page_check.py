@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Opens Archway's operator page in a real headless Chromium (Selenium, chromium-driver from
+Debian) and reports what a person would see, as JSON on stdout:
+
+  sections      each section's visible text, by id
+  moved         whether a download's progress bar advanced between two refreshes of the page
+  copied        what the first "Copy rule" button put on the clipboard (or null)
+  suggestion    the text of the rule next to it
+  console       the browser console's errors (SEVERE entries)
+  screenshots   the files written: one per section and the whole page
+
+Usage: page_check.py URL OUT_DIR [--watch-download SECONDS]
+"""
+import json
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+
+def main():
+    url, out = sys.argv[1], sys.argv[2]
+    watch = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--watch-download" else 0
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1600", "--no-first-run", "--disable-extensions"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    report = {"sections": {}, "moved": None, "copied": None, "suggestion": None, "console": [], "screenshots": []}
+    try:
+        origin = url.split("/_archway")[0]
+        driver.execute_cdp_cmd("Browser.grantPermissions", {
+            "origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+        driver.get(url)
+        deadline = time.monotonic() + 20
+        while driver.execute_script("return document.readyState") != "complete" and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        if watch:
+            # A download in flight: its bar must advance as the page refreshes itself.
+            first = None
+            deadline = time.monotonic() + watch
+            while time.monotonic() < deadline:
+                rows = driver.find_elements(By.CSS_SELECTOR, "tr.download")
+                if rows:
+                    written = int(rows[0].get_attribute("data-written"))
+                    digest = rows[0].get_attribute("data-digest")
+                    if first is None:
+                        first = (digest, written)
+                        driver.find_element(By.ID, "overview").screenshot(f"{out}/overview-download.png")
+                        report["screenshots"].append(f"{out}/overview-download.png")
+                    elif digest == first[0] and written > first[1]:
+                        report["moved"] = {"digest": digest, "from": first[1], "to": written}
+                        break
+                time.sleep(0.25)
+            if report["moved"] is None:
+                report["moved"] = False
+
+        for section in driver.find_elements(By.CSS_SELECTOR, "main > section"):
+            name = section.get_attribute("id")
+            report["sections"][name] = section.text
+            path = f"{out}/{name}.png"
+            driver.execute_script("arguments[0].scrollIntoView()", section)
+            section.screenshot(path)
+            report["screenshots"].append(path)
+
+        buttons = driver.find_elements(By.CSS_SELECTOR, "button.copy")
+        if buttons:
+            target = buttons[0].get_attribute("data-copy")
+            report["suggestion"] = driver.find_element(By.ID, target).get_attribute("textContent")
+            driver.execute_script("arguments[0].scrollIntoView()", buttons[0])
+            buttons[0].click()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                button = driver.find_elements(By.CSS_SELECTOR, f"button.copy[data-copy='{target}']")
+                if button and button[0].get_attribute("data-copied") == "true":
+                    break
+                time.sleep(0.1)
+            report["copied"] = driver.execute_async_script(
+                "var done = arguments[arguments.length - 1];"
+                "navigator.clipboard.readText().then(done, function (e) { done(null); });")
+
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(f"{out}/page.png")
+        report["screenshots"].append(f"{out}/page.png")
+        report["console"] = [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
+    finally:
+        driver.quit()
+    json.dump(report, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
