@@ -19,7 +19,8 @@ public final class FaultInjectingProxy: Sendable {
         case corrupt
         /// Sends this many bytes of a blob, then waits for ``release()`` (a smaller blob goes whole).
         case holdAfter(Int)
-        /// Sends blobs at about this many bytes per second (a tenth every 100 ms).
+        /// Sends blobs at about this many bytes per second (a tenth every 100 ms), until the
+        /// fault changes: then the rest goes at once.
         case throttle(bytesPerSecond: Int)
     }
 
@@ -167,10 +168,13 @@ public final class FaultInjectingProxy: Sendable {
                     }
                 case .throttle(let rate):
                     let step = max(1, rate / 10)
-                    while let slice = whole.readSlice(length: min(step, whole.readableBytes)), slice.readableBytes > 0 {
+                    while case .throttle = self.fault.withLock({ $0 }),
+                        let slice = whole.readSlice(length: min(step, whole.readableBytes)), slice.readableBytes > 0
+                    {
                         try await writer.write(slice)
                         try await Task.sleep(for: .milliseconds(100))
                     }
+                    if whole.readableBytes > 0 { try await writer.write(whole) }
                 }
                 try await writer.finish(nil)
             }

@@ -31,6 +31,7 @@ public final class ImageScan: @unchecked Sendable {
         let before = layer.decompressedBytes
         defer { decompressed += layer.decompressedBytes - before }
         try layer.feed(bytes)
+        if decompressed + layer.decompressedBytes - before > limits.bytesPerImage { throw .imageTooLarge(limits.bytesPerImage) }
     }
 
     /// Puts the current layer on the filesystem after its last byte.

@@ -7,9 +7,13 @@ public struct ScanLimits: Sendable, Hashable {
     public var expansion: Int64
     /// Members (files, links, whiteouts) of the whole image at most.
     public var members: Int
+    /// Decompressed bytes read of the whole image at most: many layers at the per-layer limit
+    /// would otherwise multiply it.
+    public var bytesPerImage: Int64
 
-    public init(bytesPerLayer: Int64 = 4 << 30, expansion: Int64 = 100, members: Int = 1_000_000) {
+    public init(bytesPerLayer: Int64 = 4 << 30, expansion: Int64 = 100, members: Int = 1_000_000, bytesPerImage: Int64? = nil) {
         self.bytesPerLayer = bytesPerLayer
+        self.bytesPerImage = bytesPerImage ?? 4 * bytesPerLayer
         self.expansion = expansion
         self.members = members
     }
@@ -23,6 +27,8 @@ public enum ScanStop: Error, Sendable, Hashable, CustomStringConvertible {
     case expansion(Int64)
     /// The image has more members than ``ScanLimits/members``.
     case tooManyMembers(Int)
+    /// The image decompressed to more than ``ScanLimits/bytesPerImage``.
+    case imageTooLarge(Int64)
     /// The bytes are not a (compressed) tar stream.
     case malformed(String)
 
@@ -31,6 +37,7 @@ public enum ScanStop: Error, Sendable, Hashable, CustomStringConvertible {
         case .tooLarge(let limit): "it decompresses to more than \(limit) bytes"
         case .expansion(let ratio): "it expands more than \(ratio) times (a decompression bomb?)"
         case .tooManyMembers(let limit): "the image has more than \(limit) files"
+        case .imageTooLarge(let limit): "the image decompresses to more than \(limit) bytes"
         case .malformed(let why): "it is not a tar stream: \(why)"
         }
     }

@@ -28,7 +28,7 @@ import Testing
                     to: uploader, repository: "test/tool", tag: "arm64-2.1", platform: .linuxARM64, format: .oci)
                 try await ImageBuilder.pushImage(
                     to: RegistryUploader(other), repository: "test/elsewhere", tag: "1", platform: .linuxAMD64, format: .oci)
-                let big = try makeLargeBlobFile(size: 6 << 20, seed: 3, in: upstream.directory)
+                let big = try makeLargeBlobFile(size: 24 << 20, seed: 3, in: upstream.directory)
                 let bigBlob = try await uploader.pushBlob(repository: "test/big", file: big)
                 let proxy = try await FaultInjectingProxy.start(upstream: upstream.url)
                 defer { Task { await proxy.stop() } }
@@ -74,8 +74,9 @@ import Testing
                             "GET", "\(archway.url)/v2/other.test/test/elsewhere/manifests/1",
                             headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"])
 
-                        // A 6 MiB blob at 512 KiB/s: about 12 s in flight.
-                        proxy.setBlobFault(.throttle(bytesPerSecond: 512 << 10))
+                        // A 24 MiB blob at 256 KiB/s: in flight until the page was read (then the
+                        // rest goes at once), however long Chromium takes to start.
+                        proxy.setBlobFault(.throttle(bytesPerSecond: 256 << 10))
                         let download = Task {
                             try await httpRequest("GET", "\(archway.url)/v2/registry.test/test/big/blobs/\(bigBlob.digest)")
                         }
@@ -85,7 +86,8 @@ import Testing
                         }
                         let folder = PageBrowser.screenshotFolder
                         let report = try await PageBrowser.check(
-                            url: "\(archway.url)/_archway/", screenshots: folder, watchDownload: .seconds(10))
+                            url: "\(archway.url)/_archway/", screenshots: folder, watchDownload: .seconds(60))
+                        proxy.setBlobFault(.none)
                         #expect((try await download.value).status == 200)
 
                         let sections = try #require(report["sections"] as? [String: String])

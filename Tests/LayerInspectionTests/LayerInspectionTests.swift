@@ -301,6 +301,15 @@ extension TarWriter {
         }
     }
 
+    @Test func theWholeImageIsBoundedToo() throws {
+        var tar = TarWriter()
+        tar.file("data", Data(repeating: 7, count: 3 << 20), mode: 0o644)
+        let layer = LayerCompressor.gzip(tar.finished)
+        let limits = ScanLimits(bytesPerLayer: 4 << 20, expansion: 1 << 20, bytesPerImage: 8 << 20)
+        #expect(throws: Never.self) { _ = try scan([layer, layer], ImageExecution(), limits: limits) }
+        #expect(throws: ScanStop.imageTooLarge(8 << 20)) { _ = try scan([layer, layer, layer], ImageExecution(), limits: limits) }
+    }
+
     @Test func garbageIsMalformed() throws {
         let garbage = Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 131) })
         #expect(throws: ScanStop.self) { _ = try scan([garbage], ImageExecution(entrypoint: ["/x"])) }

@@ -70,7 +70,7 @@ public final class RadosGateway: Sendable {
                 ],
                 timeout: .seconds(60)
             ).requireSuccess()
-            try await waitUntil(timeout: .seconds(60), "radosgw to answer on \(gateway.url)") { await httpStatus(gateway.url) != nil }
+            try await waitUntil(timeout: .seconds(120), "radosgw to answer on \(gateway.url)") { await httpStatus(gateway.url) != nil }
             // Whoever answered, it must be this radosgw (one that lost its port exits).
             guard gateway.daemons.withLock({ $0.allSatisfy(\.isRunning) }) else { throw HarnessError("a Ceph daemon exited") }
             return gateway
@@ -92,7 +92,7 @@ public final class RadosGateway: Sendable {
     /// Starts radosgw again on its port; returns once it answers.
     public func startGateway() async throws {
         try launchGateway()
-        try await waitUntil(timeout: .seconds(60), "radosgw to answer again on \(url)") { await httpStatus(self.url) != nil }
+        try await waitUntil(timeout: .seconds(120), "radosgw to answer again on \(url)") { await httpStatus(self.url) != nil }
     }
 
     private func launchGateway() throws {

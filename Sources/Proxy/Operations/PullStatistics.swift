@@ -26,30 +26,32 @@ public final class PullStatistics: Sendable {
 
     public init() {}
 
-    /// A manifest was served to a client: by tag (`tag` set) or by digest.
+    /// A manifest was served to a client: by tag (`tag` set) or by digest. On every manifest
+    /// answer, so the entries are changed in place (no copy of a repository's tags).
     func pulled(_ repository: RepositoryKey, tag: String?, digest: Digest, at date: Date) {
         let name = repository.description
         repositories.withLock { repositories in
-            if repositories[name] == nil, repositories.count >= Self.repositoriesKept {
-                let oldest = repositories.values.sorted { $0.lastPull < $1.lastPull }.prefix(Self.repositoriesKept / 10)
-                for repository in oldest { repositories[repository.name] = nil }
-            }
-            var entry = repositories[name] ?? Repository(name: name, pulls: 0, lastPull: date, tags: [:])
-            entry.pulls += 1
-            entry.lastPull = date
-            if let tag {
-                var tagEntry = entry.tags[tag] ?? Tag(name: tag, digest: digest, pulls: 0, lastPull: date)
-                tagEntry.pulls += 1
-                tagEntry.lastPull = date
-                tagEntry.digest = digest
-                if entry.tags[tag] == nil, entry.tags.count >= Self.tagsKept,
-                    let oldest = entry.tags.values.min(by: { $0.lastPull < $1.lastPull })
-                {
-                    entry.tags[oldest.name] = nil
+            if repositories[name] == nil {
+                if repositories.count >= Self.repositoriesKept {
+                    let oldest = repositories.values.sorted { $0.lastPull < $1.lastPull }.prefix(Self.repositoriesKept / 10)
+                    for repository in oldest { repositories[repository.name] = nil }
                 }
-                entry.tags[tag] = tagEntry
+                repositories[name] = Repository(name: name, pulls: 0, lastPull: date, tags: [:])
             }
-            repositories[name] = entry
+            repositories[name]!.pulls += 1
+            repositories[name]!.lastPull = date
+            guard let tag else { return }
+            if repositories[name]!.tags[tag] == nil {
+                if repositories[name]!.tags.count >= Self.tagsKept,
+                    let oldest = repositories[name]!.tags.values.min(by: { $0.lastPull < $1.lastPull })
+                {
+                    repositories[name]!.tags[oldest.name] = nil
+                }
+                repositories[name]!.tags[tag] = Tag(name: tag, digest: digest, pulls: 0, lastPull: date)
+            }
+            repositories[name]!.tags[tag]!.pulls += 1
+            repositories[name]!.tags[tag]!.lastPull = date
+            repositories[name]!.tags[tag]!.digest = digest
         }
     }
 

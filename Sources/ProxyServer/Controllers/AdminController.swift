@@ -13,9 +13,10 @@ struct AdminController: Sendable {
     let advisor: MismatchAdvisor?
     /// Renders `/metrics` (Prometheus text); nil: no metrics endpoint.
     let metricsText: (@Sendable () async -> String)?
-    /// The mismatch report, asked again at most every ``ReportCache/lifetime`` (its suggestions
-    /// ask upstreams for tag lists): the page refreshes every few seconds.
-    let reports = ReportCache()
+    /// The mismatch report, made again at most every 15 s (its suggestions ask upstreams for
+    /// tag lists), and each page of images at most every 2 s (a catalog query over every tag).
+    let reports = ShortLivedCache<Int, [MismatchReport]>(lifetime: 15, capacity: 1)
+    let images = ShortLivedCache<Int, OperatorSnapshot.Images>(lifetime: 2)
 
     func respond(to request: Request, endpoint: RegistryRoute) async throws -> Response {
         switch endpoint {
@@ -75,15 +76,22 @@ struct AdminController: Sendable {
     private func pageData(_ request: Request) async throws -> OperatorPageData {
         let page = try Self.page(request)
         return OperatorPageData(
-            overview: await registry.overview(), upstreams: registry.upstreamsStatus(), images: try await registry.images(page: page),
+            overview: await registry.overview(), upstreams: registry.upstreamsStatus(), images: try await imagesPage(page),
             policies: registry.policiesStatus(), mismatches: await mismatchReports().map(OperatorSnapshot.Mismatch.init), now: Date())
     }
 
     private func mismatchReports() async -> [MismatchReport] {
         guard let advisor else { return [] }
-        if let fresh = reports.fresh() { return fresh }
+        if let fresh = reports.fresh(0) { return fresh }
         let computed = (try? await advisor.report(since: nil)) ?? []
-        reports.store(computed)
+        reports.store(computed, for: 0)
+        return computed
+    }
+
+    private func imagesPage(_ page: Int) async throws -> OperatorSnapshot.Images {
+        if let fresh = images.fresh(page) { return fresh }
+        let computed = try await registry.images(page: page)
+        images.store(computed, for: page)
         return computed
     }
 
@@ -96,7 +104,7 @@ struct AdminController: Sendable {
         switch section {
         case .overview: body = try encoder.encode(await registry.overview())
         case .upstreams: body = try encoder.encode(registry.upstreamsStatus())
-        case .images: body = try encoder.encode(try await registry.images(page: try Self.page(request)))
+        case .images: body = try encoder.encode(try await imagesPage(try Self.page(request)))
         case .policies: body = try encoder.encode(registry.policiesStatus())
         case .mismatches: body = try MismatchReport.json(await mismatchReports())
         }
@@ -122,19 +130,32 @@ struct AdminController: Sendable {
     }
 }
 
-/// The last mismatch report and when it was made.
-final class ReportCache: Sendable {
-    static let lifetime: TimeInterval = 15
-    private let state = Mutex<(at: Date, reports: [MismatchReport])?>(nil)
+/// Answers kept a short while: the page refreshes every 2 s, and an open page's flood of
+/// requests must not turn into a flood of catalog queries and upstream tag lists.
+final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    let lifetime: TimeInterval
+    let capacity: Int
+    private let entries = Mutex<[Key: (at: Date, value: Value)]>([:])
 
-    func fresh(now: Date = Date()) -> [MismatchReport]? {
-        state.withLock { state in
-            guard let state, now.timeIntervalSince(state.at) < Self.lifetime else { return nil }
-            return state.reports
+    init(lifetime: TimeInterval, capacity: Int = 16) {
+        self.lifetime = lifetime
+        self.capacity = capacity
+    }
+
+    func fresh(_ key: Key, now: Date = Date()) -> Value? {
+        entries.withLock { entries in
+            guard let entry = entries[key], now.timeIntervalSince(entry.at) < lifetime else { return nil }
+            return entry.value
         }
     }
 
-    func store(_ reports: [MismatchReport], now: Date = Date()) {
-        state.withLock { $0 = (now, reports) }
+    func store(_ value: Value, for key: Key, now: Date = Date()) {
+        entries.withLock { entries in
+            if entries[key] == nil, entries.count >= capacity {
+                entries = entries.filter { now.timeIntervalSince($0.value.at) < lifetime }
+                if entries.count >= capacity, let oldest = entries.min(by: { $0.value.at < $1.value.at }) { entries[oldest.key] = nil }
+            }
+            entries[key] = (now, value)
+        }
     }
 }
