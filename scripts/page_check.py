@@ -17,6 +17,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 
@@ -45,13 +46,19 @@ def main():
             first = None
             deadline = time.monotonic() + watch
             while time.monotonic() < deadline:
-                rows = driver.find_elements(By.CSS_SELECTOR, "tr.download")
-                if rows:
-                    written = int(rows[0].get_attribute("data-written"))
-                    digest = rows[0].get_attribute("data-digest")
+                try:
+                    rows = driver.find_elements(By.CSS_SELECTOR, "tr.download")
+                    row = (int(rows[0].get_attribute("data-written")), rows[0].get_attribute("data-digest")) if rows else None
+                except StaleElementReferenceException:
+                    continue
+                if row:
+                    written, digest = row
                     if first is None:
+                        try:
+                            driver.find_element(By.ID, "overview").screenshot(f"{out}/overview-download.png")
+                        except StaleElementReferenceException:
+                            continue
                         first = (digest, written)
-                        driver.find_element(By.ID, "overview").screenshot(f"{out}/overview-download.png")
                         report["screenshots"].append(f"{out}/overview-download.png")
                     elif digest == first[0] and written > first[1]:
                         report["moved"] = {"digest": digest, "from": first[1], "to": written}
@@ -60,20 +67,33 @@ def main():
             if report["moved"] is None:
                 report["moved"] = False
 
-        for section in driver.find_elements(By.CSS_SELECTOR, "main > section"):
-            name = section.get_attribute("id")
-            report["sections"][name] = section.text
+        for name in [section.get_attribute("id") for section in driver.find_elements(By.CSS_SELECTOR, "main > section")]:
             path = f"{out}/{name}.png"
-            driver.execute_script("arguments[0].scrollIntoView()", section)
-            section.screenshot(path)
+            for _ in range(20):
+                try:
+                    section = driver.find_element(By.ID, name)
+                    report["sections"][name] = section.text
+                    driver.execute_script("arguments[0].scrollIntoView()", section)
+                    section.screenshot(path)
+                    break
+                except StaleElementReferenceException:
+                    time.sleep(0.1)
             report["screenshots"].append(path)
 
         buttons = driver.find_elements(By.CSS_SELECTOR, "button.copy")
         if buttons:
             target = buttons[0].get_attribute("data-copy")
             report["suggestion"] = driver.find_element(By.ID, target).get_attribute("textContent")
-            driver.execute_script("arguments[0].scrollIntoView()", buttons[0])
-            buttons[0].click()
+            # The page swaps its sections in place every 2 s: a button found before a swap is
+            # gone after it, so it is found again until a click lands.
+            for _ in range(20):
+                try:
+                    button = driver.find_element(By.CSS_SELECTOR, f"button.copy[data-copy='{target}']")
+                    driver.execute_script("arguments[0].scrollIntoView()", button)
+                    button.click()
+                    break
+                except StaleElementReferenceException:
+                    time.sleep(0.1)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 button = driver.find_elements(By.CSS_SELECTOR, f"button.copy[data-copy='{target}']")

@@ -27,8 +27,21 @@ public final class RadosGateway: Sendable {
         for daemon in daemons.withLock({ $0 }) { daemon.signal(SIGKILL) }
     }
 
-    /// Starts the cluster and radosgw; returns once radosgw answers HTTP.
+    /// Starts the cluster and radosgw; returns once radosgw answers HTTP. A start that fails (a
+    /// port taken by another test between choosing and binding it, a monitor too slow on a busy
+    /// machine) is tried again from scratch, with other ports, twice.
     public static func start() async throws -> RadosGateway {
+        var attempt = 1
+        while true {
+            do {
+                return try await startOnce()
+            } catch where attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startOnce() async throws -> RadosGateway {
         let programs = try ["monmaptool", "ceph-mon", "ceph", "ceph-osd", "radosgw", "radosgw-admin"].map(requireProgram)
         let (monmaptool, monitor, ceph, osd, radosgw, admin) = (
             programs[0], programs[1], programs[2], programs[3], programs[4], programs[5]
