@@ -33,6 +33,11 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
   auth-flood  Archway alone, a second instance with htpasswd users (bcrypt cost 10): the wrk p99 of a
               warm public manifest, quiet and while scripts/hostile_clients.py keeps 50 connections
               sending new wrong passwords (every 20 ms each), and /_archway/health's time meanwhile.
+  tls         the production path: Archway, nginx and distribution's proxy over TLS (a self-signed
+              P-256 certificate): the warm 256 MiB blob with curl over HTTP/1.1 and HTTP/2 (server
+              CPU per GiB, MiB/s; nginx static), warm manifests by tag and digest with wrk over TLS
+              HTTP/1.1 and h2load over HTTP/2 (16 connections x 8 streams; nginx proxy_cache), and a
+              cold skopeo pull over HTTPS.
   page        Archway alone, its own instance with 10 000 repositories in its catalog: server CPU per
               request of the operator's page and of its images JSON (100 sequential requests each).
   scan        Archway alone: an image whose layer is a 256 MiB tar (gzip) is pulled with skopeo; the
@@ -44,7 +49,8 @@ targets, and in --out: bench-<UTC timestamp>.json (raw samples, medians, ratios,
 latest.json, and a PNG bar chart of the ratios drawn by gnuplot.
 
 Everything it starts it stops by pid, in a finally block (also on Ctrl-C and SIGTERM).
-Python 3 standard library only; needs docker-registry, nginx, curl, wrk, skopeo and gnuplot.
+Python 3 standard library only; needs docker-registry, nginx, curl, wrk, skopeo, gnuplot, openssl and
+h2load (nghttp2-client).
 """
 
 import argparse
@@ -125,6 +131,16 @@ METRICS = [
     ("auth_flood_health", "health under wrong passwords", "ms", LOWER),
     ("scan_cpu", "binary scan, 256 MiB gzip layer: CPU", "s/GiB", LOWER),
     ("scan_tar_cpu", "the same layer: tar -tzf CPU (reference)", "s/GiB", LOWER),
+    ("tls_blob_h1_cpu", "warm blob over TLS, HTTP/1.1: server CPU", "s/GiB", LOWER),
+    ("tls_blob_h1_rate", "warm blob over TLS, HTTP/1.1", "MiB/s", HIGHER),
+    ("tls_blob_h2_cpu", "warm blob over HTTP/2: server CPU", "s/GiB", LOWER),
+    ("tls_blob_h2_rate", "warm blob over HTTP/2", "MiB/s", HIGHER),
+    ("tls_manifest_tag_h1_rps", "manifest by tag, TLS HTTP/1.1 (wrk)", "req/s", HIGHER),
+    ("tls_manifest_tag_h1_p99", "manifest by tag, TLS HTTP/1.1: p99", "ms", LOWER),
+    ("tls_manifest_digest_h1_rps", "manifest by digest, TLS HTTP/1.1", "req/s", HIGHER),
+    ("tls_manifest_tag_h2_rps", "manifest by tag, HTTP/2 (h2load 16x8)", "req/s", HIGHER),
+    ("tls_manifest_digest_h2_rps", "manifest by digest, HTTP/2", "req/s", HIGHER),
+    ("tls_pull", "skopeo pull 3x4 MiB over HTTPS, cold", "s", LOWER),
     ("page_cpu", "operator page, 10 000 repositories: CPU", "ms", LOWER),
     ("page_api_cpu", "the same, its images JSON", "ms", LOWER),
 ]
@@ -422,17 +438,17 @@ def start_nginx(supervisor, name, prefix, config_text, port):
     return Peer(name, url, process, multi_process=True)
 
 
-def start_nginx_cache(supervisor, work, upstream):
+def nginx_cache_config(prefix, port, upstream, tls=""):
     """nginx as the popular registry caches configure it: proxy_cache keyed by URI and Accept,
-    one upstream request per cache entry (proxy_cache_lock, long lock timeouts for big blobs)."""
-    port, prefix = free_port(), os.path.join(work, "nginx-cache")
+    one upstream request per cache entry (proxy_cache_lock, long lock timeouts for big blobs).
+    `tls`: the certificate lines, and the listener takes TLS with HTTP/2."""
     http_extra = (
         f"  proxy_cache_path {prefix}/cache levels=1:2 keys_zone=registry:32m max_size=64g inactive=7d use_temp_path=off;\n"
         f"  upstream origin {{ server 127.0.0.1:{upstream.port}; keepalive 16; }}\n"
     )
     server = (
         "  server {\n"
-        f"    listen 127.0.0.1:{port};\n"
+        f"    listen 127.0.0.1:{port}{' ssl http2' if tls else ''};\n{tls}"
         "    proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n    proxy_set_header Host $http_host;\n"
         "    proxy_buffering on;\n"
         "    proxy_cache registry;\n    proxy_cache_key \"$uri $http_accept\";\n"
@@ -444,7 +460,12 @@ def start_nginx_cache(supervisor, work, upstream):
         "    location /v2/ { proxy_pass http://origin; proxy_cache off; }\n"
         "  }\n"
     )
-    return start_nginx(supervisor, NGINX_CACHE, prefix, nginx_main_config(prefix, server, http_extra), port)
+    return nginx_main_config(prefix, server, http_extra)
+
+
+def start_nginx_cache(supervisor, work, upstream):
+    port, prefix = free_port(), os.path.join(work, "nginx-cache")
+    return start_nginx(supervisor, NGINX_CACHE, prefix, nginx_cache_config(prefix, port, upstream), port)
 
 
 def start_nginx_static(supervisor, work, blob_path, blob_url_path):
@@ -764,7 +785,7 @@ class Bench:
 
     def skopeo_copy(self, peer, reference):
         destination = tempfile.mkdtemp(prefix="pull-", dir=self.work)
-        host = peer.url.removeprefix("http://")
+        host = re.sub(r"^https?://", "", peer.url)
         start = time.monotonic()
         result = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{host}/{reference}",
                                  f"dir:{destination}"], capture_output=True, text=True, timeout=600)
@@ -995,6 +1016,153 @@ def bench_scan(bench):
             f"({archway_cpu / tar_cpu:.2f}x); the pull took {pull_s:.1f} s")
 
 
+def make_certificate(work):
+    """A self-signed P-256 certificate for 127.0.0.1, as a cluster mirror's would be."""
+    key, certificate = os.path.join(work, "tls.key"), os.path.join(work, "tls.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", certificate, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return certificate, key
+
+
+def wait_https(url, process, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited ({process.returncode}); see {process.log_path}")
+        result = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", url], capture_output=True, text=True)
+        if result.stdout.strip() not in ("", "000"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer over TLS within {seconds} s")
+
+
+def start_tls_peers(bench, certificate, key):
+    """Archway, nginx (static for the blob, proxy_cache for manifests) and distribution's proxy,
+    each over TLS with HTTP/1.1 and HTTP/2 where it offers them, as a production mirror runs."""
+    supervisor, work, upstream = bench.supervisor, bench.work, bench.upstream
+    peers = {}
+    port = free_port()
+    config = os.path.join(work, "archway-tls.yaml")
+    with open(config, "w") as f:
+        f.write(f"listen: 127.0.0.1:{port}\nstorage:\n  path: {os.path.join(work, 'archway-tls-cache')}\n"
+                f"tls:\n  certificate: {certificate}\n  key: {key}\n"
+                f"upstreams:\n  - name: {UPSTREAM_NAME}\n    url: {upstream.url}\ndefault-upstream: {UPSTREAM_NAME}\n")
+    process = supervisor.start_server("archway-tls", [bench.args.archway, "serve", "--config", config, "--log-level", "warning",
+                                                      "--log-format", "json"])
+    wait_https(f"https://127.0.0.1:{port}/v2/", process)
+    peers[ARCHWAY] = Peer(ARCHWAY, f"https://127.0.0.1:{port}", process)
+
+    tls = f"    ssl_certificate {certificate};\n    ssl_certificate_key {key};\n"
+    port, prefix = free_port(), os.path.join(work, "nginx-static-tls")
+    root = os.path.join(prefix, "root")
+    target = os.path.join(root, bench.seeds["warm_path"].lstrip("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.link(bench.seeds["warm_file"], target)
+    server = f"  server {{\n    listen 127.0.0.1:{port} ssl http2;\n{tls}    location /v2/ {{ root {root}; }}\n  }}\n"
+    os.makedirs(os.path.join(prefix, "temp"), exist_ok=True)
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(nginx_main_config(prefix, server))
+    process = supervisor.start_server("nginx-static-tls", [NGINX, "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"), "-g", "daemon off;"])
+    wait_https(f"https://127.0.0.1:{port}/v2/", process)
+    peers[NGINX_STATIC] = Peer(NGINX_STATIC, f"https://127.0.0.1:{port}", process, multi_process=True)
+
+    port, prefix = free_port(), os.path.join(work, "nginx-cache-tls")
+    os.makedirs(os.path.join(prefix, "temp"), exist_ok=True)
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(nginx_cache_config(prefix, port, upstream, tls))
+    process = supervisor.start_server("nginx-cache-tls", [NGINX, "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"), "-g", "daemon off;"])
+    wait_https(f"https://127.0.0.1:{port}/v2/", process)
+    peers[NGINX_CACHE] = Peer(NGINX_CACHE, f"https://127.0.0.1:{port}", process, multi_process=True)
+
+    port = free_port()
+    config = os.path.join(work, "distribution-tls.yml")
+    write_distribution_config(config, port, os.path.join(work, "distribution-tls-storage"), proxy=upstream.url)
+    with open(config) as f:
+        text = f.read().replace("  secret: archway-bench\n", f"  secret: archway-bench\n  tls:\n    certificate: {certificate}\n    key: {key}\n")
+    with open(config, "w") as f:
+        f.write(text)
+    process = supervisor.start_server("distribution-tls", ["docker-registry", "serve", config])
+    wait_https(f"https://127.0.0.1:{port}/v2/", process)
+    peers[DISTRIBUTION] = Peer(DISTRIBUTION, f"https://127.0.0.1:{port}", process)
+    return peers
+
+
+def curl_download(url, protocol):
+    """One download over TLS (-k: the certificate is self-signed) with HTTP/1.1 or HTTP/2; returns
+    the bytes, the HTTP version curl used, and the status."""
+    result = subprocess.run(["curl", "-sSk", f"--{protocol}", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{http_version}",
+                             url], capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT)
+    status, size, version = result.stdout.split()
+    return int(status), int(size), version
+
+
+def run_h2load(url, seconds):
+    """h2load: 16 connections x 8 streams for `seconds`; returns req/s and the failures."""
+    out = subprocess.run(["h2load", "-c16", "-m8", "-t2", f"-D{seconds}", "-H", f"Accept: {ACCEPT}", url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    failed = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", out)
+    if not rate:
+        raise RuntimeError(f"h2load printed no rate: {out[-800:]}")
+    return {"rps": float(rate[1]), "failed": int(failed[2]) if failed else None, "succeeded": int(failed[1]) if failed else None}
+
+
+def bench_tls(bench):
+    """12. The production path: the same warm blob and manifests over TLS, with HTTP/1.1 and HTTP/2,
+    against nginx (static for the blob, proxy_cache for manifests) and distribution's proxy, each
+    over TLS with a self-signed P-256 certificate; and a skopeo pull over HTTPS."""
+    certificate, key = make_certificate(bench.work)
+    peers = start_tls_peers(bench, certificate, key)
+    digest, path = bench.seeds["warm_digest"], bench.seeds["warm_path"]
+    blob_peers = [peers[ARCHWAY], peers[NGINX_STATIC], peers[DISTRIBUTION]]
+    for peer in blob_peers:
+        for _ in range(3):
+            if curl_download(peer.url + path, "http1.1")[1] == WARM_BLOB_SIZE:
+                break
+    manifest_peers = [peers[ARCHWAY], peers[NGINX_CACHE], peers[DISTRIBUTION]]
+    manifest = bench.seeds["amd64_digest"]
+    manifest_paths = {"tag": f"/v2/{APP_REPO}/manifests/amd64-1.0", "digest": f"/v2/{APP_REPO}/manifests/{manifest}"}
+    for peer in manifest_peers:
+        for manifest_path in manifest_paths.values():
+            for _ in range(2):
+                subprocess.run(["curl", "-sk", "-o", "/dev/null", "-H", f"Accept: {ACCEPT}", peer.url + manifest_path], check=True)
+    for run in range(bench.args.runs):
+        for protocol, label in (("http1.1", "h1"), ("http2", "h2")):
+            for peer in blob_peers:
+                before, start = cpu_seconds(peer.pids()), time.monotonic()
+                versions = set()
+                for _ in range(WARM_DOWNLOADS):
+                    status, size, version = curl_download(peer.url + path, protocol)
+                    if status != 200 or size != WARM_BLOB_SIZE:
+                        raise RuntimeError(f"{peer.name} over {protocol}: status {status}, {size} bytes")
+                    versions.add(version)
+                wall = time.monotonic() - start
+                cpu = cpu_delta(before, cpu_seconds(peer.pids()))
+                served = WARM_DOWNLOADS * WARM_BLOB_SIZE
+                bench.results.add(f"tls_blob_{label}_cpu", peer.name, cpu / (served / GiB))
+                bench.results.add(f"tls_blob_{label}_rate", peer.name, served / MiB / wall)
+                bench.results.detail("tls", {"run": run, "peer": peer.name, "what": f"blob {protocol}", "cpu_s": cpu, "wall_s": wall,
+                                             "http_versions": sorted(versions)})
+                log(f"  TLS blob {protocol} {peer.name}: {cpu / (served / GiB):.3f} s/GiB, {served / MiB / wall:.0f} MiB/s "
+                    f"(HTTP {'/'.join(sorted(versions))})")
+        for peer in manifest_peers:
+            for kind, manifest_path in manifest_paths.items():
+                stats = run_wrk(peer.url + manifest_path, bench.args.wrk_seconds)
+                bench.results.add(f"tls_manifest_{kind}_h1_rps", peer.name, stats["rps"])
+                if kind == "tag":
+                    bench.results.add("tls_manifest_tag_h1_p99", peer.name, stats["p99_ms"])
+                h2 = run_h2load(peer.url + manifest_path, bench.args.wrk_seconds)
+                bench.results.add(f"tls_manifest_{kind}_h2_rps", peer.name, h2["rps"])
+                bench.results.detail("tls", {"run": run, "peer": peer.name, "what": f"manifest {kind}", "wrk": stats, "h2load": h2})
+                log(f"  TLS manifest {kind} {peer.name}: {stats['rps']:.0f} req/s (p99 {stats['p99_ms']:.2f} ms) over HTTP/1.1, "
+                    f"{h2['rps']:.0f} req/s over HTTP/2 ({h2['failed']} failed)")
+        repo = f"bench/tlspull{run}"
+        bench.upstream.api.push_image(repo, "1.0", "amd64")
+        for peer in manifest_peers:
+            bench.results.add("tls_pull", peer.name, bench.skopeo_copy(peer, f"{repo}:1.0"))
+
+
 PAGE_REPOSITORIES = 10_000
 PAGE_REQUESTS = 100
 
@@ -1068,6 +1236,7 @@ SECTIONS = {
     "auth-flood": (Bench.auth_flood, [ARCHWAY]),
     "scan": (bench_scan, [ARCHWAY]),
     "page": (bench_page, [ARCHWAY]),
+    "tls": (bench_tls, []),
 }
 
 
@@ -1178,6 +1347,16 @@ def targets(results):
     scan, tar = m("scan_cpu", ARCHWAY), m("scan_tar_cpu", ARCHWAY)
     check(None if scan is None or tar is None else scan <= 1.5 * tar,
           f"binary scan CPU <= 1.5x tar -tzf on the same layer (archway {fmt(scan)}, tar {fmt(tar)} s/GiB)")
+    for label, name in (("h1", "HTTP/1.1"), ("h2", "HTTP/2")):
+        a, n = m(f"tls_blob_{label}_cpu", ARCHWAY), m(f"tls_blob_{label}_cpu", NGINX_STATIC)
+        check(None if a is None or n is None else a <= n,
+              f"warm blob CPU over TLS {name} <= nginx static's (archway {fmt(a)}, nginx {fmt(n)} s/GiB)")
+    a, n = m("tls_blob_h2_rate", ARCHWAY), m("tls_blob_h2_rate", NGINX_STATIC)
+    check(None if a is None or n is None else a >= n, f"warm blob MiB/s over HTTP/2 >= nginx's (archway {fmt(a)}, nginx {fmt(n)})")
+    for key, name in (("tls_manifest_tag_h1_rps", "TLS HTTP/1.1"), ("tls_manifest_tag_h2_rps", "HTTP/2")):
+        a, n = m(key, ARCHWAY), m(key, NGINX_CACHE)
+        check(None if a is None or n is None else a >= n,
+              f"warm manifests by tag over {name} >= 1.0x nginx proxy_cache ({fmt_ratio(a / n if a and n else None)})")
     page = m("page_cpu", ARCHWAY)
     check(None if page is None else page < 50,
           f"operator page with 10 000 repositories < 50 ms of server CPU (archway {fmt(page)} ms)")

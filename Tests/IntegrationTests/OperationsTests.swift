@@ -52,6 +52,19 @@ import Testing
                         )
                     }
                     #expect(archway.output().contains(#""user_agent":"containerd/"#), "ctr came through Archway")
+                    // Which protocol each client negotiated over TLS (the access log's `proto`).
+                    var negotiated: [String: Set<String>] = [:]
+                    for line in archway.output().split(separator: "\n") where line.contains(#""msg":"request""#) {
+                        guard let fields = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String],
+                            let agent = fields["user_agent"]?.split(separator: "/").first, let proto = fields["proto"]
+                        else { continue }
+                        negotiated[String(agent), default: []].insert(proto)
+                    }
+                    print("protocols negotiated over TLS: \(negotiated.sorted { $0.key < $1.key })")
+                    // Go's clients take HTTP/2 when it is offered: every production pull is on it.
+                    #expect(
+                        negotiated["curl"] == ["h2"] && negotiated["containerd"] == ["h2"] && negotiated["skopeo"] == ["h2"],
+                        "\(negotiated)")
                 }
 
                 // Client certificates: only clients the CA signed get in.

@@ -78,4 +78,15 @@ import Testing
         #expect(budget.acquire() != nil, "a released permit is available again")
         _ = (first, second)
     }
+
+    @Test func largeChunksGoToResponsesWhileTheirAllowanceLasts() {
+        let cost = 2 * (StreamingBudget.largeChunkSize - (128 << 10))
+        let budget = StreamingBudget(limit: 10, largeChunkAllowance: 3 * cost)
+        var permits = (0..<5).map { _ in budget.acquire()! }
+        #expect(permits.map(\.chunkSize) == [1 << 20, 1 << 20, 1 << 20, 128 << 10, 128 << 10])
+        permits.removeFirst()
+        #expect(budget.acquire()?.chunkSize == 1 << 20, "a large permit's allowance comes back with it")
+        #expect(StreamingBudget(limit: 10, largeChunkAllowance: 0).acquire()?.chunkSize == 128 << 10)
+        _ = permits
+    }
 }

@@ -35,7 +35,8 @@ public final class RadosGateway: Sendable {
         while true {
             do {
                 return try await startOnce()
-            } catch where attempt < 3 {
+            } catch {
+                guard attempt < 3 else { throw error }
                 attempt += 1
             }
         }

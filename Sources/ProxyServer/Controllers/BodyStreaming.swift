@@ -4,7 +4,8 @@ import Synchronization
 
 extension RegistryController {
     /// Chunks of streamed bodies: what a response holds per step (the chunk in hand and the one
-    /// the channel has not sent yet).
+    /// the channel has not sent yet). A response gets ``StreamingBudget/largeChunkSize`` chunks
+    /// instead while the process-wide allowance for them has room.
     static let streamChunkSize = 128 << 10
 
     /// Copies a body to the client with bounded memory: at most the chunk in hand plus the one
@@ -15,7 +16,7 @@ extension RegistryController {
     /// while the client is not reading (flow-control window closed, socket full). A chunk the
     /// connection has not taken within `stallTimeout` ends the response by closing the channel
     /// (HTTP/2: RST_STREAM for that stream; HTTP/1: the connection); with 128 KiB chunks and the
-    /// default 60 s that is a floor of about 2 KiB/s.
+    /// default 60 s that is a floor of about 2 KiB/s (17 KiB/s for a response with 1 MiB chunks).
     static func stream(
         _ body: some AsyncSequence<ByteBuffer, any Error>, to writer: inout any ResponseBodyWriter, channel: any Channel,
         stallTimeout: TimeAmount, exchange: Exchange
@@ -40,16 +41,30 @@ extension RegistryController {
 /// (sendfile responses are not counted: the kernel holds their bytes). With the per-response
 /// bound above this bounds the total: measured at about 0.5 MiB a response with its HTTP/2 and
 /// TLS buffers, 256 MiB at the default 512.
+///
+/// Each step of a streamed body costs a few thread hops (the file read, the event loop, the
+/// check of the writer's writability): with 128 KiB chunks those hops, not TLS, were most of a
+/// warm blob's CPU over TLS and HTTP/2. So a response also takes 1 MiB chunks when the
+/// allowance for them (`largeChunkAllowance`, 64 MiB by default: about 36 responses) has room
+/// for its two chunks; the others keep 128 KiB. Memory stays bounded: 512 x 0.5 MiB plus the
+/// allowance.
 public final class StreamingBudget: Sendable {
     public let limit: Int
+    public let largeChunkAllowance: Int
     private let inUse = Atomic<Int>(0)
+    private let largeInUse = Atomic<Int>(0)
 
-    public init(limit: Int) {
+    public static let largeChunkSize = 1 << 20
+    /// What a response with large chunks holds beyond one with the usual chunks.
+    static let largeChunkCost = 2 * (largeChunkSize - RegistryController.streamChunkSize)
+
+    public init(limit: Int, largeChunkAllowance: Int = 64 << 20) {
         self.limit = limit
+        self.largeChunkAllowance = largeChunkAllowance
     }
 
     /// A permit that bounds nothing, when there is no budget.
-    static let unlimited = Permit(budget: nil)
+    static let unlimited = Permit(budget: nil, chunkSize: RegistryController.streamChunkSize)
 
     /// A permit, or nil when the budget is spent (answer 503 + Retry-After). The permit is given
     /// back when the last reference goes — also when Hummingbird never runs the body closure.
@@ -58,16 +73,26 @@ public final class StreamingBudget: Sendable {
             inUse.subtract(1, ordering: .relaxed)
             return nil
         }
-        return Permit(budget: self)
+        if largeInUse.add(Self.largeChunkCost, ordering: .relaxed).newValue <= largeChunkAllowance {
+            return Permit(budget: self, chunkSize: Self.largeChunkSize)
+        }
+        largeInUse.subtract(Self.largeChunkCost, ordering: .relaxed)
+        return Permit(budget: self, chunkSize: RegistryController.streamChunkSize)
     }
 
-    fileprivate func release() {
+    fileprivate func release(chunkSize: Int) {
         inUse.subtract(1, ordering: .relaxed)
+        if chunkSize == Self.largeChunkSize { largeInUse.subtract(Self.largeChunkCost, ordering: .relaxed) }
     }
 
     public final class Permit: Sendable {
         private let budget: StreamingBudget?
-        fileprivate init(budget: StreamingBudget?) { self.budget = budget }
-        deinit { budget?.release() }
+        /// The chunks this response streams in.
+        public let chunkSize: Int
+        fileprivate init(budget: StreamingBudget?, chunkSize: Int) {
+            self.budget = budget
+            self.chunkSize = chunkSize
+        }
+        deinit { budget?.release(chunkSize: chunkSize) }
     }
 }

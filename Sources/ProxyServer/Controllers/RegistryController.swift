@@ -129,7 +129,7 @@ struct RegistryController: Sendable {
             permit = StreamingBudget.unlimited
         }
         let (body, channel, writeTimeout, exchange) = (
-            answer.body(chunkSize: Self.streamChunkSize), context.channel, writeTimeout, context.exchange
+            answer.body(chunkSize: permit.chunkSize), context.channel, writeTimeout, context.exchange
         )
         exchange.streams()
         return Response(

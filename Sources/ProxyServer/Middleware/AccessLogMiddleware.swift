@@ -146,6 +146,8 @@ private struct AccessLine: Sendable {
     let client: String
     let userAgent: String?
     let upstream: String?
+    /// `h2` for a request on an HTTP/2 stream (a child channel of its connection), else `http/1.1`.
+    let proto: String
     let started: ContinuousClock.Instant
 
     init(request: Request, context: ArchwayRequestContext, started: ContinuousClock.Instant) {
@@ -155,6 +157,7 @@ private struct AccessLine: Sendable {
         client = context.remoteAddress?.ipAddress ?? ""
         userAgent = request.headers[.userAgent]
         upstream = (try? context.repository?.get())?.upstreamName
+        proto = context.channel.parent == nil ? "http/1.1" : "h2"
         self.started = started
     }
 
@@ -167,6 +170,7 @@ private struct AccessLine: Sendable {
             "ms": "\((ContinuousClock.now - started).totalMilliseconds)",
             "end": "\(end.rawValue)",
             "client": "\(client)",
+            "proto": "\(proto)",
         ]
         if let cache = headers[RegistryController.cacheStatus] { metadata["cache"] = "\(cache)" }
         if let upstream { metadata["upstream"] = "\(upstream)" }
