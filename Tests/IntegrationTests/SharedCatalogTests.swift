@@ -77,6 +77,14 @@ import Testing
                             #expect(try await httpRequest("GET", a.url + layer).status == 200)
                             let byDigest = "/v2/registry.test/test/moving/manifests/\(second.manifestDigest)"
                             #expect(try await httpRequest("GET", a.url + byDigest, headers: ["Accept": Self.accept]).status == 200)
+                            // The download above is served while it runs and recorded after its
+                            // last byte: the database stops only once A has recorded it.
+                            try await waitUntil(timeout: .seconds(10), "A's download recorded") {
+                                let metrics = (try? await httpRequest("GET", a.url + "/metrics"))?.bodyText ?? ""
+                                return metrics.split(separator: "\n").contains { line in
+                                    line.hasPrefix("archway_fills_in_flight ") && Double(line.split(separator: " ").last ?? "") == 0
+                                }
+                            }
                             await database.stop()
                             #expect(try await httpRequest("GET", a.url + layer).status == 200, "the local tier")
                             #expect(
