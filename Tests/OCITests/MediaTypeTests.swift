@@ -68,3 +68,18 @@ struct MediaTypeTests {
         #expect(MediaType.parseAccept(values).map(\.rawValue) == expected)
     }
 }
+
+@Suite struct ManifestAcceptMemoryTests {
+    @Test func aRememberedReductionIsTheSameAndMadeUpValuesDoNotChangeIt() {
+        let containerd = ["application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, */*;q=0.8"]
+        let first = MediaType.manifestAccept(containerd)
+        // Many made-up values in between: the memory starts over, the answers stay right.
+        for n in 0..<200 { #expect(MediaType.manifestAccept(["application/x-made-up-\(n)"]).isEmpty) }
+        #expect(MediaType.manifestAccept(containerd) == first)
+        #expect(first == MediaType.servedManifestTypes.map(\.rawValue))
+        // One header per type (skopeo) and one comma-joined header (containerd) are different keys, same answer.
+        let split = MediaType.manifestAccept(["application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"])
+        let joined = MediaType.manifestAccept(["application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"])
+        #expect(split == joined && split.count == 2)
+    }
+}

@@ -13,8 +13,9 @@ public final class PullStatistics: Sendable {
         public var lastPull: Date
     }
 
-    public struct Repository: Sendable, Hashable, Codable {
-        public var name: String
+    public struct Repository: Sendable, Hashable {
+        public var key: RepositoryKey
+        public var name: String { key.description }
         public var pulls: Int
         public var lastPull: Date
         public var tags: [String: Tag]
@@ -22,21 +23,22 @@ public final class PullStatistics: Sendable {
 
     static let repositoriesKept = 10_000
     static let tagsKept = 64
-    private let repositories = Mutex([String: Repository]())
+    /// Keyed by the repository's key, not its text: the text is made only when the page asks.
+    private let repositories = Mutex([RepositoryKey: Repository]())
 
     public init() {}
 
     /// A manifest was served to a client: by tag (`tag` set) or by digest. On every manifest
     /// answer, so the entries are changed in place (no copy of a repository's tags).
     func pulled(_ repository: RepositoryKey, tag: String?, digest: Digest, at date: Date) {
-        let name = repository.description
+        let name = repository
         repositories.withLock { repositories in
             if repositories[name] == nil {
                 if repositories.count >= Self.repositoriesKept {
                     let oldest = repositories.values.sorted { $0.lastPull < $1.lastPull }.prefix(Self.repositoriesKept / 10)
-                    for repository in oldest { repositories[repository.name] = nil }
+                    for repository in oldest { repositories[repository.key] = nil }
                 }
-                repositories[name] = Repository(name: name, pulls: 0, lastPull: date, tags: [:])
+                repositories[name] = Repository(key: name, pulls: 0, lastPull: date, tags: [:])
             }
             repositories[name]!.pulls += 1
             repositories[name]!.lastPull = date
@@ -58,7 +60,7 @@ public final class PullStatistics: Sendable {
     /// The `count` most pulled repositories, most pulled first.
     public func mostPulled(_ count: Int) -> [Repository] {
         repositories.withLock { Array($0.values) }
-            .sorted { ($0.pulls, $0.lastPull, $1.name) > ($1.pulls, $1.lastPull, $0.name) }
+            .sorted { ($0.pulls, $0.lastPull) > ($1.pulls, $1.lastPull) }
             .prefix(count).map { $0 }
     }
 }
