@@ -37,9 +37,7 @@ extension Cluster {
             try await seedImage(uploader, repository: "demo/tool", tag: "1.0", platform: .linuxAMD64, machine: ELFStub.x86)
             try await seedImage(uploader, repository: "demo/tool", tag: "arm64-1.0", platform: .linuxARM64, machine: ELFStub.aarch64)
             try await withTemporaryDirectory { directory in
-                let policies = directory.appendingPathComponent("policies")
-                try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-                try demoPolicy.write(to: policies.appendingPathComponent("app.yaml"), atomically: true, encoding: .utf8)
+                let policies = try writePolicies(demoPolicy, in: directory, file: "app.yaml")
                 let configuration = """
                     upstreams:
                       - name: registry.demo

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 
 /// The few things Archway reads from S3's XML answers: the text of named elements.
 ///
@@ -79,18 +80,5 @@ enum XMLFields {
     }
 
     /// Escapes text for an element's content.
-    static func escape(_ text: String) -> String {
-        var result = ""
-        for character in text {
-            switch character {
-            case "<": result += "&lt;"
-            case ">": result += "&gt;"
-            case "&": result += "&amp;"
-            case "\"": result += "&quot;"
-            case "'": result += "&apos;"
-            default: result.append(character)
-            }
-        }
-        return result
-    }
+    static func escape(_ text: String) -> String { text.markupEscaped }
 }

@@ -119,7 +119,7 @@ final class Progress: Sendable {
         }
         guard interactive else { return }
         let line =
-            "\(imageName) [\(platform)] \(Self.bar(done, of: expected)) \(Self.format(done))/\(Self.format(expected)) at \(Self.format(Int64(rate)))/s"
+            "\(imageName) [\(platform)] \(Self.bar(done, of: expected)) \(done.byteCountText)/\(expected.byteCountText) at \(Int64(rate).byteCountText)/s"
         // Drawn at most ten times a second; what comes between is drawn by the next tick, so a
         // download that pauses shows where it paused.
         // Writes happen under the lock: a tick never draws a bar after the result line.
@@ -164,10 +164,9 @@ final class Progress: Sendable {
 
     func summary(images: Int, failures: Int) {
         let (total, _, _) = state.add(0)
-        print("prefetched \(images - failures) of \(images) images, \(Self.format(total)) read")
+        print("prefetched \(images - failures) of \(images) images, \(total.byteCountText) read")
     }
 
-    static func format(_ bytes: Int64) -> String { bytes.byteCountText }
 }
 
 /// Bytes so far, the start, and when the line was last drawn.

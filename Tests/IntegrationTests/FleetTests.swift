@@ -23,9 +23,7 @@ import Testing
     /// Runs `body` with a fleet of three replicas of `env`'s upstream, synthesizing with ``policy``.
     static func withFleet(_ env: CacheEnvironment, _ body: (ArchwayFleet) async throws -> Void) async throws {
         try await withTemporaryDirectory { directory in
-            let policies = directory.appendingPathComponent("policies")
-            try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-            try Self.policy.write(to: policies.appendingPathComponent("rules.yaml"), atomically: true, encoding: .utf8)
+            let policies = try writePolicies(Self.policy, in: directory)
             try await withArchwayFleet(configuration: env.configuration() + "policies: \(policies.path)\n", body)
         }
     }

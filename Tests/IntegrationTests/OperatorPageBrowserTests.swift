@@ -33,9 +33,7 @@ import Testing
                 let proxy = try await FaultInjectingProxy.start(upstream: upstream.url)
                 defer { Task { await proxy.stop() } }
                 try await withTemporaryDirectory { directory in
-                    let policies = directory.appendingPathComponent("policies")
-                    try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-                    try Self.policy.write(to: policies.appendingPathComponent("rules.yaml"), atomically: true, encoding: .utf8)
+                    let policies = try writePolicies(Self.policy, in: directory)
                     let configuration = """
                         upstreams:
                           - name: registry.test

@@ -60,9 +60,7 @@ import Testing
         try await withUpstreamRegistry { upstream in
             let seeded = try await Self.seed(upstream)
             try await withTemporaryDirectory { directory in
-                let policies = directory.appendingPathComponent("policies")
-                try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-                try Self.policy.write(to: policies.appendingPathComponent("rules.yaml"), atomically: true, encoding: .utf8)
+                let policies = try writePolicies(Self.policy, in: directory)
                 let configuration = """
                     upstreams:
                       - name: registry.test

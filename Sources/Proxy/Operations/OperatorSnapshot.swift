@@ -211,7 +211,7 @@ extension PullThroughRegistry {
     /// seconds). Unknown parts stay empty: the page never fetches anything upstream.
     func contents(of digest: Digest) async -> TagContents {
         if let known = operations.contents.value(for: digest) { return known }
-        guard let manifest = await storedManifest(digest), let decoded = inspector.decoded(manifest) else {
+        guard let manifest = try? await manifests.storedManifest(digest, mediaType: nil), let decoded = inspector.decoded(manifest) else {
             return TagContents(platforms: [], bytes: nil)
         }
         var result: TagContents
@@ -220,7 +220,9 @@ extension PullThroughRegistry {
             var bytes: Int64 = 0
             var complete = true
             for child in index.manifests where !child.isAttestation {
-                if let childManifest = await storedManifest(child.digest), case .image(let image)? = inspector.decoded(childManifest) {
+                if let childManifest = try? await manifests.storedManifest(child.digest, mediaType: child.mediaType),
+                    case .image(let image)? = inspector.decoded(childManifest)
+                {
                     bytes += image.config.size + image.layers.reduce(0) { $0 + $1.size }
                 } else {
                     complete = false
@@ -239,15 +241,5 @@ extension PullThroughRegistry {
         }
         if result.bytes != nil, !result.platforms.isEmpty { operations.contents.set(result, for: digest) }
         return result
-    }
-
-    private func storedManifest(_ digest: Digest) async -> Manifest? {
-        guard let bytes = try? await store.data(digest, limit: Manifest.maximumSize) else { return nil }
-        let mediaType = (try? JSONDecoder().decode(MediaTypeProbe.self, from: bytes))?.mediaType.map(MediaType.init(rawValue:))
-        return try? Manifest(bytes: bytes, mediaType: mediaType, expected: digest)
-    }
-
-    private struct MediaTypeProbe: Decodable {
-        var mediaType: String?
     }
 }

@@ -238,7 +238,11 @@ public final class BinaryVerifier: Sendable {
                     throw LayerStop(position: position, digest: layer.digest, stop: stop)
                 }
             }
-            report = scan.report(for: execution)
+            // Following the entrypoint and counting the bin folders walks every path of the
+            // image: on the scan's thread too, not on the pool that answers requests.
+            let made = Mutex<BinaryReport?>(nil)
+            try await offload { made.withLock { $0 = scan.report(for: execution) } }
+            report = made.withLock { $0 } ?? BinaryReport(outcome: .incomplete, detail: "the scan was not finished")
         } catch let stop as LayerStop {
             report = BinaryReport(outcome: .incomplete, detail: "layer \(stop.position + 1) (\(stop.digest)): \(stop.stop)")
         } catch {

@@ -168,16 +168,15 @@ struct IndexSynthesizer: Sendable {
                     return .excluded("declared platform \(declared) is not among its index's platforms")
                 }
                 var kept = declared.map { declared in children.filter { $0.0.matches(declared) } } ?? children
-                var contradictions: [String] = []
+                // Children whose binaries contradict the platform the index lists them for.
+                var contradictions: [(digest: Digest, why: String)] = []
                 for child in kept {
                     if let why = await binaryContradiction(child.1.digest, platform: child.0) {
-                        contradictions.append("\(child.0): \(why)")
+                        contradictions.append((child.1.digest, "\(child.0): \(why)"))
                     }
                 }
-                if !contradictions.isEmpty {
-                    kept.removeAll { child in contradictions.contains { $0.hasPrefix("\(child.0):") } }
-                    if kept.isEmpty { return .excluded(contradictions.joined(separator: "; ")) }
-                }
+                kept.removeAll { child in contradictions.contains { $0.digest == child.1.digest } }
+                if kept.isEmpty, !contradictions.isEmpty { return .excluded(contradictions.map(\.why).joined(separator: "; ")) }
                 return kept.isEmpty ? .missing("its index lists no platform") : .children(kept, stale: answer.cache == .stale)
             case .image(let image):
                 let platform = try await inspector.platform(of: image, route: route)
