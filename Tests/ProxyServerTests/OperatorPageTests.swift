@@ -94,3 +94,21 @@ enum TrafficHistoryProbe {
         return try! JSONDecoder().decode(TrafficHistory.Bucket.self, from: Data(json.utf8))
     }
 }
+
+@Suite struct ShortLivedCacheTests {
+    @Test func answersAreKeptForTheirLifetimeAndBoundedInNumber() {
+        let cache = ShortLivedCache<Int, String>(lifetime: 2, capacity: 3)
+        let start = Date(timeIntervalSince1970: 1000)
+        cache.store("one", for: 1, now: start)
+        #expect(cache.fresh(1, now: start.addingTimeInterval(1.9)) == "one")
+        #expect(cache.fresh(1, now: start.addingTimeInterval(2)) == nil, "expired")
+        // Full: the expired go first, then the oldest.
+        for key in 2...4 { cache.store("\(key)", for: key, now: start.addingTimeInterval(1 + Double(key) / 10)) }
+        #expect(cache.fresh(1, now: start.addingTimeInterval(1.5)) == nil, "the oldest made room for the third")
+        cache.store("five", for: 5, now: start.addingTimeInterval(2.5))
+        #expect(cache.fresh(2, now: start.addingTimeInterval(2.5)) == nil)
+        #expect(cache.fresh(3, now: start.addingTimeInterval(2.5)) == "3")
+        #expect(cache.fresh(4, now: start.addingTimeInterval(2.5)) == "4")
+        #expect(cache.fresh(5, now: start.addingTimeInterval(2.5)) == "five")
+    }
+}
