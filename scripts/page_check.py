@@ -80,10 +80,13 @@ def main():
                     time.sleep(0.1)
             report["screenshots"].append(path)
 
-        buttons = driver.find_elements(By.CSS_SELECTOR, "button.copy")
-        if buttons:
-            target = buttons[0].get_attribute("data-copy")
-            report["suggestion"] = driver.find_element(By.ID, target).get_attribute("textContent")
+        # Read in one script, which runs between two of the page's swaps: elements found one call
+        # at a time can go stale in between.
+        first = driver.execute_script(
+            "var b = document.querySelector('button.copy');"
+            "return b ? [b.dataset.copy, document.getElementById(b.dataset.copy).textContent] : null;")
+        if first:
+            target, report["suggestion"] = first
             # The page swaps its sections in place every 2 s: a button found before a swap is
             # gone after it, so it is found again until a click lands.
             for _ in range(20):
