@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
     ],
     targets: [
         // The vocabulary: pure values, no I/O.
@@ -115,7 +117,7 @@ let package = Package(
         .target(
             name: "ProxyServer",
             dependencies: [
-                "Proxy", "OCI",
+                "Proxy", "OCI", "InterceptionCA",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -130,14 +132,29 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: instrumented
+        ),
+        // The proxy mode's CA: name-constrained, signing short-lived leaves. Keys stay here.
+        .target(
+            name: "InterceptionCA",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ],
+            swiftSettings: strict
         ),
         // The composition root as a library, so tests start exactly what `archway serve` starts.
         .target(
             name: "ArchwayApp",
             dependencies: [
                 "OCI", "Policies", "Cache", "RegistryClient", "ObjectStorage", "SharedState", "Proxy", "ProxyServer", "LayerInspection",
+                "InterceptionCA",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -154,7 +171,9 @@ let package = Package(
         .executableTarget(
             name: "archway",
             dependencies: [
-                "ArchwayApp", "OCI", "Policies", "Proxy", "Cache", "RegistryClient", "SharedState", "LayerInspection",
+                "ArchwayApp", "OCI", "Policies", "Proxy", "Cache", "RegistryClient", "SharedState", "LayerInspection", "ProxyServer",
+                "InterceptionCA",
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -222,6 +241,8 @@ let package = Package(
             dependencies: [
                 "ProxyServer", "ArchwayTesting", "ArchwayApp", "OCI", "Proxy", "RegistryClient",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "X509", package: "swift-certificates"),
+                "InterceptionCA",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -9,6 +9,9 @@
   zero-window HOST PORT PATH --connections N --streams M --seconds S [--after-settings]
                                                       HTTP/2 over TLS: streams whose flow-control window stays 0
   silent-settings HOST PORT --seconds S               HTTP/2 over TLS: never acknowledges the server's SETTINGS
+  proxy-head HOST PORT HEX [--seconds S]              sends these bytes to a proxy listener, reports its answer
+  proxy-tunnel HOST PORT TARGET --bytes N             CONNECT TARGET, then N random bytes (some sent with the head)
+                                                      that an echo server behind the tunnel must return unchanged
 
 Each prints one JSON object with what it saw. Standard library only.
 """
@@ -305,6 +308,73 @@ def zero_window(args):
                       "reset_codes": reset_codes, "goaways": goaways, "goaway_codes": goaway_codes, "statuses": statuses}))
 
 
+def read_head(sock, deadline):
+    """The response head (status and fields) and whatever came after it."""
+    data = b""
+    while b"\r\n\r\n" not in data and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    line = head.split(b"\r\n")[0].decode("latin-1")
+    parts = line.split(" ")
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    return status, head.decode("latin-1"), rest
+
+
+def proxy_head(args):
+    require_loopback(args.host)
+    sock = socket.create_connection((args.host, args.port), timeout=args.seconds)
+    sock.sendall(bytes.fromhex(args.hex))
+    deadline = time.monotonic() + args.seconds
+    status, head, rest = read_head(sock, deadline)
+    body = rest
+    closed = False
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            closed = True
+            break
+        body += chunk
+    print(json.dumps({"status": status, "head": head, "body": body.decode("utf-8", "replace"), "closed": closed}))
+
+
+def proxy_tunnel(args):
+    require_loopback(args.host)
+    payload = random.randbytes(args.bytes)
+    early = payload[:1000]
+    sock = socket.create_connection((args.host, args.port), timeout=30)
+    # Some bytes ride with the head, as a client that does not wait for the 200 sends them.
+    sock.sendall(f"CONNECT {args.target} HTTP/1.1\r\nHost: {args.target}\r\n\r\n".encode() + early)
+    deadline = time.monotonic() + 30
+    status, head, echoed = read_head(sock, deadline)
+    if status != 200:
+        print(json.dumps({"status": status, "head": head, "equal": False, "received": 0}))
+        return
+    sender = threading.Thread(target=lambda: sock.sendall(payload[len(early):]))
+    sender.start()
+    while len(echoed) < len(payload) and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        echoed += chunk
+    sender.join()
+    print(json.dumps({"status": status, "head": head, "equal": echoed == payload, "received": len(echoed)}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -337,9 +407,20 @@ def main():
     command.add_argument("host")
     command.add_argument("port", type=int)
     command.add_argument("--seconds", type=float, default=20)
+    command = commands.add_parser("proxy-head")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("hex")
+    command.add_argument("--seconds", type=float, default=10)
+    command = commands.add_parser("proxy-tunnel")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("target")
+    command.add_argument("--bytes", type=int, default=1 << 20)
     args = parser.parse_args()
     {"wrong-passwords": wrong_passwords, "idle": idle, "window-update-flood": window_update_flood,
-     "zero-window": zero_window, "silent-settings": silent_settings}[args.command](args)
+     "zero-window": zero_window, "silent-settings": silent_settings, "proxy-head": proxy_head,
+     "proxy-tunnel": proxy_tunnel}[args.command](args)
 
 
 if __name__ == "__main__":

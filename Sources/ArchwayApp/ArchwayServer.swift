@@ -3,9 +3,11 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2
+import InterceptionCA
 import LayerInspection
 import Logging
 import NIOCore
+import OCI
 import ObjectStorage
 import Policies
 import Prometheus
@@ -97,6 +99,11 @@ public enum ArchwayServer {
                     logger: logger
                 ))
         }
+        if let proxy = configuration.proxy {
+            services.append(
+                try proxyListener(
+                    proxy, configuration: configuration, responder: responder(.registry), authentication: authentication, logger: logger))
+        }
         // First, so it stops last: the others write to the catalog until they end.
         if let shared = evictor.catalog as? PostgresCatalog { services.insert(SharedCatalogService(catalog: shared), at: 0) }
         let running: @Sendable (any Channel) async -> Void = { channel in
@@ -127,6 +134,43 @@ public enum ArchwayServer {
             ),
             services: services,
             onServerRunning: running,
+            logger: logger
+        )
+    }
+
+    /// `proxy:`: the listener for `HTTPS_PROXY` clients, answering with `responder` (the same
+    /// mirror as the main listener) inside the connections it intercepts.
+    static func proxyListener(
+        _ proxy: Configuration.Proxy, configuration: Configuration, responder: RegistryResponder,
+        authentication: ClientAuthentication?, logger: Logger
+    ) throws -> some Service {
+        let authority = try InterceptionAuthority(certificatePath: proxy.certificate, keyPath: proxy.key)
+        if authority.permittedNames == nil {
+            logger.warning(
+                "proxy.ca has no name constraints: its key can sign for any site; `archway ca init` writes one that cannot",
+                metadata: ["certificate": "\(proxy.certificate)"])
+        }
+        for host in configuration.upstreamHosts.sorted() where !authority.permits(host) {
+            logger.warning("proxy.ca does not permit an upstream name: clients will refuse its certificate", metadata: ["host": "\(host)"])
+        }
+        let gate = ProxyGate(
+            upstreams: configuration.upstreams.map { ProxyGate.Upstream(hosts: [$0.name] + $0.aliases, url: $0.url) },
+            tunnels: proxy.tunnels)
+        let ownPorts = Set([configuration.listen.port, proxy.listen.port] + (configuration.adminListen.map { [$0.port] } ?? []))
+        let settings = ForwardProxyChannel.Settings(
+            gate: gate, authority: authority, authentication: proxy.authenticate ? authentication : nil, ownPorts: ownPorts,
+            limits: configuration.connectionLimits, connectTimeout: .nanoseconds(configuration.connectTimeout.totalNanoseconds))
+        let listen = proxy.listen
+        return Application(
+            responder: responder,
+            server: .forwardProxy(settings: settings, limiter: ConnectionLimiter(limit: configuration.connectionLimits.maxConnections)),
+            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
+                logger.notice(
+                    "proxy listening",
+                    metadata: ["address": "\(address)", "tunnels": "\(proxy.tunnels.map(\.description).joined(separator: ","))"])
+            },
             logger: logger
         )
     }

@@ -30,7 +30,7 @@ extension Configuration {
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
                 "mismatch",
                 "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog", "replica", "binaries",
-                "admin-listen",
+                "admin-listen", "proxy",
             ],
             context: "configuration"
         )
@@ -131,6 +131,7 @@ extension Configuration {
                 }
             }
         }
+        if let value = keys["proxy"] { configuration.proxy = try parseProxy(value, configuration: configuration, relativeTo: directory) }
         if let value = keys["binaries"] {
             let entries = try value.mapping(allowedKeys: ["verify", "max-layer-size"], context: "binaries")
             if let verify = entries["verify"] { configuration.binaries.verify = try verify.bool("binaries.verify") }
@@ -267,12 +268,13 @@ extension Configuration {
     /// The one line of a file others cannot read (a password, a key).
     static func secretFile(_ value: YAMLValue, _ key: String, relativeTo directory: String) throws(LocatedError) -> String {
         let path = absolute(try value.string(key), relativeTo: directory)
-        var info = stat()
-        guard stat(path, &info) == 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+        else {
             throw value.error("\(key) '\(path)' cannot be read")
         }
-        if info.st_mode & 0o077 != 0 {
-            throw value.error("\(key) '\(path)' can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
+        if mode.intValue & 0o077 != 0 {
+            throw value.error("\(key) '\(path)' can be read by others (mode \(String(mode.intValue & 0o777, radix: 8))): chmod 600 it")
         }
         let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !secret.isEmpty, !secret.contains(where: \.isNewline) else { throw value.error("\(key) '\(path)' must hold one line") }
@@ -425,5 +427,46 @@ extension YAMLValue {
             throw error("\(key) must be a positive duration such as 30s, not '\(text)'")
         }
         return duration
+    }
+}
+
+extension Configuration {
+    /// `proxy:`: the listener for clients that use Archway as `HTTPS_PROXY`. The CA files are
+    /// checked at start-up (`archway ca init` writes them from this same configuration).
+    static func parseProxy(_ value: YAMLValue, configuration: Configuration, relativeTo directory: String) throws(LocatedError) -> Proxy {
+        let entries = try value.mapping(allowedKeys: ["listen", "ca", "tunnel", "authenticate"], context: "proxy")
+        guard let listenValue = entries["listen"], let caValue = entries["ca"] else {
+            throw value.error("proxy: 'listen' (HOST:PORT) and 'ca' ({certificate, key}) are both required")
+        }
+        let text = try listenValue.string("proxy.listen")
+        guard let listen = ListenAddress(text) else { throw listenValue.error("proxy.listen must be HOST:PORT, not '\(text)'") }
+        for other in [configuration.listen] + (configuration.adminListen.map { [$0] } ?? []) where other.description == listen.description {
+            throw listenValue.error("proxy.listen must be another address than \(other)")
+        }
+        let ca = try caValue.mapping(allowedKeys: ["certificate", "key"], context: "proxy.ca")
+        guard let certificate = ca["certificate"], let key = ca["key"] else {
+            throw caValue.error("proxy.ca: 'certificate' and 'key' are both required (PEM files; `archway ca init` writes them)")
+        }
+        var tunnels: [ProxyGate.TunnelEntry] = []
+        if let tunnelValue = entries["tunnel"] {
+            for item in try tunnelValue.sequence("proxy.tunnel") {
+                let text = try item.string("each entry of proxy.tunnel")
+                guard let entry = ProxyGate.TunnelEntry(text) else {
+                    throw item.error(
+                        "proxy.tunnel: '\(text)' is not a host name, *.domain, or either with :port (never * alone, never an address)")
+                }
+                tunnels.append(entry)
+            }
+        }
+        var authenticate = false
+        if let flag = entries["authenticate"] {
+            authenticate = try flag.bool("proxy.authenticate")
+            guard !authenticate || configuration.authentication != nil else {
+                throw flag.error("proxy.authenticate checks Proxy-Authorization against auth.htpasswd: configure auth first")
+            }
+        }
+        return Proxy(
+            listen: listen, certificate: absolute(try certificate.string("proxy.ca.certificate"), relativeTo: directory),
+            key: absolute(try key.string("proxy.ca.key"), relativeTo: directory), tunnels: tunnels, authenticate: authenticate)
     }
 }

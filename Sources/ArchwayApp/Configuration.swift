@@ -68,6 +68,26 @@ public struct Configuration: Sendable, Hashable {
     }
 
     /// Clients' credentials: bcrypt entries of an htpasswd file.
+    /// The proxy listener: where it listens, its CA, the hosts it tunnels unread, and whether
+    /// clients must present `Proxy-Authorization`.
+    public struct Proxy: Sendable, Hashable {
+        public var listen: ListenAddress
+        public var certificate: String
+        public var key: String
+        public var tunnels: [ProxyGate.TunnelEntry]
+        public var authenticate: Bool
+
+        public init(
+            listen: ListenAddress, certificate: String, key: String, tunnels: [ProxyGate.TunnelEntry] = [], authenticate: Bool = false
+        ) {
+            self.listen = listen
+            self.certificate = certificate
+            self.key = key
+            self.tunnels = tunnels
+            self.authenticate = authenticate
+        }
+    }
+
     public struct Authentication: Sendable, Hashable {
         public var users: [String: String]
         /// Every pull needs credentials (otherwise only private upstreams do).
@@ -156,6 +176,8 @@ public struct Configuration: Sendable, Hashable {
     /// `admin-listen`: the operator's endpoints on this address alone (the main listener then
     /// serves only the registry, health and readiness); nil: on the main listener.
     public var adminListen: ListenAddress?
+    /// `proxy:`: a listener for clients that use Archway as their HTTPS proxy; nil: none.
+    public var proxy: Proxy?
     /// Whether images' binaries are scanned in the background, and the bytes read of a layer at
     /// most (`binaries:`).
     public var binaries = Binaries()

@@ -13,8 +13,9 @@ public final class DockerEngine: Sendable {
         self.process = process
     }
 
-    /// Starts dockerd with `daemon.json` (e.g. written by `archway mirrors docker`).
-    public static func start(daemonConfiguration: URL) async throws -> DockerEngine {
+    /// Starts dockerd with `daemon.json` (e.g. written by `archway mirrors docker`) and
+    /// `environment` over the test's own (e.g. `HTTPS_PROXY`, `SSL_CERT_FILE`).
+    public static func start(daemonConfiguration: URL, environment: [String: String]? = nil) async throws -> DockerEngine {
         let dockerd = try requireProgram("dockerd")
         _ = try requireProgram("docker")
         // Unix socket paths are short: keep everything under a short folder.
@@ -29,6 +30,7 @@ public final class DockerEngine: Sendable {
                 "--exec-root", directory.appendingPathComponent("x").path, "--pidfile", directory.appendingPathComponent("d.pid").path,
                 "-H", "unix://\(socket)",
             ],
+            environment: environment,
             outputFile: directory.appendingPathComponent("dockerd.log")
         )
         let engine = DockerEngine(directory: directory, socket: socket, process: process)
@@ -61,8 +63,11 @@ public final class DockerEngine: Sendable {
 /// Runs `body` with a Docker engine, stopping it on every path.
 public func withDockerEngine<T>(
     daemonConfiguration: URL,
+    environment: [String: String]? = nil,
     isolation: isolated (any Actor)? = #isolation,
     _ body: (DockerEngine) async throws -> T
 ) async throws -> T {
-    try await withStarted({ try await DockerEngine.start(daemonConfiguration: daemonConfiguration) }, close: { await $0.stop() }, body)
+    try await withStarted(
+        { try await DockerEngine.start(daemonConfiguration: daemonConfiguration, environment: environment) }, close: { await $0.stop() },
+        body)
 }

@@ -4,10 +4,13 @@ import Foundation
 public struct Podman: Sendable {
     public let directory: URL
     public let registriesConfiguration: URL
+    /// Over the test's own environment (e.g. `HTTPS_PROXY`, `SSL_CERT_FILE`).
+    public let environment: [String: String]
 
-    public init(directory: URL, registriesConfiguration: URL) {
+    public init(directory: URL, registriesConfiguration: URL, environment: [String: String] = [:]) {
         self.directory = directory
         self.registriesConfiguration = registriesConfiguration
+        self.environment = environment
     }
 
     public func podman(_ arguments: [String], timeout: Duration = .seconds(300)) async throws -> ProcessResult {
@@ -18,7 +21,8 @@ public struct Podman: Sendable {
         ]
         return try await run(
             try requireProgram("podman"), global + arguments,
-            environment: ["CONTAINERS_REGISTRIES_CONF": registriesConfiguration.path, "TMPDIR": directory.path], timeout: timeout
+            environment: environment.merging(["CONTAINERS_REGISTRIES_CONF": registriesConfiguration.path, "TMPDIR": directory.path]) { $1 },
+            timeout: timeout
         )
     }
 }

@@ -55,8 +55,16 @@ public struct RegistryResponder: HTTPResponder {
         var context = context
         context.endpoint = Result { () throws(RegistryError) in try RegistryRoute(path: request.uri.path) }
         if case .success(let endpoint) = context.endpoint, !serves(endpoint) { context.endpoint = .success(.notFound) }
+        var namespace = request.uri.queryParameters["ns"].map(String.init)
+        // Through the proxy listener the connection, not the request, names the upstream.
+        if let session = InterceptedSession.current {
+            namespace = session.host
+            if session.absoluteForm, Self.hostname(request.head.authority) != session.host {
+                context.endpoint = .failure(
+                    RegistryError(.denied, "this connection was opened for \(session.host); open another for another host"))
+            }
+        }
         if let name = (try? context.endpoint.get())?.repositoryName {
-            let namespace = request.uri.queryParameters["ns"].map(String.init)
             context.repository = Result { () throws(RegistryError) in try registry.resolve(name, namespace: namespace) }
         }
         return try await accessLog.handle(request, context: context) { request, context in
@@ -66,6 +74,16 @@ public struct RegistryResponder: HTTPResponder {
                 }
             }
         }
+    }
+
+    /// The host of an authority (`host:port`, `[v6]:port`), lowercased.
+    static func hostname(_ authority: String?) -> String? {
+        guard var authority = authority?.lowercased() else { return nil }
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<close])
+        }
+        if let colon = authority.lastIndex(of: ":") { authority = String(authority[..<colon]) }
+        return authority.hasSuffix(".") ? String(authority.dropLast()) : authority
     }
 
     /// Whether this listener answers `endpoint` (others are not found here).

@@ -6,6 +6,8 @@ struct Archway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "archway",
         abstract: "A pull-through caching proxy for container registries.",
-        subcommands: [Serve.self, Policy.self, Mismatches.self, Mirrors.self, Prefetch.self, Inspect.self]
+        subcommands: [
+            Serve.self, Policy.self, Mismatches.self, Mirrors.self, Prefetch.self, Inspect.self, CertificateAuthorityCommand.self,
+        ]
     )
 }

@@ -10,8 +10,11 @@ struct Mirrors: AsyncParsableCommand {
     @Argument(help: "containerd, crio or docker.")
     var client: String
 
-    @Option(help: "Where clients reach Archway, e.g. https://archway.internal:5000.")
-    var url: String
+    @Option(help: "Where clients reach Archway as a mirror, e.g. https://archway.internal:5000.")
+    var url: String?
+
+    @Option(help: "Where clients reach Archway's proxy listener (docker), e.g. http://archway.internal:3128.")
+    var proxy: String?
 
     @Option(help: "The configuration file, for the upstreams to mirror.")
     var config: String?
@@ -19,7 +22,7 @@ struct Mirrors: AsyncParsableCommand {
     @Option(help: "Write the files into this folder (containerd: its certs.d; crio: registries.conf.d; docker: /etc/docker).")
     var write: String?
 
-    @Option(help: "The CA certificate clients must trust (containerd), when Archway's certificate is self-signed.")
+    @Option(help: "The CA certificate clients must trust: Archway's (containerd), or the proxy's CA (docker --proxy).")
     var ca: String?
 
     @Option(help: "The platform this node states to Archway (containerd), e.g. linux/arm64. Default: this machine's.")
@@ -32,13 +35,21 @@ struct Mirrors: AsyncParsableCommand {
         guard let client = MirrorConfiguration.Client(rawValue: client) else {
             throw ValidationError("client must be containerd, crio or docker, not '\(self.client)'")
         }
-        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-            throw ValidationError("--url must start with http:// or https://")
+        guard url != nil || proxy != nil && client == .docker else {
+            throw ValidationError("--url is required (--proxy alone is enough for docker)")
         }
+        for (name, value) in [("--url", url), ("--proxy", proxy)] {
+            if let value, !(value.hasPrefix("http://") || value.hasPrefix("https://")) {
+                throw ValidationError("\(name) must start with http:// or https://")
+            }
+        }
+        if proxy != nil && client != .docker { throw ValidationError("--proxy is for docker (containerd and CRI-O have mirrors)") }
         let generator = MirrorConfiguration(
-            url: url, configuration: try loadConfiguration(config), strict: strict, caFile: ca, platform: platform ?? Self.hostPlatform()
+            url: url ?? "", configuration: try loadConfiguration(config), strict: strict, caFile: ca,
+            platform: platform ?? Self.hostPlatform(),
+            proxy: proxy
         )
-        let files = generator.files(for: client)
+        let files = try generator.files(for: client)
         guard let write else {
             for file in files {
                 print("# ---- \(file.path)")

@@ -142,6 +142,19 @@ import Testing
             "replica.advertise-url must be http(s)://host:port"
         ),
         ("replica:\n  name: a\n  advertise-url: http://10.0.0.5:5000\n  secret-file: /nonexistent\n", 4, "cannot be read"),
+        ("proxy:\n  listen: 127.0.0.1:3128\n", 2, "'listen' (HOST:PORT) and 'ca'"),
+        ("proxy:\n  listen: 3128\n  ca: {certificate: a, key: b}\n", 2, "proxy.listen must be HOST:PORT"),
+        ("listen: 127.0.0.1:5000\nproxy:\n  listen: 127.0.0.1:5000\n  ca: {certificate: a, key: b}\n", 3, "another address than"),
+        ("proxy:\n  listen: 127.0.0.1:3128\n  ca: {certificate: a}\n", 3, "'certificate' and 'key' are both required"),
+        (
+            "proxy:\n  listen: 127.0.0.1:3128\n  ca: {certificate: a, key: b}\n  tunnel:\n    - ok.example\n    - \"*\"\n", 6,
+            "never * alone"
+        ),
+        ("proxy:\n  listen: 127.0.0.1:3128\n  ca: {certificate: a, key: b}\n  tunnel: [10.0.0.1]\n", 4, "never an address"),
+        ("proxy:\n  listen: 127.0.0.1:3128\n  ca: {certificate: a, key: b}\n  tunnel: [\"a.*.example\"]\n", 4, "is not a host name"),
+        ("proxy:\n  listen: 127.0.0.1:3128\n  ca: {certificate: a, key: b}\n  tunnel: [\"x.example:70000\"]\n", 4, "is not a host name"),
+        ("proxy:\n  listen: 127.0.0.1:3128\n  ca: {certificate: a, key: b}\n  authenticate: true\n", 4, "configure auth first"),
+        ("proxy:\n  listen: 127.0.0.1:3128\n  ca: {certificate: a, key: b}\n  mitm: true\n", 4, "unknown key 'mitm'"),
     ])
     func mistakesNameTheLine(yaml: String, line: Int, message: String) {
         do {
@@ -311,5 +324,22 @@ import Testing
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let logged = try #require(formatter.date(from: timestamp))
         #expect(abs(logged.timeIntervalSinceNow) < 60)
+    }
+
+    @Test func theProxySectionReadsItsListenerCATunnelsAndAuthentication() throws {
+        let yaml = """
+            proxy:
+              listen: 0.0.0.0:3128
+              ca: {certificate: ca.crt, key: /etc/archway/ca.key}
+              tunnel: ["*.githubusercontent.com", "registry.corp:8443"]
+            """
+        let configuration = try Configuration.parse(yaml, file: "archway.yaml", relativeTo: "/etc/archway")
+        let proxy = try #require(configuration.proxy)
+        #expect(proxy.listen.description == "0.0.0.0:3128")
+        #expect(proxy.certificate == "/etc/archway/ca.crt")
+        #expect(proxy.key == "/etc/archway/ca.key")
+        #expect(proxy.tunnels.map(\.description) == ["*.githubusercontent.com", "registry.corp:8443"])
+        #expect(!proxy.authenticate)
+        #expect(try Configuration.parse("listen: 127.0.0.1:5000\n", file: "archway.yaml").proxy == nil)
     }
 }

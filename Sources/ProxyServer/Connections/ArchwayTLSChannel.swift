@@ -66,11 +66,20 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        let http1 = self.http1
-        let http2 = self.http2
-        let frameGuard = self.frameGuard
-        let maxConcurrentStreams = limits.maxConcurrentStreams
-        return channel.configureHTTP2AsyncSecureUpgrade { channel in
+        return Self.negotiate(
+            on: channel, http1: http1, http2: http2, frameGuard: frameGuard, maxConcurrentStreams: limits.maxConcurrentStreams,
+            logger: logger
+        )
+        .map { negotiated in Value(negotiated: negotiated, channel: channel) }
+    }
+
+    /// HTTP/2 or HTTP/1.1 by ALPN on a channel whose TLS handler is in place: the frame guard
+    /// before `NIOHTTP2Handler`, and the stream limit sent once HTTP/2 is set up.
+    static func negotiate(
+        on channel: any Channel, http1: HTTP1Channel, http2: HTTP2Channel, frameGuard: HTTP2FrameFloodGuard.Configuration,
+        maxConcurrentStreams: Int, logger: Logger
+    ) -> EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>> {
+        channel.configureHTTP2AsyncSecureUpgrade { channel in
             http1.setup(channel: channel, logger: logger)
         } http2ConnectionInitializer: { channel in
             do {
@@ -89,7 +98,6 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
                 return value
             }
         }
-        .map { negotiated in Value(negotiated: negotiated, channel: channel) }
     }
 
     public func handle(value: Value, logger: Logger) async {

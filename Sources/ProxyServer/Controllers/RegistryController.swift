@@ -70,7 +70,10 @@ struct RegistryController: Sendable {
     }
 
     private func blob(_ request: Request, digest: Digest, context: ArchwayRequestContext) async throws -> Response {
-        if request.method == .get, let url = try await registry.blobRedirect(try context.route(), digest) {
+        // Inside a proxy connection the client can reach no other host than the one it
+        // CONNECTed to (the bucket would be refused): the blob is served here.
+        if request.method == .get, InterceptedSession.current == nil, let url = try await registry.blobRedirect(try context.route(), digest)
+        {
             var headers: HTTPFields = [Self.apiVersion: "registry/2.0", .location: url, .contentLength: "0"]
             headers[Self.contentDigest] = digest.description
             headers[Self.cacheStatus] = CacheStatus.hit.rawValue

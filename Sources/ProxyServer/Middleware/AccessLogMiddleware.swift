@@ -146,8 +146,11 @@ private struct AccessLine: Sendable {
     let client: String
     let userAgent: String?
     let upstream: String?
-    /// `h2` for a request on an HTTP/2 stream (a child channel of its connection), else `http/1.1`.
+    /// `h2` for a request on an HTTP/2 stream (a child of its connection, itself a child of the
+    /// listening socket), else `http/1.1` (the connection, a child of the listening socket).
     let proto: String
+    /// `proxy <host>` for a request inside a proxy connection.
+    let via: String?
     let started: ContinuousClock.Instant
 
     init(request: Request, context: ArchwayRequestContext, started: ContinuousClock.Instant) {
@@ -157,7 +160,8 @@ private struct AccessLine: Sendable {
         client = context.remoteAddress?.ipAddress ?? ""
         userAgent = request.headers[.userAgent]
         upstream = (try? context.repository?.get())?.upstreamName
-        proto = context.channel.parent == nil ? "http/1.1" : "h2"
+        proto = context.channel.parent?.parent == nil ? "http/1.1" : "h2"
+        via = InterceptedSession.current.map { "proxy \($0.host)" }
         self.started = started
     }
 
@@ -175,6 +179,7 @@ private struct AccessLine: Sendable {
         if let cache = headers[RegistryController.cacheStatus] { metadata["cache"] = "\(cache)" }
         if let upstream { metadata["upstream"] = "\(upstream)" }
         if let userAgent { metadata["user_agent"] = "\(userAgent)" }
+        if let via { metadata["via"] = "\(via)" }
         if let error, end == .failed { metadata["error"] = "\(error)" }
         logger.info("request", metadata: metadata)
     }

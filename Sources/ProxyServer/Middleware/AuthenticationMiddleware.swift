@@ -28,7 +28,14 @@ struct AuthenticationMiddleware: MiddlewareProtocol {
                 throw RegistryError(.tooManyRequests, "too many failed authentication attempts from this address; retry in a minute")
             }
         }
-        let outcome = await authentication.authenticate(request.headers[.authorization], from: context.remoteAddress?.ipAddress)
+        // A user the proxy listener authenticated is that user inside the tunnel too (the
+        // client's own credentials for the registry are not Archway's to check).
+        let outcome: ClientAuthentication.Outcome
+        if let user = InterceptedSession.current?.user {
+            outcome = .user(user)
+        } else {
+            outcome = await authentication.authenticate(request.headers[.authorization], from: context.remoteAddress?.ipAddress)
+        }
         switch outcome {
         case .invalid:
             throw Unauthorized(message: "the credentials are not valid")
