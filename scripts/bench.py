@@ -38,6 +38,13 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
               CPU per GiB, MiB/s; nginx static), warm manifests by tag and digest with wrk over TLS
               HTTP/1.1 and h2load over HTTP/2 (16 connections x 8 streams; nginx proxy_cache), and a
               cold skopeo pull over HTTPS.
+  proxy       the proxy mode: a warm 256 MiB blob (4 curl downloads, HTTP/1.1: server CPU per GiB,
+              MiB/s) and a warm manifest by tag (20 000 curl requests, 16 at once, on reused
+              connections: req/s) through Archway as HTTPS_PROXY (CONNECT, then TLS with its CA's
+              leaf), through Archway's mirror URL over TLS (the same process), and through nginx as
+              the popular MITM registry proxy: one unconstrained CA, proxy_cache over TLS, and the
+              CONNECT hop of ngx_http_proxy_connect_module (absent from Debian's nginx) played by
+              scripts/connect_relay.py, whose CPU counts as nginx's.
   page        Archway alone, its own instance with 10 000 repositories in its catalog: server CPU per
               request of the operator's page and of its images JSON (100 sequential requests each).
   scan        Archway alone: an image whose layer is a 256 MiB tar (gzip) is pulled with skopeo; the
@@ -101,6 +108,10 @@ DOWNLOAD_TIMEOUT = 900                # seconds, per curl
 
 ARCHWAY, DISTRIBUTION, NGINX_CACHE, NGINX_STATIC = "archway", "distribution", "nginx-cache", "nginx-static"
 PEERS = [ARCHWAY, DISTRIBUTION, NGINX_CACHE, NGINX_STATIC]
+# The proxy section's own peers: Archway's mirror listener (the same process), and nginx as the
+# popular MITM registry proxy. Reported in the table beside the others.
+ARCHWAY_MIRROR, NGINX_MITM = "archway-mirror", "nginx-mitm"
+REPORTED = PEERS + [ARCHWAY_MIRROR, NGINX_MITM]
 PROXIES = [ARCHWAY, DISTRIBUTION, NGINX_CACHE]
 LOWER, HIGHER = "lower", "higher"
 
@@ -141,6 +152,9 @@ METRICS = [
     ("tls_manifest_tag_h2_rps", "manifest by tag, HTTP/2 (h2load 16x8)", "req/s", HIGHER),
     ("tls_manifest_digest_h2_rps", "manifest by digest, HTTP/2", "req/s", HIGHER),
     ("tls_pull", "skopeo pull 3x4 MiB over HTTPS, cold", "s", LOWER),
+    ("proxy_blob_cpu", "warm blob via HTTPS_PROXY (TLS, HTTP/1.1): server CPU", "s/GiB", LOWER),
+    ("proxy_blob_rate", "warm blob via HTTPS_PROXY", "MiB/s", HIGHER),
+    ("proxy_manifest_rps", "manifest by tag via HTTPS_PROXY (curl, 16 at once)", "req/s", HIGHER),
     ("page_cpu", "operator page, 10 000 repositories: CPU", "ms", LOWER),
     ("page_api_cpu", "the same, its images JSON", "ms", LOWER),
 ]
@@ -1163,6 +1177,143 @@ def bench_tls(bench):
             bench.results.add("tls_pull", peer.name, bench.skopeo_copy(peer, f"{repo}:1.0"))
 
 
+PROXY_MANIFEST_REQUESTS = 20_000
+
+
+@dataclass
+class ProxiedPeer:
+    """A way to reach a server for the proxy section: through a proxy (CONNECT) or directly, the
+    base URL the client asks, the CA it trusts, and the processes whose CPU counts."""
+    name: str
+    base: str
+    ca: str
+    processes: list
+    proxy: str = ""
+
+    def pids(self):
+        pids = []
+        for process, multi in self.processes:
+            pids.append(process.pid)
+            if multi:
+                pids += child_pids(process.pid)
+        return pids
+
+    def curl(self, *arguments):
+        return ["curl", "-sS", "--http1.1", "--cacert", self.ca, *(["-x", self.proxy] if self.proxy else []), *arguments]
+
+
+def proxied_download(peer, path):
+    result = subprocess.run(peer.curl("-o", "/dev/null", "-w", "%{http_code} %{size_download}", peer.base + path),
+                            capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT)
+    status, size = (result.stdout.split() + ["0", "0"])[:2]
+    return int(status), int(size)
+
+
+def proxied_manifests(peer, path, count, work):
+    """`count` requests for a manifest, 16 at once on reused connections (curl --parallel);
+    returns req/s, and fails unless every answer was 200."""
+    config = os.path.join(work, f"urls-{peer.name}.txt")
+    with open(config, "w") as f:
+        for _ in range(count):
+            f.write(f'url = "{peer.base}{path}"\noutput = "/dev/null"\n')
+    start = time.monotonic()
+    result = subprocess.run(peer.curl("--parallel", "--parallel-max", "16", "-H", f"Accept: {ACCEPT}", "-w", "%{http_code}\n",
+                                      "-K", config), capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - start
+    codes = collections.Counter(result.stdout.split())
+    if codes.get("200") != count:
+        raise RuntimeError(f"{peer.name}: manifest answers {dict(codes)}: {result.stderr[-400:]}")
+    return count / wall
+
+
+def start_proxy_peers(bench):
+    """Archway with a TLS mirror listener and a proxy listener (its CA from `archway ca init`);
+    nginx as the popular MITM registry proxy (an unconstrained CA, a leaf for the upstream's name,
+    proxy_cache over TLS) behind connect_relay.py."""
+    supervisor, work, upstream = bench.supervisor, bench.work, bench.upstream
+    certificate, key = make_certificate(work)
+    port, proxy_port = free_port(), free_port()
+    config = os.path.join(work, "archway-proxy.yaml")
+    with open(config, "w") as f:
+        f.write(f"listen: 127.0.0.1:{port}\nstorage:\n  path: {os.path.join(work, 'archway-proxy-cache')}\n"
+                f"tls:\n  certificate: {certificate}\n  key: {key}\n"
+                f"upstreams:\n  - name: {UPSTREAM_NAME}\n    url: {upstream.url}\ndefault-upstream: {UPSTREAM_NAME}\n"
+                f"proxy:\n  listen: 127.0.0.1:{proxy_port}\n"
+                f"  ca: {{certificate: {work}/archway-proxy-ca.crt, key: {work}/archway-proxy-ca.key}}\n")
+    subprocess.run([bench.args.archway, "ca", "init", "--config", config], check=True, capture_output=True)
+    process = supervisor.start_server("archway-proxy", [bench.args.archway, "serve", "--config", config, "--log-level", "warning",
+                                                        "--log-format", "json"])
+    wait_https(f"https://127.0.0.1:{port}/v2/", process)
+    peers = {
+        ARCHWAY: ProxiedPeer(ARCHWAY, f"https://{UPSTREAM_NAME}", f"{work}/archway-proxy-ca.crt", [(process, False)],
+                             proxy=f"http://127.0.0.1:{proxy_port}"),
+        ARCHWAY_MIRROR: ProxiedPeer(ARCHWAY_MIRROR, f"https://127.0.0.1:{port}", certificate, [(process, False)]),
+    }
+
+    mitm = os.path.join(work, "mitm")
+    os.makedirs(mitm, exist_ok=True)
+    steps = [
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{mitm}/ca.key",
+         "-out", f"{mitm}/ca.crt", "-days", "2", "-subj", "/CN=MITM registry proxy CA"],
+        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{mitm}/leaf.key",
+         "-out", f"{mitm}/leaf.csr", "-subj", f"/CN={UPSTREAM_NAME}"],
+    ]
+    for step in steps:
+        subprocess.run(["openssl", *step], check=True, capture_output=True)
+    with open(f"{mitm}/san.ext", "w") as f:
+        f.write(f"subjectAltName=DNS:{UPSTREAM_NAME}\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", f"{mitm}/leaf.csr", "-CA", f"{mitm}/ca.crt", "-CAkey", f"{mitm}/ca.key",
+                    "-CAcreateserial", "-out", f"{mitm}/leaf.crt", "-days", "2", "-extfile", f"{mitm}/san.ext"],
+                   check=True, capture_output=True)
+    nginx_port, prefix = free_port(), os.path.join(work, "nginx-mitm")
+    os.makedirs(os.path.join(prefix, "temp"), exist_ok=True)
+    tls = f"    ssl_certificate {mitm}/leaf.crt;\n    ssl_certificate_key {mitm}/leaf.key;\n"
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(nginx_cache_config(prefix, nginx_port, upstream, tls))
+    nginx = supervisor.start_server(NGINX_MITM, [NGINX, "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"), "-g", "daemon off;"])
+    wait_https(f"https://127.0.0.1:{nginx_port}/v2/", nginx)
+    relay_port = free_port()
+    relay = supervisor.start_server("connect-relay", [sys.executable, os.path.join(ROOT, "scripts/connect_relay.py"), str(relay_port),
+                                                      str(nginx_port)])
+    peers[NGINX_MITM] = ProxiedPeer(NGINX_MITM, f"https://{UPSTREAM_NAME}", f"{mitm}/ca.crt", [(nginx, True), (relay, False)],
+                                    proxy=f"http://127.0.0.1:{relay_port}")
+    deadline = time.monotonic() + 30
+    while proxied_download(peers[NGINX_MITM], "/v2/")[0] != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the MITM relay did not answer")
+        time.sleep(0.2)
+    return peers
+
+
+def bench_proxy(bench):
+    """13. The proxy mode against the mirror URL and against nginx as the popular MITM proxy."""
+    peers = start_proxy_peers(bench)
+    path = bench.seeds["warm_path"]
+    manifest_path = f"/v2/{APP_REPO}/manifests/amd64-1.0"
+    for peer in peers.values():
+        for _ in range(3):
+            if proxied_download(peer, path) == (200, WARM_BLOB_SIZE):
+                break
+        proxied_manifests(peer, manifest_path, 32, bench.work)
+    for run in range(bench.args.runs):
+        for peer in peers.values():
+            before, start = cpu_seconds(peer.pids()), time.monotonic()
+            for _ in range(WARM_DOWNLOADS):
+                status, size = proxied_download(peer, path)
+                if (status, size) != (200, WARM_BLOB_SIZE):
+                    raise RuntimeError(f"{peer.name}: status {status}, {size} bytes")
+            wall = time.monotonic() - start
+            cpu = cpu_delta(before, cpu_seconds(peer.pids()))
+            served = WARM_DOWNLOADS * WARM_BLOB_SIZE
+            bench.results.add("proxy_blob_cpu", peer.name, cpu / (served / GiB))
+            bench.results.add("proxy_blob_rate", peer.name, served / MiB / wall)
+            rate = proxied_manifests(peer, manifest_path, PROXY_MANIFEST_REQUESTS, bench.work)
+            bench.results.add("proxy_manifest_rps", peer.name, rate)
+            bench.results.detail("proxy", {"run": run, "peer": peer.name, "blob_cpu_s": cpu, "blob_wall_s": wall, "manifest_rps": rate})
+            log(f"  proxy {peer.name}: blob {cpu / (served / GiB):.3f} s/GiB, {served / MiB / wall:.0f} MiB/s; "
+                f"manifest {rate:.0f} req/s")
+
+
 PAGE_REPOSITORIES = 10_000
 PAGE_REQUESTS = 100
 
@@ -1237,6 +1388,7 @@ SECTIONS = {
     "scan": (bench_scan, [ARCHWAY]),
     "page": (bench_page, [ARCHWAY]),
     "tls": (bench_tls, []),
+    "proxy": (bench_proxy, []),
 }
 
 
@@ -1291,14 +1443,15 @@ def fmt_ratio(value):
 
 
 def table(results):
-    others = [p for p in PEERS if p != ARCHWAY]
-    header = ["metric", "unit", "better", *PEERS, *(f"A/{p}" for p in others)]
+    reported = [p for p in REPORTED if any(p in m.samples for m in results.metrics.values())]
+    others = [p for p in reported if p != ARCHWAY]
+    header = ["metric", "unit", "better", *reported, *(f"A/{p}" for p in others)]
     rows = []
     for metric in results.metrics.values():
         if not metric.samples:
             continue
         medians, ratios = metric.medians(), metric.ratios()
-        rows.append([metric.label, metric.unit, metric.better, *(fmt(medians.get(p)) for p in PEERS),
+        rows.append([metric.label, metric.unit, metric.better, *(fmt(medians.get(p)) for p in reported),
                      *(fmt_ratio(ratios.get(p)) for p in others)])
     widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
     lines = []
@@ -1369,7 +1522,7 @@ def targets(results):
 
 def plot(results, png, work):
     """A bar chart of Archway/peer ratios (log scale, bars from 1), one group per metric."""
-    others = [p for p in PEERS if p != ARCHWAY]
+    others = [p for p in REPORTED if p != ARCHWAY]
     rows = []
     for metric in results.metrics.values():
         ratios = metric.ratios()

@@ -58,7 +58,7 @@ public struct RegistryResponder: HTTPResponder {
         var namespace = request.uri.queryParameters["ns"].map(String.init)
         // Through the proxy listener the connection, not the request, names the upstream.
         if let session = InterceptedSession.current {
-            namespace = session.host
+            namespace = session.upstream
             if session.absoluteForm, Self.hostname(request.head.authority) != session.host {
                 context.endpoint = .failure(
                     RegistryError(.denied, "this connection was opened for \(session.host); open another for another host"))

@@ -24,7 +24,7 @@ import Testing
 
         static func make(
             ghcr: String, quay: String, in directory: URL, policies: URL? = nil, tunnel: [String] = [], extra: String = "",
-            proxyExtra: String = "", proxyPort: Int? = nil
+            proxyExtra: String = "", proxyPort: Int? = nil, moreUpstreams: String = ""
         ) async throws -> Fixture {
             let proxyPort = try proxyPort ?? freeLoopbackPort()
             let ca = directory.appendingPathComponent("proxy-ca.crt")
@@ -35,7 +35,7 @@ import Testing
                     url: \(ghcr)
                   - name: quay.io
                     url: \(quay)
-                default-upstream: ghcr.io
+                \(moreUpstreams)default-upstream: ghcr.io
                 proxy:
                   listen: 127.0.0.1:\(proxyPort)
                   ca: {certificate: \(ca.path), key: \(key.path)}
@@ -206,7 +206,8 @@ import Testing
                 let proxyPort = try freeLoopbackPort()
                 let fixture = try await Fixture.make(
                     ghcr: ghcr.url, quay: ghcr.url, in: directory,
-                    tunnel: ["localhost:\(echo.port)", "localhost:\(proxyPort)", "*.unresolvable.invalid"], proxyPort: proxyPort)
+                    tunnel: ["localhost:\(echo.port)", "localhost:\(proxyPort)", "*.unresolvable.invalid"], proxyPort: proxyPort,
+                    moreUpstreams: "  - name: ports.test:5443\n    url: \(ghcr.url)\n")
                 try await withArchwayProcess(configuration: fixture.configuration) { archway in
                     try await waitUntil(timeout: .seconds(10), "the proxy listener") {
                         archway.output().contains("proxy listening")
@@ -282,15 +283,21 @@ import Testing
 
                     // Inside a tunnel the CONNECTed name is the upstream, whatever the path says.
                     let curl = try requireProgram("curl")
-                    let pulled = try await run(
-                        curl,
-                        [
-                            "-s", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", fixture.proxyURL, "--cacert", fixture.ca.path,
-                            "-H", "Accept: application/vnd.oci.image.index.v1+json",
-                            "https://ghcr.io/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")?ns=docker.io",
-                        ])
-                    #expect(pulled.stdout == "200", "\(pulled)")
+                    let manifest = "\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                    func status(through url: String) async throws -> String {
+                        try await run(
+                            curl,
+                            [
+                                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", fixture.proxyURL, "--cacert", fixture.ca.path,
+                                "-H", "Accept: application/vnd.oci.image.index.v1+json", url,
+                            ]
+                        ).stdout
+                    }
+                    #expect(try await status(through: "https://ghcr.io/v2/\(manifest)?ns=docker.io") == "200")
                     #expect(witness.connections == 0)
+                    // An upstream named with a port is reached on that port, and routed by that name.
+                    #expect(try await status(through: "https://ports.test:5443/v2/\(manifest)") == "200")
+                    #expect(archway.output().contains(#""via":"proxy ports.test:5443""#))
 
                     // Each decision is counted.
                     let metrics = try await run(curl, ["-s", "\(archway.url)/metrics"]).stdout

@@ -84,10 +84,19 @@ import X509
     }
 
     @Test func configuredNamesAreInterceptedOnTheirPorts() throws {
-        #expect(try Self.decide("CONNECT registry-1.docker.io:443 HTTP/1.1\r\n\r\n") == .intercept(host: "registry-1.docker.io"))
-        #expect(try Self.decide("CONNECT GHCR.IO:443 HTTP/1.1\r\n\r\n") == .intercept(host: "ghcr.io"))
-        #expect(try Self.decide("CONNECT registry.corp:8443 HTTP/1.1\r\n\r\n") == .intercept(host: "registry.corp"))
-        #expect(try Self.decide("CONNECT registry.internal:5000 HTTP/1.1\r\n\r\n") == .intercept(host: "registry.internal"))
+        #expect(
+            try Self.decide("CONNECT registry-1.docker.io:443 HTTP/1.1\r\n\r\n")
+                == .intercept(host: "registry-1.docker.io", upstream: "registry-1.docker.io"))
+        #expect(try Self.decide("CONNECT GHCR.IO:443 HTTP/1.1\r\n\r\n") == .intercept(host: "ghcr.io", upstream: "ghcr.io"))
+        #expect(
+            try Self.decide("CONNECT registry.corp:8443 HTTP/1.1\r\n\r\n") == .intercept(host: "registry.corp", upstream: "registry.corp"))
+        #expect(
+            try Self.decide("CONNECT registry.internal:5000 HTTP/1.1\r\n\r\n")
+                == .intercept(host: "registry.internal", upstream: "registry.internal:5000"))
+        guard case .refuse(403, _) = try Self.decide("CONNECT registry.internal:443 HTTP/1.1\r\n\r\n") else {
+            Issue.record("a name with a port is that port only")
+            return
+        }
         guard case .refuse(403, _) = try Self.decide("CONNECT ghcr.io:22 HTTP/1.1\r\n\r\n") else {
             Issue.record("another port of an upstream's host is not the upstream")
             return
@@ -115,7 +124,9 @@ import X509
     }
 
     @Test func plainHTTPIsForwardedOnlyToPlainUpstreamsAndOnlyForReads() throws {
-        #expect(try Self.decide("GET http://registry.lan:5000/v2/ HTTP/1.1\r\n\r\n") == .forward(host: "registry.lan"))
+        #expect(
+            try Self.decide("GET http://registry.lan:5000/v2/ HTTP/1.1\r\n\r\n") == .forward(host: "registry.lan", upstream: "registry.lan")
+        )
         guard case .refuse(403, _) = try Self.decide("GET http://ghcr.io/v2/ HTTP/1.1\r\n\r\n"),
             case .refuse(405, _) = try Self.decide("PUT http://registry.lan:5000/v2/x/manifests/1 HTTP/1.1\r\n\r\n"),
             case .refuse(403, _) = try Self.decide("GET http://registry.lan:6000/v2/ HTTP/1.1\r\n\r\n")

@@ -20,7 +20,11 @@ import ServiceLifecycle
 /// fields say) and the user the proxy authenticated, if any. Set for the connection's task,
 /// so a client can never set it.
 public struct InterceptedSession: Sendable {
+    /// The host the client CONNECTed to (or named in absolute form).
     public let host: String
+    /// The configured upstream name its requests go to (`host`, or `host:port` when that is
+    /// how the upstream is named).
+    public let upstream: String
     public let user: String?
     /// Absolute-form plain HTTP: each request names its host, which must be this one.
     public let absoluteForm: Bool
@@ -249,6 +253,8 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
             let result = await authentication.authenticate(head.fields["proxy-authorization"], from: address)
             eventLoop.execute {
                 let (handler, context) = loopBound.value
+                // The client may have left while its password was checked: nothing to do then.
+                guard context.channel.isActive else { return }
                 switch result {
                 case .user(let name): handler.carryOut(decision, head: head, user: name, context: context)
                 case .throttled:
@@ -264,19 +270,21 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch decision {
         case .refuse(let status, let reason):
             refuse(context: context, status: status, reason: reason, head: head)
-        case .intercept(let host):
+        case .intercept(let host, let upstream):
             do {
                 let negotiated = try proxy.intercept(context.channel, host: host, logger: logger)
                 context.writeAndFlush(
                     wrapOutboundOut(context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
                 log(head, context: context, status: 200, outcome: "intercept")
                 handOver(context: context, skipping: head)
-                outcome.succeed(.intercepted(negotiated.flatMap { $0 }, InterceptedSession(host: host, user: user, absoluteForm: false)))
+                outcome.succeed(
+                    .intercepted(
+                        negotiated.flatMap { $0 }, InterceptedSession(host: host, upstream: upstream, user: user, absoluteForm: false)))
             } catch {
                 refuse(context: context, status: 502, reason: "cannot present a certificate for \(host): \(error)", head: head)
             }
-        case .forward(let host):
-            let session = InterceptedSession(host: host, user: user, absoluteForm: true)
+        case .forward(let host, let upstream):
+            let session = InterceptedSession(host: host, upstream: upstream, user: user, absoluteForm: true)
             let promise = outcome
             log(head, context: context, status: nil, outcome: "forward")
             proxy.http1.setup(channel: context.channel, logger: logger).whenComplete { result in

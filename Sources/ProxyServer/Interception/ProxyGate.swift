@@ -9,8 +9,10 @@
 ///   ports, other methods.
 public struct ProxyGate: Sendable {
     public enum Decision: Sendable, Equatable {
-        case intercept(host: String)
-        case forward(host: String)
+        /// `host`: the name the leaf is for; `upstream`: the configured name requests route to
+        /// (`registry.internal:5000` for a CONNECT to `registry.internal:5000`).
+        case intercept(host: String, upstream: String)
+        case forward(host: String, upstream: String)
         /// `exact`: the entry named the host without a wildcard (only such an entry may lead to
         /// a loopback address).
         case tunnel(host: String, port: Int, exact: Bool)
@@ -55,23 +57,29 @@ public struct ProxyGate: Sendable {
         }
     }
 
-    private let intercepted: [String: Set<Int>]
-    private let plain: [String: Set<Int>]
+    /// host → port → the configured name, for CONNECTs and for absolute-form requests.
+    private let intercepted: [String: [Int: String]]
+    private let plain: [String: [Int: String]]
     private let tunnels: [TunnelEntry]
 
     public init(upstreams: [Upstream], tunnels: [TunnelEntry]) {
-        var intercepted: [String: Set<Int>] = [:]
-        var plain: [String: Set<Int>] = [:]
+        var intercepted: [String: [Int: String]] = [:]
+        var plain: [String: [Int: String]] = [:]
         for upstream in upstreams {
             let lowered = upstream.url.lowercased()
             let isPlain = lowered.hasPrefix("http://")
-            let explicitPort = Self.port(of: lowered)
+            let urlPort = Self.port(of: lowered)
             for name in upstream.hosts {
-                // A name may carry a port (`registry.internal:5000`): clients CONNECT to that port.
+                // A name may carry a port (`registry.internal:5000`): clients CONNECT to that port
+                // (and to that port only); a bare name is reached on 443 or its URL's port.
                 let (host, namedPort) = Self.split(name)
-                let ports = Set([explicitPort, namedPort].compactMap { $0 })
-                intercepted[host, default: [443]].formUnion(ports)
-                if isPlain { plain[host, default: [80]].formUnion(ports) }
+                let ports = namedPort.map { [$0] } ?? [443] + (urlPort.map { [$0] } ?? [])
+                for port in ports where intercepted[host]?[port] == nil { intercepted[host, default: [:]][port] = name }
+                if isPlain {
+                    for port in namedPort.map({ [$0] }) ?? [80] + (urlPort.map { [$0] } ?? []) where plain[host]?[port] == nil {
+                        plain[host, default: [:]][port] = name
+                    }
+                }
             }
         }
         self.intercepted = intercepted
@@ -87,17 +95,18 @@ public struct ProxyGate: Sendable {
             guard head.method == "GET" || head.method == "HEAD" else {
                 return .refuse(status: 405, reason: "this proxy reads registries: \(head.method) is not supported")
             }
-            guard plain[head.host]?.contains(head.port) == true else {
+            guard let upstream = plain[head.host]?[head.port] else {
                 return .refuse(status: 403, reason: "\(head.host):\(head.port) is not a plain-HTTP upstream of this mirror")
             }
-            return .forward(host: head.host)
+            return .forward(host: head.host, upstream: upstream)
         }
-        if intercepted[head.host]?.contains(head.port) == true { return .intercept(host: head.host) }
+        if let upstream = intercepted[head.host]?[head.port] { return .intercept(host: head.host, upstream: upstream) }
         if let entry = tunnels.first(where: { $0.admits(head.host, head.port) }) {
             return .tunnel(host: head.host, port: head.port, exact: entry.isExact)
         }
         if intercepted[head.host] != nil {
-            return .refuse(status: 403, reason: "\(head.host) is served on port 443, not \(head.port)")
+            let ports = intercepted[head.host, default: [:]].keys.sorted().map(String.init).joined(separator: ", ")
+            return .refuse(status: 403, reason: "\(head.host) is served on port \(ports), not \(head.port)")
         }
         return .refuse(
             status: 403, reason: "\(head.host):\(head.port) is neither an upstream of this mirror nor a host proxy.tunnel lists")

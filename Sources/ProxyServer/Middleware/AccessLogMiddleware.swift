@@ -161,7 +161,7 @@ private struct AccessLine: Sendable {
         userAgent = request.headers[.userAgent]
         upstream = (try? context.repository?.get())?.upstreamName
         proto = context.channel.parent?.parent == nil ? "http/1.1" : "h2"
-        via = InterceptedSession.current.map { "proxy \($0.host)" }
+        via = InterceptedSession.current.map { "proxy \($0.upstream)" }
         self.started = started
     }
 
