@@ -49,13 +49,12 @@ public enum ArchwayServer {
         // With TLS: HTTP/1.1 and HTTP/2, chosen by ALPN. Either way within the connection limits.
         let limits = configuration.connectionLimits
         let limiter = ConnectionLimiter(limit: limits.maxConnections)
-        func serverBuilder(_ limiter: ConnectionLimiter) throws -> HTTPServerBuilder {
+        func serverBuilder(_ limiter: ConnectionLimiter, warmPath: WarmManifestPath?) throws -> HTTPServerBuilder {
             if let tls = configuration.tls {
-                return .guardedTLS(tlsConfiguration: try tls.serverConfiguration(), limiter: limiter, limits: limits)
+                return .guardedTLS(tlsConfiguration: try tls.serverConfiguration(), limiter: limiter, limits: limits, warmPath: warmPath)
             }
-            return .guardedHTTP1Sendfile(limiter: limiter, limits: limits)
+            return .guardedHTTP1Sendfile(limiter: limiter, limits: limits, warmPath: warmPath)
         }
-        let server = try serverBuilder(limiter)
         FileDescriptorLimit.raise(logger: logger)
         var metricsText: (@Sendable () async -> String)?
         if let metrics {
@@ -79,6 +78,8 @@ public enum ArchwayServer {
                 surface: surface
             )
         }
+        let mainResponder = responder(configuration.adminListen == nil ? .everything : .registry)
+        let server = try serverBuilder(limiter, warmPath: mainResponder.warmPath(logger: logger))
         var services: [any Service] = [
             maintenance,
             PolicyReloader(configuration: configuration, store: registry.policyStore, logger: logger),
@@ -90,7 +91,7 @@ public enum ArchwayServer {
             services.append(
                 Application(
                     responder: responder(.operations),
-                    server: try serverBuilder(ConnectionLimiter(limit: 256)),
+                    server: try serverBuilder(ConnectionLimiter(limit: 256), warmPath: nil),
                     configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
                     onServerRunning: { channel in
                         let address = channel.localAddress.map { "\($0.ipAddress ?? admin.host):\($0.port ?? admin.port)" } ?? "\(admin)"
@@ -123,7 +124,7 @@ public enum ArchwayServer {
             await onListening(address)
         }
         return Application(
-            responder: responder(configuration.adminListen == nil ? .everything : .registry),
+            responder: mainResponder,
             server: server,
             configuration: .init(
                 address: .hostname(listen.host, port: listen.port),
@@ -157,9 +158,10 @@ public enum ArchwayServer {
             upstreams: configuration.upstreams.map { ProxyGate.Upstream(hosts: [$0.name] + $0.aliases, url: $0.url) },
             tunnels: proxy.tunnels)
         let ownPorts = Set([configuration.listen.port, proxy.listen.port] + (configuration.adminListen.map { [$0.port] } ?? []))
-        let settings = ForwardProxyChannel.Settings(
+        var settings = ForwardProxyChannel.Settings(
             gate: gate, authority: authority, authentication: proxy.authenticate ? authentication : nil, ownPorts: ownPorts,
             limits: configuration.connectionLimits, connectTimeout: .nanoseconds(configuration.connectTimeout.totalNanoseconds))
+        settings.warmPath = responder.warmPath(logger: logger)
         let listen = proxy.listen
         return Application(
             responder: responder,

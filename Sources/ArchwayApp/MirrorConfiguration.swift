@@ -130,6 +130,7 @@ public struct MirrorConfiguration: Sendable {
         }
         guard let proxy else { return files }
         let proxyHost = proxy.components(separatedBy: "://").last.map { String($0.prefix { $0 != "/" && $0 != ":" }) } ?? ""
+        let hostsList = configuration.upstreamHosts.sorted().joined(separator: ", ")
         files.append(
             File(
                 path: "docker.service.d/http-proxy.conf",
@@ -138,6 +139,11 @@ public struct MirrorConfiguration: Sendable {
                     # then `systemctl daemon-reload && systemctl restart docker`. Every registry the engine pulls
                     # from goes through Archway's proxy listener; Archway intercepts only its configured upstreams
                     # and refuses other hosts unless proxy.tunnel lists them.
+                    # Where the proxy's CA goes, per registry name (\(hostsList)):
+                    #   Docker      /etc/docker/certs.d/<registry>/ca.crt (written beside this file with --ca)
+                    #   podman, CRI-O, skopeo, buildah   /etc/containers/certs.d/<registry>/ca.crt
+                    #   containerd  `ca = "/etc/archway/proxy-ca.crt"` in /etc/containerd/certs.d/<registry>/hosts.toml,
+                    #               or the system store (update-ca-certificates), which Go tools also read
                     [Service]
                     Environment="HTTPS_PROXY=\(proxy)"
                     Environment="HTTP_PROXY=\(proxy)"

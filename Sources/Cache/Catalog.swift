@@ -17,6 +17,9 @@ import OCI
 /// - answers kept in memory for speed (recent tags) are written through, and a shared
 ///   implementation must invalidate them across replicas within the tag TTL.
 public protocol Catalog: Sendable {
+    /// Whether other replicas write to it too (a tag may move under this replica at any time).
+    var isShared: Bool { get }
+
     // MARK: Tags
 
     /// The last answer for a tag asked with this `Accept` set.
@@ -90,4 +93,8 @@ extension Catalog {
     public func link(_ digests: [Digest], under name: RepositoryKey) async throws {
         try await link(digests, under: name, source: nil)
     }
+}
+
+extension Catalog {
+    public var isShared: Bool { false }
 }

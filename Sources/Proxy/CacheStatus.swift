@@ -1,4 +1,5 @@
 import Cache
+import Foundation
 import Metrics
 import NIOCore
 import OCI
@@ -20,6 +21,10 @@ public struct ManifestAnswer: Sendable {
     public var cache: CacheStatus
     /// A `Warning` header text when the answer does not fit the client's platform.
     public var warning: String?
+    /// Until when the same question gets the same answer without asking anyone: a tag's
+    /// validation plus the TTL, forever for a digest; nil for an answer that must not be
+    /// repeated from memory (stale, or a fallback).
+    var freshUntil: Date?
 
     init(manifest: Manifest, cache: CacheStatus) {
         self.manifest = manifest

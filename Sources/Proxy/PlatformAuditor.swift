@@ -125,6 +125,16 @@ public final class PlatformAuditor: Sendable {
     /// A child fetched by digest: the platform an index served to this client listed it for.
     /// The client is then known to run on it, unless it fetched children of other platforms too
     /// within ``memory`` (a copier): then it is known to run on none.
+    /// The platform an index served to `client` listed for `digest`, learning nothing.
+    func listedChild(_ digest: Digest, for client: Client) -> Platform? {
+        guard let address = client.address else { return nil }
+        let date = now()
+        return seen.withLock { seen in
+            guard let entry = seen[address], date.timeIntervalSince(entry.childrenAt) < Self.memory else { return nil }
+            return entry.children[digest]
+        }
+    }
+
     func fetchedChild(_ digest: Digest, by client: Client) -> Platform? {
         guard let address = client.address else { return nil }
         let date = now()

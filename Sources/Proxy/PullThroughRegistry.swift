@@ -32,6 +32,8 @@ public struct PullThroughRegistry: Sendable {
     let manifests: ManifestService
     let synthesizer: IndexSynthesizer
     let inspector: ImageInspector
+    /// Plain answers, for the warm path (``warmManifest(_:_:accepting:client:)``).
+    let warm = WarmManifests()
     let offline: Bool
     let now: @Sendable () -> Date
     /// What a stated platform without an image gets, unless the rule that answered says otherwise.
@@ -136,6 +138,7 @@ public struct PullThroughRegistry: Sendable {
         let finding = await auditor.audit(
             answer, route: route, reference: reference, client: client, rule: rule?.name, inspector: inspector)
         answer.warning = finding?.warning
+        if rule == nil { rememberWarm(answer, route: route, reference: reference, accepting: accepting) }
         if let binaries, answer.manifest.mediaType.isImageManifest, binaries.wants(answer.manifest.digest),
             case .image(let image) = inspector.decoded(answer.manifest)
         {

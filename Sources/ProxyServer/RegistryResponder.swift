@@ -1,4 +1,5 @@
 import Hummingbird
+import Logging
 import NIOCore
 import OCI
 import Proxy
@@ -49,6 +50,13 @@ public struct RegistryResponder: HTTPResponder {
             registry: registry, warnMismatches: warnMismatches, streamingBudget: streamingBudget, writeTimeout: writeTimeout,
             peerSecret: peerSecret)
         self.adminController = AdminController(registry: registry, advisor: advisor, metricsText: metricsText)
+    }
+
+    /// The warm path for this surface's listeners (``WarmManifestHandler``), logging to `logger`.
+    public func warmPath(logger: Logger) -> WarmManifestPath {
+        WarmManifestPath(
+            registry: registry, authentication: authentication?.authentication, metrics: metrics.metrics, logger: logger,
+            servesRegistry: surface != .operations)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {

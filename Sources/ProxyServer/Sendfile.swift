@@ -30,13 +30,17 @@ public struct SendfileHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let idleTimeout: TimeAmount?
     /// Told when the connection has a request in progress and when it waits.
     let limiter: ConnectionLimiter?
+    /// Warm manifests answered on the event loop; nil: every request takes the full path.
+    let warmPath: WarmManifestPath?
 
     public init(
-        responder: @escaping HTTPChannelHandler.Responder, idleTimeout: TimeAmount? = .seconds(30), limiter: ConnectionLimiter? = nil
+        responder: @escaping HTTPChannelHandler.Responder, idleTimeout: TimeAmount? = .seconds(30), limiter: ConnectionLimiter? = nil,
+        warmPath: WarmManifestPath? = nil
     ) {
         self.responder = responder
         self.idleTimeout = idleTimeout
         self.limiter = limiter
+        self.warmPath = warmPath
     }
 
     /// Hummingbird's HTTP/1.1 pipeline with ``SendfileHandler`` between the HTTP/1 encoder and
@@ -61,6 +65,7 @@ public struct SendfileHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             if let limiter { try channel.pipeline.syncOperations.addHandler(ConnectionActivityHandler(limiter: limiter)) }
             try channel.pipeline.syncOperations.addHandler(
                 HTTPConnectionStateHandler(idleTimeout: idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
+            try channel.installWarmPath(warmPath)
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }

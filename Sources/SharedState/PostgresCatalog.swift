@@ -18,6 +18,8 @@ import Synchronization
 /// Every call is bounded (``callTimeout``): with the database unreachable a call fails promptly
 /// with ``CatalogUnavailable`` (503 to a client), and answers kept in memory still serve.
 public final class PostgresCatalog: Catalog {
+    public var isShared: Bool { true }
+
     let client: PostgresClient
     let logger: Logger
     let callTimeout: Duration

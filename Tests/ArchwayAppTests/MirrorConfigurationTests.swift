@@ -73,6 +73,8 @@ import Testing
         let dropIn = try #require(files.first { $0.path == "docker.service.d/http-proxy.conf" })
         #expect(dropIn.contents.contains("Environment=\"HTTPS_PROXY=http://archway.internal:3128\""))
         #expect(dropIn.contents.contains("NO_PROXY=localhost,127.0.0.1,::1,archway.internal\""))
+        #expect(dropIn.contents.contains("/etc/containers/certs.d/<registry>/ca.crt"), "where the CA goes for podman")
+        #expect(dropIn.contents.contains("/etc/containerd/certs.d/<registry>/hosts.toml"), "and for containerd")
         #expect(
             Set(files.filter { $0.path.hasPrefix("certs.d/") }.map(\.path))
                 == ["certs.d/docker.io/ca.crt", "certs.d/index.docker.io/ca.crt", "certs.d/registry.internal:5000/ca.crt"])

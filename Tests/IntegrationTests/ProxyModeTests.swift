@@ -295,6 +295,16 @@ import Testing
                     }
                     #expect(try await status(through: "https://ghcr.io/v2/\(manifest)?ns=docker.io") == "200")
                     #expect(witness.connections == 0)
+                    // HTTP/2 and HTTP/1.1 inside the tunnel, as the client asks.
+                    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+                        let negotiated = try await run(
+                            curl,
+                            [
+                                "-s", "-o", "/dev/null", "-w", "%{http_version}", flag, "--proxy", fixture.proxyURL, "--cacert",
+                                fixture.ca.path, "https://ghcr.io/v2/\(manifest)",
+                            ])
+                        #expect(negotiated.stdout == version, "\(flag): \(negotiated)")
+                    }
                     // An upstream named with a port is reached on that port, and routed by that name.
                     #expect(try await status(through: "https://ports.test:5443/v2/\(manifest)") == "200")
                     #expect(archway.output().contains(#""via":"proxy ports.test:5443""#))

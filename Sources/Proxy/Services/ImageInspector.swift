@@ -10,6 +10,8 @@ import RegistryClient
 struct ImageInspector: Sendable {
     let blobs: BlobService
     let recentDecodedManifests = RecentlyUsed<Digest, DecodedManifest>(budget: 4096)
+    /// Images' platforms by config digest, as read from their configs.
+    let recentPlatforms = RecentlyUsed<Digest, Platform>(budget: 16384)
 
     /// A manifest's decoded form; nil when it does not decode.
     func decoded(_ manifest: Manifest) -> DecodedManifest? {
@@ -22,9 +24,12 @@ struct ImageInspector: Sendable {
     /// An image's platform from its config blob, read through the cache (the client fetches it
     /// next anyway). Throws what fetching or decoding the config throws.
     func platform(of image: ImageManifest, route: UpstreamRouter.Route) async throws -> Platform {
+        if let known = recentPlatforms.value(for: image.config.digest) { return known }
         let answer = try await blobs.blob(route, image.config.digest, rangeHeader: nil)
         let bytes = try await answer.stream(chunkSize: BlobAnswer.chunkSize).collect(upTo: 1 << 20)
-        return try ImageConfig.decode(Data(buffer: bytes)).platform.normalized()
+        let platform = try ImageConfig.decode(Data(buffer: bytes)).platform.normalized()
+        recentPlatforms.set(platform, for: image.config.digest)
+        return platform
     }
 }
 
@@ -69,6 +74,36 @@ extension PlatformAuditor {
                 kind: .singlePlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
                 imagePlatforms: [platform], rule: rule, source: known.source
             )
+        }
+    }
+}
+
+extension PlatformAuditor {
+    /// ``audit(_:route:reference:client:rule:inspector:)`` for an answer served from memory,
+    /// without waiting: true when it finds no mismatch (after learning what `audit` learns),
+    /// false, having changed nothing, when it would find one or cannot tell without reading a
+    /// config: the full path then audits and records it.
+    func auditWarm(_ answer: ManifestAnswer, reference: ManifestReference, client: Client, inspector: ImageInspector) -> Bool {
+        let known = platform(of: client)
+        if answer.manifest.mediaType.isImageManifest, case .tag = reference, known == nil { return true }
+        guard let decoded = inspector.decoded(answer.manifest) else { return true }
+        switch (decoded, reference) {
+        case (.index(let index), _):
+            if case .tag = reference, let known {
+                let platforms = index.manifests.filter { !$0.isAttestation }.compactMap(\.platform).filter { !$0.isUnknown }
+                if !platforms.isEmpty, !platforms.contains(where: { $0.matches(known.platform) }) { return false }
+            }
+            servedIndex(index, to: client)
+            return true
+        case (.image, .digest(let digest)):
+            if let known, known.source != .learned, let listed = listedChild(digest, for: client), !listed.matches(known.platform) {
+                return false
+            }
+            _ = fetchedChild(digest, by: client)
+            return true
+        case (.image(let image), .tag):
+            guard let known, let platform = inspector.recentPlatforms.value(for: image.config.digest) else { return known == nil }
+            return platform.matches(known.platform)
         }
     }
 }

@@ -39,7 +39,9 @@ struct ManifestService: Sendable {
                     "manifest \(digest) is a \(stored.mediaType), which the request's Accept does not include"
                 )
             }
-            return ManifestAnswer(manifest: stored, cache: .hit)
+            var answer = ManifestAnswer(manifest: stored, cache: .hit)
+            answer.freshUntil = .distantFuture
+            return answer
         }
         if offline { throw offlineMiss("manifest \(digest)") }
         var notFound: UpstreamError?
@@ -47,7 +49,9 @@ struct ManifestService: Sendable {
             do {
                 let manifest = try await candidate.upstream.manifest(candidate.repository, .digest(digest), accepting: accepting)
                 try await save(manifest, route: candidate, tag: nil, servedUnder: route)
-                return ManifestAnswer(manifest: manifest, cache: .miss)
+                var answer = ManifestAnswer(manifest: manifest, cache: .miss)
+                answer.freshUntil = .distantFuture
+                return answer
             } catch let error as UpstreamError {
                 guard case .status(404, _, _) = error else { throw error.registryError(for: .manifest, route: candidate, logger: logger) }
                 notFound = error
@@ -62,7 +66,9 @@ struct ManifestService: Sendable {
             let cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
         {
             if offline || now().timeIntervalSince(record.validatedAt) < tagTTL.totalSeconds {
-                return ManifestAnswer(manifest: cached, cache: .hit)
+                var answer = ManifestAnswer(manifest: cached, cache: .hit)
+                answer.freshUntil = offline ? .distantFuture : record.validatedAt.addingTimeInterval(tagTTL.totalSeconds)
+                return answer
             }
             return try await revalidate(route, tag: tag, key: key, cached: cached, accepting: accepting)
         }
@@ -75,7 +81,9 @@ struct ManifestService: Sendable {
         do {
             let manifest = try await route.upstream.manifest(route.repository, .tag(tag), accepting: accepting)
             try await save(manifest, route: route, tag: key)
-            return ManifestAnswer(manifest: manifest, cache: .miss)
+            var answer = ManifestAnswer(manifest: manifest, cache: .miss)
+            answer.freshUntil = now().addingTimeInterval(tagTTL.totalSeconds)
+            return answer
         } catch let error as UpstreamError {
             if error.isUnavailable, let fallback = try await cachedAnswer(for: key, accepting: accepting) {
                 logger.warning("serving a stale tag", metadata: ["repository": "\(route.key)", "tag": "\(tag)", "error": "\(error)"])
@@ -105,8 +113,11 @@ struct ManifestService: Sendable {
         do {
             let current = try await route.upstream.manifestDescriptor(route.repository, .tag(tag), accepting: accepting)
             if current.digest == cached.digest {
-                try await catalog.markValidated(key, at: now())
-                return ManifestAnswer(manifest: cached, cache: .hit)
+                let validated = now()
+                try await catalog.markValidated(key, at: validated)
+                var answer = ManifestAnswer(manifest: cached, cache: .hit)
+                answer.freshUntil = validated.addingTimeInterval(tagTTL.totalSeconds)
+                return answer
             }
             var manifest = try await storedManifest(current.digest, mediaType: current.mediaType)
             if manifest == nil {

@@ -23,6 +23,7 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
     private let limits: ConnectionLimits
     private let limiter: ConnectionLimiter?
     private let frameGuard: HTTP2FrameFloodGuard.Configuration
+    private let warmPath: WarmManifestPath?
 
     public var responder: Responder { http1.responder }
 
@@ -31,8 +32,10 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
         limits: ConnectionLimits,
         limiter: ConnectionLimiter?,
         frameGuard: HTTP2FrameFloodGuard.Configuration = .init(),
+        warmPath: WarmManifestPath? = nil,
         responder: @escaping HTTPChannelHandler.Responder
     ) throws {
+        self.warmPath = warmPath
         var tlsConfiguration = tlsConfiguration
         tlsConfiguration.applicationProtocols = NIOHTTP2SupportedALPNProtocols
         self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
@@ -47,7 +50,11 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
         var http2Configuration = HTTP2ChannelConfiguration(
             idleTimeout: .seconds(60),
             gracefulCloseTimeout: .seconds(10),
-            streamConfiguration: HTTP1Channel.Configuration(idleTimeout: limits.requestTimeout)
+            // Each stream carries one request: the warm path sits before the stream's state
+            // handler and answers it, or hands it on.
+            streamConfiguration: HTTP1Channel.Configuration(
+                additionalChannelHandlers: warmPath.map { [WarmManifestHandler(path: $0, upstream: nil)] } ?? [],
+                idleTimeout: limits.requestTimeout)
         )
         http2Configuration.maxAgeTimeout = .seconds(3600)
         self.http1 = HTTP1Channel(responder: responder, configuration: http1Configuration)
@@ -68,7 +75,7 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
         }
         return Self.negotiate(
             on: channel, http1: http1, http2: http2, frameGuard: frameGuard, maxConcurrentStreams: limits.maxConcurrentStreams,
-            logger: logger
+            warmPath: warmPath, logger: logger
         )
         .map { negotiated in Value(negotiated: negotiated, channel: channel) }
     }
@@ -77,10 +84,13 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
     /// before `NIOHTTP2Handler`, and the stream limit sent once HTTP/2 is set up.
     static func negotiate(
         on channel: any Channel, http1: HTTP1Channel, http2: HTTP2Channel, frameGuard: HTTP2FrameFloodGuard.Configuration,
-        maxConcurrentStreams: Int, logger: Logger
+        maxConcurrentStreams: Int, warmPath: WarmManifestPath?, upstream: String? = nil, logger: Logger
     ) -> EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>> {
         channel.configureHTTP2AsyncSecureUpgrade { channel in
-            http1.setup(channel: channel, logger: logger)
+            http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
+                try channel.installWarmPath(warmPath, upstream: upstream)
+                return value
+            }
         } http2ConnectionInitializer: { channel in
             do {
                 try channel.pipeline.syncOperations.addHandler(
@@ -116,10 +126,12 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
 
 extension HTTPServerBuilder {
     /// Plain HTTP/1.1 with sendfile, within the connection limits.
-    public static func guardedHTTP1Sendfile(limiter: ConnectionLimiter, limits: ConnectionLimits) -> HTTPServerBuilder {
+    public static func guardedHTTP1Sendfile(limiter: ConnectionLimiter, limits: ConnectionLimits, warmPath: WarmManifestPath? = nil)
+        -> HTTPServerBuilder
+    {
         .init { responder in
             GuardedChildChannel(
-                base: SendfileHTTP1Channel(responder: responder, idleTimeout: limits.requestTimeout, limiter: limiter),
+                base: SendfileHTTP1Channel(responder: responder, idleTimeout: limits.requestTimeout, limiter: limiter, warmPath: warmPath),
                 limiter: limiter,
                 limits: limits,
                 refusal: GuardedChildChannel<SendfileHTTP1Channel>.http1Refusal,
@@ -129,12 +141,13 @@ extension HTTPServerBuilder {
     }
 
     /// TLS with ALPN (HTTP/2 or HTTP/1.1), within the connection limits.
-    public static func guardedTLS(tlsConfiguration: TLSConfiguration, limiter: ConnectionLimiter, limits: ConnectionLimits)
-        -> HTTPServerBuilder
-    {
+    public static func guardedTLS(
+        tlsConfiguration: TLSConfiguration, limiter: ConnectionLimiter, limits: ConnectionLimits, warmPath: WarmManifestPath? = nil
+    ) -> HTTPServerBuilder {
         .init { responder in
             GuardedChildChannel(
-                base: try ArchwayTLSChannel(tlsConfiguration: tlsConfiguration, limits: limits, limiter: limiter, responder: responder),
+                base: try ArchwayTLSChannel(
+                    tlsConfiguration: tlsConfiguration, limits: limits, limiter: limiter, warmPath: warmPath, responder: responder),
                 limiter: limiter,
                 limits: limits,
                 refusal: nil,

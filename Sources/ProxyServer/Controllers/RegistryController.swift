@@ -48,21 +48,14 @@ struct RegistryController: Sendable {
     }
 
     private func manifest(_ request: Request, reference: ManifestReference, context: ArchwayRequestContext) async throws -> Response {
-        let accept = request.headers[values: .accept].flatMap { $0.split(separator: ",") }
-            .map { String($0.trimmingWhitespace) }
-            .filter { !$0.isEmpty }
+        let accept = Self.acceptValues(request.headers)
         let client = Client(
             address: context.remoteAddress?.ipAddress,
             userAgent: request.headers[.userAgent],
             platformHeader: request.headers[Self.platformHeader]
         )
         let answer = try await registry.manifest(try context.route(), reference, accepting: accept, client: client)
-        var headers = Self.apiHeaders(contentType: answer.manifest.mediaType.rawValue)
-        headers[Self.contentDigest] = answer.manifest.digest.description
-        headers[.contentLength] = String(answer.manifest.bytes.count)
-        headers[.eTag] = "\"\(answer.manifest.digest)\""
-        headers[Self.cacheStatus] = answer.cache.rawValue
-        if warnMismatches, let warning = answer.warning { headers[Self.warningHeader] = warning }
+        let headers = Self.manifestHeaders(answer, warn: warnMismatches)
         if request.method == .head {
             return Response(status: .ok, headers: headers, body: Self.emptyBody(length: answer.manifest.bytes.count))
         }
@@ -189,6 +182,22 @@ struct RegistryController: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body = try encoder.encode(page)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// A manifest answer's headers (the warm path's too: ``WarmManifestHandler``).
+    static func manifestHeaders(_ answer: ManifestAnswer, warn: Bool) -> HTTPFields {
+        var headers = apiHeaders(contentType: answer.manifest.mediaType.rawValue)
+        headers[contentDigest] = answer.manifest.digest.description
+        headers[.contentLength] = String(answer.manifest.bytes.count)
+        headers[.eTag] = "\"\(answer.manifest.digest)\""
+        headers[cacheStatus] = answer.cache.rawValue
+        if warn, let warning = answer.warning { headers[warningHeader] = warning }
+        return headers
+    }
+
+    /// The `Accept` values of a request, one per entry, however the client split them.
+    static func acceptValues(_ headers: HTTPFields) -> [String] {
+        headers[values: .accept].flatMap { $0.split(separator: ",") }.map { String($0.trimmingWhitespace) }.filter { !$0.isEmpty }
     }
 
     static func apiHeaders(contentType: String) -> HTTPFields {

@@ -60,6 +60,8 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
         public var ownPorts: Set<Int>
         public var limits: ConnectionLimits
         public var connectTimeout: TimeAmount
+        /// Warm manifests answered on the event loop inside intercepted HTTP/1.1 connections.
+        public var warmPath: WarmManifestPath?
 
         public init(
             gate: ProxyGate, authority: InterceptionAuthority, authentication: ClientAuthentication?, ownPorts: Set<Int>,
@@ -133,7 +135,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
 
     /// Terminates TLS for `host` and sets up HTTP/2 or HTTP/1.1 by ALPN behind it. A
     /// ClientHello for another name than `host` closes the connection.
-    func intercept(_ channel: any Channel, host: String, logger: Logger) throws -> EventLoopFuture<
+    func intercept(_ channel: any Channel, host: String, upstream: String, logger: Logger) throws -> EventLoopFuture<
         EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>
     > {
         let context = try settings.authority.context(for: host)
@@ -151,7 +153,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
         try pipeline.addHandler(HandshakeTimeoutHandler(timeout: settings.limits.handshakeTimeout, limiter: limiter))
         return ArchwayTLSChannel.negotiate(
             on: channel, http1: http1, http2: http2, frameGuard: .init(), maxConcurrentStreams: settings.limits.maxConcurrentStreams,
-            logger: logger)
+            warmPath: settings.warmPath, upstream: upstream, logger: logger)
     }
 }
 
@@ -272,7 +274,7 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
             refuse(context: context, status: status, reason: reason, head: head)
         case .intercept(let host, let upstream):
             do {
-                let negotiated = try proxy.intercept(context.channel, host: host, logger: logger)
+                let negotiated = try proxy.intercept(context.channel, host: host, upstream: upstream, logger: logger)
                 context.writeAndFlush(
                     wrapOutboundOut(context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
                 log(head, context: context, status: 200, outcome: "intercept")

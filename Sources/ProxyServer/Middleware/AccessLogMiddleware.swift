@@ -139,7 +139,7 @@ struct AccessLogMiddleware: MiddlewareProtocol {
 }
 
 /// One request's access line, written once its response has ended.
-private struct AccessLine: Sendable {
+struct AccessLine: Sendable {
     let logger: Logger
     let method: String
     let path: String
@@ -154,14 +154,24 @@ private struct AccessLine: Sendable {
     let started: ContinuousClock.Instant
 
     init(request: Request, context: ArchwayRequestContext, started: ContinuousClock.Instant) {
-        logger = context.logger
-        method = request.method.rawValue
-        path = request.uri.path
-        client = context.remoteAddress?.ipAddress ?? ""
-        userAgent = request.headers[.userAgent]
-        upstream = (try? context.repository?.get())?.upstreamName
-        proto = context.channel.parent?.parent == nil ? "http/1.1" : "h2"
-        via = InterceptedSession.current.map { "proxy \($0.upstream)" }
+        self.init(
+            logger: context.logger, method: request.method.rawValue, path: request.uri.path, client: context.remoteAddress,
+            userAgent: request.headers[.userAgent], upstream: (try? context.repository?.get())?.upstreamName, channel: context.channel,
+            via: InterceptedSession.current?.upstream, started: started)
+    }
+
+    init(
+        logger: Logger, method: String, path: String, client: SocketAddress?, userAgent: String?, upstream: String?, channel: any Channel,
+        via: String?, started: ContinuousClock.Instant
+    ) {
+        self.logger = logger
+        self.method = method
+        self.path = path
+        self.client = client?.ipAddress ?? ""
+        self.userAgent = userAgent
+        self.upstream = upstream
+        self.proto = channel.parent?.parent == nil ? "http/1.1" : "h2"
+        self.via = via.map { "proxy \($0)" }
         self.started = started
     }
 

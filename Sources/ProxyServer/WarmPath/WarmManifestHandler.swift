@@ -1,0 +1,149 @@
+import CoreMetrics
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import OCI
+import Proxy
+
+/// What the warm path needs of the HTTP surface: the registry, who may pull without
+/// credentials, the request metrics and the access log it shares with the full path.
+public struct WarmManifestPath: Sendable {
+    let registry: PullThroughRegistry
+    let authentication: ClientAuthentication?
+    let metrics: RequestMetrics
+    let logger: Logger
+    /// The listener serves registry reads (not the `admin-listen` one).
+    let servesRegistry: Bool
+
+    /// The answer to a warm manifest GET or HEAD, or nil for anything the full path must see:
+    /// another endpoint or method, a name that does not parse or route, credentials to check
+    /// (or a request that needs them), percent-encoded queries, an answer not in memory.
+    /// `upstream`: the upstream the connection is bound to (a proxy connection), else the
+    /// request's `ns` or path names it.
+    func answer(_ request: HTTPRequest, remote: SocketAddress?, upstream: String?) -> (ManifestAnswer, UpstreamRouter.Route)? {
+        // Anything percent-encoded is left to the full path's parsers, as is an `ns` given twice.
+        guard servesRegistry, request.method == .get || request.method == .head, let target = request.path, !target.contains("%")
+        else { return nil }
+        let question = target.firstIndex(of: "?").map { target[target.index(after: $0)...] } ?? ""
+        let path = target.prefix { $0 != "?" }
+        guard path.hasPrefix("/v2/"), case .manifest(let name, let reference)? = try? RegistryRoute(path: String(path)) else { return nil }
+        let namespace = upstream ?? Self.namespace(in: question)
+        guard let route = try? registry.resolve(name, namespace: namespace) else { return nil }
+        if let authentication {
+            // Only what an anonymous client may read; a request with credentials goes the
+            // full path, which checks them.
+            guard request.headerFields[.authorization] == nil,
+                authentication.mutualTLS || (!authentication.required && !route.isPrivate)
+            else { return nil }
+        }
+        let client = Client(
+            address: remote?.ipAddress, userAgent: request.headerFields[.userAgent],
+            platformHeader: request.headerFields[RegistryController.platformHeader])
+        guard
+            let answer = registry.warmManifest(
+                // The raw values: the reduction is remembered by them, so a repeated Accept
+                // costs one lookup (splitting it first was a tenth of a warm answer's CPU).
+                route, reference, accepting: request.headerFields[values: .accept], client: client)
+        else { return nil }
+        return (answer, route)
+    }
+
+    /// The `ns` query parameter: nil when absent; `""` when given twice (no upstream has an
+    /// empty name, so such a request routes nowhere here and takes the full path).
+    static func namespace(in query: Substring) -> String? {
+        let values = query.split(separator: "&").filter { $0.hasPrefix("ns=") }.map { String($0.dropFirst(3)) }
+        return values.count > 1 ? "" : values.first
+    }
+}
+
+/// Answers warm manifest requests on the event loop, before Hummingbird's async pipeline: the
+/// same bytes and headers, access-log line and metrics, without a task or a thread hop. It
+/// sits after Hummingbird's connection-state handler (which sees every request and response,
+/// so idle timeouts, `Connection: close` and graceful shutdown apply), and answers only when
+/// no earlier request of the connection is still being answered by the full path (responses
+/// leave in order).
+final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// `archway_warm_manifests_total`: requests this handler answered.
+    static let answered = Counter(label: "archway_warm_manifests_total")
+    private let path: WarmManifestPath
+    private let upstream: String?
+    /// The client's address, read once (`ChannelHandlerContext.remoteAddress` asks the kernel).
+    private var remote: SocketAddress?
+    /// Requests handed to the full path whose response has not ended.
+    private var inFlight = 0
+    /// The rest of a request answered here (a body, the end) is dropped.
+    private var draining = false
+
+    init(path: WarmManifestPath, upstream: String?) {
+        self.path = path
+        self.upstream = upstream
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        remote = context.channel.remoteAddress
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let request):
+            let started = ContinuousClock.now
+            if inFlight == 0, let (answer, route) = path.answer(request, remote: remote, upstream: upstream) {
+                respond(answer, route: route, to: request, started: started, context: context)
+                draining = true
+                return
+            }
+            inFlight += 1
+            context.fireChannelRead(data)
+        case .body, .end:
+            if draining {
+                if case .end = unwrapInboundIn(data) { draining = false }
+                return
+            }
+            context.fireChannelRead(data)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data), inFlight > 0 { inFlight -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    private func respond(
+        _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, started: ContinuousClock.Instant,
+        context: ChannelHandlerContext
+    ) {
+        let headers = RegistryController.manifestHeaders(answer, warn: false)
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: headers))), promise: nil)
+        let isHead = request.method == .head
+        if !isHead {
+            context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.manifest.bytes))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        path.metrics.record(route: "manifest", method: request.method, status: 200, elapsed: ContinuousClock.now - started)
+        Self.answered.increment()
+        guard path.logger.logLevel <= .info else { return }
+        AccessLine(
+            logger: path.logger, method: request.method.rawValue, path: String((request.path ?? "").prefix { $0 != "?" }),
+            client: remote, userAgent: request.headerFields[.userAgent], upstream: route.upstreamName,
+            channel: context.channel, via: upstream, started: started
+        )
+        .write(status: 200, headers: headers, bytes: isHead ? 0 : Int64(answer.manifest.bytes.count), end: .complete, error: nil)
+    }
+}
+
+extension Channel {
+    /// Puts the warm path right after Hummingbird's connection-state handler of an HTTP/1.1
+    /// pipeline. Must run on the event loop, once the pipeline is set up.
+    func installWarmPath(_ path: WarmManifestPath?, upstream: String? = nil) throws {
+        guard let path else { return }
+        let state = try pipeline.syncOperations.handler(type: HTTPConnectionStateHandler.self)
+        try pipeline.syncOperations.addHandler(WarmManifestHandler(path: path, upstream: upstream), position: .after(state))
+    }
+}

@@ -1,0 +1,113 @@
+import ArchwayTesting
+import Foundation
+import HummingbirdBcrypt
+import Testing
+
+/// The warm path, against the real binary: a warm manifest answered on the event loop is the
+/// full path's answer byte for byte and header for header, logged and counted the same; what
+/// needs the full path still gets it; pipelined requests are answered in order.
+@Suite(.serialized) struct WarmPathTests {
+    static func warmAnswers(_ archway: ArchwayProcess) async throws -> Int {
+        let metrics = try await httpRequest("GET", "\(archway.url)/metrics").bodyText
+        return metrics.split(separator: "\n").first { $0.hasPrefix("archway_warm_manifests_total") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } } ?? 0
+    }
+
+    @Test func aWarmManifestIsTheFullPathsAnswerAndTheFullPathKeepsWhatNeedsIt() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            try await withTemporaryDirectory { directory in
+                let htpasswd = directory.appendingPathComponent("htpasswd")
+                try "robot:$2y$\(Bcrypt.hash("s3cret", cost: 4).dropFirst(4))\n".write(to: htpasswd, atomically: true, encoding: .utf8)
+                let configuration = """
+                    upstreams:
+                      - name: registry.test
+                        url: \(upstream.url)
+                      - name: private.test
+                        url: \(upstream.url)
+                        private: true
+                    default-upstream: registry.test
+                    auth:
+                      htpasswd: \(htpasswd.path)
+                      required: false
+
+                    """
+                try await withArchwayProcess(configuration: configuration) { archway in
+                    let path = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                    let accept = ["Accept": "application/vnd.oci.image.index.v1+json"]
+                    let cold = try await httpRequest("GET", archway.url + path, headers: accept)
+                    #expect(try await Self.warmAnswers(archway) == 0, "a miss takes the full path")
+                    let warm = try await httpRequest("GET", archway.url + path, headers: accept)
+                    #expect(try await Self.warmAnswers(archway) == 1, "the repeat is answered warm")
+                    #expect(cold.status == 200 && warm.status == 200)
+                    #expect(warm.body == cold.body)
+                    var coldHeaders = cold.headers
+                    var warmHeaders = warm.headers
+                    #expect(coldHeaders.removeValue(forKey: "x-cache") == "MISS" && warmHeaders.removeValue(forKey: "x-cache") == "HIT")
+                    coldHeaders["date"] = nil
+                    warmHeaders["date"] = nil
+                    #expect(warmHeaders == coldHeaders, "the same headers")
+                    let head = try await httpRequest("HEAD", archway.url + path, headers: accept)
+                    #expect(head.status == 200 && head.body.isEmpty && head.header("content-length") == warm.header("content-length"))
+                    #expect(try await Self.warmAnswers(archway) == 2)
+                    try await waitUntil(timeout: .seconds(5), "three access-log lines") {
+                        archway.output().split(separator: "\n").filter { $0.contains(#""msg":"request""#) && $0.contains(path) }.count == 3
+                    }
+                    let lines = archway.output().split(separator: "\n").filter { $0.contains(#""msg":"request""#) && $0.contains(path) }
+                    #expect(lines.last?.contains(#""cache":"HIT""#) == true && lines.last?.contains(#""method":"HEAD""#) == true)
+                    #expect(lines.last?.contains(#""upstream":"registry.test""#) == true, "\(lines)")
+
+                    // Credentials are checked by the full path, every time; a private upstream's
+                    // manifest is never served warm to anyone without them.
+                    let basic = "Basic " + Data("robot:s3cret".utf8).base64EncodedString()
+                    let privatePath = "/v2/private.test/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                    for _ in 0..<2 {
+                        let admitted = try await httpRequest(
+                            "GET", archway.url + privatePath, headers: accept.merging(["Authorization": basic]) { $1 })
+                        #expect(admitted.status == 200)
+                    }
+                    let anonymous = try await HTTPSurfaceTests.curl(["-H", "Accept: \(accept["Accept"]!)", archway.url + privatePath])
+                    #expect(anonymous.status == 401, "\(anonymous)")
+                    let wrong = try await HTTPSurfaceTests.curl([
+                        "-u", "robot:wrong", "-H", "Accept: \(accept["Accept"]!)", archway.url + path,
+                    ])
+                    #expect(wrong.status == 401, "wrong credentials are refused even for a warm public manifest: \(wrong)")
+                    #expect(try await Self.warmAnswers(archway) == 2)
+                    // A query naming `ns` twice, or anything percent-encoded, is the full path's to read.
+                    for odd in [
+                        "\(path)?ns=registry.test&ns=registry.test", path.replacingOccurrences(of: "/manifests/", with: "/manifests/%31"),
+                    ] {
+                        _ = try await HTTPSurfaceTests.curl(["-H", "Accept: \(accept["Accept"]!)", archway.url + odd])
+                    }
+                    #expect(try await Self.warmAnswers(archway) == 2)
+
+                    // Pipelined: a cold request the full path answers, then a warm one; the answers
+                    // leave in the order asked.
+                    let coldPath = "/v2/\(images.singleARM64.repository)/manifests/\(images.singleARM64.tag ?? "arm64")"
+                    let pipelined =
+                        "GET \(coldPath) HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n\r\n"
+                        + "GET \(path) HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.oci.image.index.v1+json\r\nConnection: close\r\n\r\n"
+                    let script = """
+                        import socket, sys
+                        s = socket.create_connection(("127.0.0.1", \(archway.port)))
+                        s.sendall(sys.argv[1].encode())
+                        data = b""
+                        while True:
+                            chunk = s.recv(65536)
+                            if not chunk: break
+                            data += chunk
+                        sys.stdout.write(data.decode("latin-1"))
+                        """
+                    let raw = try await run(try requireProgram("python3"), ["-c", script, pipelined], timeout: .seconds(30)).stdout
+                    let first = raw.range(of: images.singleARM64.manifestDigest).map {
+                        raw.distance(from: raw.startIndex, to: $0.lowerBound)
+                    }
+                    let second = raw.range(of: "Docker-Content-Digest: \(images.multi.digest)", options: .caseInsensitive)
+                        .map { raw.distance(from: raw.startIndex, to: $0.lowerBound) }
+                    #expect(raw.components(separatedBy: "HTTP/1.1 200").count == 3, "\(raw.prefix(600))")
+                    #expect(first != nil && second != nil && first! < second!, "in order: \(raw.prefix(600))")
+                }
+            }
+        }
+    }
+}
