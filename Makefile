@@ -92,7 +92,7 @@ soak: deps
 # BENCH_ARGS=--quick for one short run.
 BENCH_ARGS ?=
 bench: deps
-	$(call ensure_packages,docker-registry skopeo wrk nginx gnuplot-nox curl radosgw ceph-mon ceph-osd postgresql-15 openssl nghttp2-client)
+	$(call ensure_packages,docker-registry skopeo wrk nginx gnuplot-nox curl radosgw ceph-mon ceph-osd postgresql-15 openssl nghttp2-client containerd)
 	$(SWIFT) build -c release --product archway
 	python3 scripts/bench.py $(BENCH_ARGS)
 	$(SWIFT) build -c release --product archway-cluster

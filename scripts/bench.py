@@ -37,7 +37,7 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
               P-256 certificate): the warm 256 MiB blob with curl over HTTP/1.1 and HTTP/2 (server
               CPU per GiB, MiB/s; nginx static), warm manifests by tag and digest with wrk over TLS
               HTTP/1.1 and h2load over HTTP/2 (16 connections x 8 streams; nginx proxy_cache), and a
-              cold skopeo pull over HTTPS.
+              cold skopeo pull and a cold `ctr content fetch` (containerd) over HTTPS.
   proxy       the proxy mode: a warm 256 MiB blob (4 curl downloads, HTTP/1.1: server CPU per GiB,
               MiB/s) and a warm manifest by tag (20 000 curl requests, 16 at once, on reused
               connections: req/s) through Archway as HTTPS_PROXY (CONNECT, then TLS with its CA's
@@ -56,8 +56,8 @@ targets, and in --out: bench-<UTC timestamp>.json (raw samples, medians, ratios,
 latest.json, and a PNG bar chart of the ratios drawn by gnuplot.
 
 Everything it starts it stops by pid, in a finally block (also on Ctrl-C and SIGTERM).
-Python 3 standard library only; needs docker-registry, nginx, curl, wrk, skopeo, gnuplot, openssl and
-h2load (nghttp2-client).
+Python 3 standard library only; needs docker-registry, nginx, curl, wrk, skopeo, gnuplot, openssl,
+h2load (nghttp2-client) and containerd (ctr) for the tls section.
 """
 
 import argparse
@@ -152,6 +152,7 @@ METRICS = [
     ("tls_manifest_tag_h2_rps", "manifest by tag, HTTP/2 (h2load 16x8)", "req/s", HIGHER),
     ("tls_manifest_digest_h2_rps", "manifest by digest, HTTP/2", "req/s", HIGHER),
     ("tls_pull", "skopeo pull 3x4 MiB over HTTPS, cold", "s", LOWER),
+    ("tls_ctr_pull", "ctr content fetch 3x4 MiB over HTTPS, cold", "s", LOWER),
     ("proxy_blob_cpu", "warm blob via HTTPS_PROXY (TLS, HTTP/1.1): server CPU", "s/GiB", LOWER),
     ("proxy_blob_rate", "warm blob via HTTPS_PROXY", "MiB/s", HIGHER),
     ("proxy_manifest_rps", "manifest by tag via HTTPS_PROXY (curl, 16 at once)", "req/s", HIGHER),
@@ -1102,6 +1103,46 @@ def start_tls_peers(bench, certificate, key):
     return peers
 
 
+def start_containerd(supervisor, work):
+    """containerd as a client (its own root, state and socket; no CRI): `ctr content fetch`
+    downloads an image the way a node's pull does, without unpacking (the bench's layers are
+    random bytes, not tar)."""
+    directory = os.path.join(work, "containerd")
+    for name in ("root", "state", "tmp", "opt"):
+        os.makedirs(os.path.join(directory, name), exist_ok=True)
+    socket_path = os.path.join(directory, "c.sock")
+    config = os.path.join(directory, "config.toml")
+    with open(config, "w") as f:
+        f.write(f'version = 2\nroot = "{directory}/root"\nstate = "{directory}/state"\ntemp = "{directory}/tmp"\n'
+                'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+                f'[grpc]\n  address = "{socket_path}"\n[ttrpc]\n  address = "{socket_path}.ttrpc"\n'
+                f'[plugins]\n  [plugins."io.containerd.internal.v1.opt"]\n    path = "{directory}/opt"\n')
+    process = supervisor.start_server("containerd", ["containerd", "--config", config])
+    deadline = time.monotonic() + 30
+    while subprocess.run(["ctr", "--address", socket_path, "version"], capture_output=True).returncode != 0:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"containerd did not start; see {process.log_path}")
+        time.sleep(0.1)
+    return socket_path
+
+
+def ctr_fetch(socket_path, work, peer, reference, certificate):
+    """`ctr content fetch` of `reference` from `peer` over HTTPS (a hosts.toml trusting the
+    certificate), cold; returns seconds."""
+    host = re.sub(r"^https?://", "", peer.url)
+    hosts = os.path.join(work, f"ctr-hosts-{peer.name}")
+    os.makedirs(os.path.join(hosts, host), exist_ok=True)
+    with open(os.path.join(hosts, host, "hosts.toml"), "w") as f:
+        f.write(f'server = "{peer.url}"\n[host."{peer.url}"]\n  capabilities = ["pull", "resolve"]\n  ca = "{certificate}"\n')
+    start = time.monotonic()
+    result = subprocess.run(["ctr", "--address", socket_path, "content", "fetch", "--hosts-dir", hosts, "--platform", "linux/amd64",
+                             f"{host}/{reference}"], capture_output=True, text=True, timeout=600)
+    seconds = time.monotonic() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"ctr content fetch from {peer.name} failed: {result.stderr.strip()[-400:]}")
+    return seconds
+
+
 def curl_download(url, protocol):
     """One download over TLS (-k: the certificate is self-signed) with HTTP/1.1 or HTTP/2; returns
     the bytes, the HTTP version curl used, and the status."""
@@ -1128,6 +1169,7 @@ def bench_tls(bench):
     over TLS with a self-signed P-256 certificate; and a skopeo pull over HTTPS."""
     certificate, key = make_certificate(bench.work)
     peers = start_tls_peers(bench, certificate, key)
+    containerd = start_containerd(bench.supervisor, bench.work)
     digest, path = bench.seeds["warm_digest"], bench.seeds["warm_path"]
     blob_peers = [peers[ARCHWAY], peers[NGINX_STATIC], peers[DISTRIBUTION]]
     for peer in blob_peers:
@@ -1175,6 +1217,10 @@ def bench_tls(bench):
         bench.upstream.api.push_image(repo, "1.0", "amd64")
         for peer in manifest_peers:
             bench.results.add("tls_pull", peer.name, bench.skopeo_copy(peer, f"{repo}:1.0"))
+            # containerd's content store is shared: each peer gets an image of its own.
+            ctr_repo = f"bench/ctrpull{run}-{peer.name}"
+            bench.upstream.api.push_image(ctr_repo, "1.0", "amd64")
+            bench.results.add("tls_ctr_pull", peer.name, ctr_fetch(containerd, bench.work, peer, f"{ctr_repo}:1.0", certificate))
 
 
 PROXY_MANIFEST_REQUESTS = 20_000

@@ -79,7 +79,7 @@ public enum ArchwayServer {
             )
         }
         let mainResponder = responder(configuration.adminListen == nil ? .everything : .registry)
-        let server = try serverBuilder(limiter, warmPath: mainResponder.warmPath(logger: logger))
+        let server = try serverBuilder(limiter, warmPath: warmPathEnabled ? mainResponder.warmPath(logger: logger) : nil)
         var services: [any Service] = [
             maintenance,
             PolicyReloader(configuration: configuration, store: registry.policyStore, logger: logger),
@@ -161,7 +161,7 @@ public enum ArchwayServer {
         var settings = ForwardProxyChannel.Settings(
             gate: gate, authority: authority, authentication: proxy.authenticate ? authentication : nil, ownPorts: ownPorts,
             limits: configuration.connectionLimits, connectTimeout: .nanoseconds(configuration.connectTimeout.totalNanoseconds))
-        settings.warmPath = responder.warmPath(logger: logger)
+        settings.warmPath = warmPathEnabled ? responder.warmPath(logger: logger) : nil
         let listen = proxy.listen
         return Application(
             responder: responder,
@@ -176,6 +176,11 @@ public enum ArchwayServer {
             logger: logger
         )
     }
+
+    /// Whether warm manifests are answered on the event loop (`WarmManifestHandler`).
+    /// `ARCHWAY_WARM_PATH=off` sends every request through the full path, for comparing the two
+    /// (`make bench`) or ruling the warm path out when diagnosing.
+    static var warmPathEnabled: Bool { ProcessInfo.processInfo.environment["ARCHWAY_WARM_PATH"] != "off" }
 
     /// The read path for a configuration: upstreams, routing, policies, the cache in
     /// `configuration.storagePath`. Shared by `serve`, `prefetch` and `policy preview`;

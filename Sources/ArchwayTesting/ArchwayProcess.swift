@@ -14,11 +14,14 @@ public final class ArchwayProcess: Sendable {
     public let configFile: URL
     public let logFile: URL
     private let process = Mutex<ChildProcess?>(nil)
+    /// Over the test's own environment (e.g. `ARCHWAY_WARM_PATH`).
+    private let environment: [String: String]
 
     /// Starts Archway with `configuration` (YAML without `listen` and `storage`, which this adds;
     /// `storageKeys` go under `storage:` too, e.g. an `s3:` block) and waits until it listens.
     public static func start(
-        configuration: String, storage: URL? = nil, maxSize: String? = nil, storageKeys: String? = nil, tls: Bool = false
+        configuration: String, storage: URL? = nil, maxSize: String? = nil, storageKeys: String? = nil, tls: Bool = false,
+        environment: [String: String] = [:]
     ) async throws -> ArchwayProcess {
         let directory = try makeTemporaryDirectory(prefix: "archway-process")
         // The free port can be taken by another test between choosing and binding it: then the
@@ -30,7 +33,8 @@ public final class ArchwayProcess: Sendable {
                 port: try freeLoopbackPort(),
                 directory: directory,
                 storage: storage ?? directory.appendingPathComponent("storage", isDirectory: true),
-                scheme: tls ? "https" : "http"
+                scheme: tls ? "https" : "http",
+                environment: environment
             )
             var yaml = "listen: \(archway.host)\nstorage:\n  path: \(archway.storage.path)\n"
             if let maxSize { yaml += "  max-size: \(maxSize)\n" }
@@ -48,7 +52,8 @@ public final class ArchwayProcess: Sendable {
         }
     }
 
-    private init(port: Int, directory: URL, storage: URL, scheme: String) {
+    private init(port: Int, directory: URL, storage: URL, scheme: String, environment: [String: String]) {
+        self.environment = environment
         self.port = port
         self.host = "127.0.0.1:\(port)"
         self.url = "\(scheme)://127.0.0.1:\(port)"
@@ -72,7 +77,8 @@ public final class ArchwayProcess: Sendable {
     private func launch() async throws {
         let logged = output().components(separatedBy: #""msg":"listening""#).count
         let child = try ChildProcess.start(
-            try Self.binaryPath(), ["serve", "--config", configFile.path, "--log-format", "json"], outputFile: logFile
+            try Self.binaryPath(), ["serve", "--config", configFile.path, "--log-format", "json"], environment: environment,
+            outputFile: logFile
         )
         process.withLock { $0 = child }
         do {
@@ -149,10 +155,14 @@ public func withArchwayProcess<T>(
     maxSize: String? = nil,
     storageKeys: String? = nil,
     tls: Bool = false,
+    environment: [String: String] = [:],
     isolation: isolated (any Actor)? = #isolation,
     _ body: (ArchwayProcess) async throws -> T
 ) async throws -> T {
     try await withStarted(
-        { try await ArchwayProcess.start(configuration: configuration, maxSize: maxSize, storageKeys: storageKeys, tls: tls) },
+        {
+            try await ArchwayProcess.start(
+                configuration: configuration, maxSize: maxSize, storageKeys: storageKeys, tls: tls, environment: environment)
+        },
         close: { await $0.close() }, body)
 }

@@ -110,4 +110,20 @@ import Testing
             }
         }
     }
+
+    @Test func archwayWarmPathOffSendsEveryRequestThroughTheFullPath() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
+            try await withArchwayProcess(configuration: configuration, environment: ["ARCHWAY_WARM_PATH": "off"]) { archway in
+                let path = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                for _ in 0..<3 {
+                    let answer = try await httpRequest(
+                        "GET", archway.url + path, headers: ["Accept": "application/vnd.oci.image.index.v1+json"])
+                    #expect(answer.status == 200)
+                }
+                #expect(try await Self.warmAnswers(archway) == 0)
+            }
+        }
+    }
 }
