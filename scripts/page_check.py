@@ -67,7 +67,8 @@ def main():
             if report["moved"] is None:
                 report["moved"] = False
 
-        for name in [section.get_attribute("id") for section in driver.find_elements(By.CSS_SELECTOR, "main > section")]:
+        names = driver.execute_script("return Array.from(document.querySelectorAll('main > section'), s => s.id);")
+        for name in names:
             path = f"{out}/{name}.png"
             for _ in range(20):
                 try:
@@ -99,8 +100,11 @@ def main():
                     time.sleep(0.1)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                button = driver.find_elements(By.CSS_SELECTOR, f"button.copy[data-copy='{target}']")
-                if button and button[0].get_attribute("data-copied") == "true":
+                # Found and read in one script: a swap between two calls leaves the element stale.
+                copied = driver.execute_script(
+                    "var b = document.querySelector(arguments[0]); return b ? b.getAttribute('data-copied') : null;",
+                    f"button.copy[data-copy='{target}']")
+                if copied == "true":
                     break
                 time.sleep(0.1)
             report["copied"] = driver.execute_async_script(
