@@ -18,9 +18,11 @@ import Testing
     @Test func oneReplicaHoldsADownloadUntilItReleasesItOrDies() async throws {
         try await withPostgres { server in
             try await withPostgresCatalog(server) { catalog in
-                // A TTL long enough that a busy machine renews in time.
-                let a = PostgresFillCoordinator(catalog: catalog, replica: "a", url: "http://a:5000", ttl: .seconds(6))
-                let b = PostgresFillCoordinator(catalog: catalog, replica: "b", url: "http://b:5000", ttl: .seconds(6))
+                // A TTL long enough that a busy machine renews in time: renewals come every 3.3 s,
+                // and under a full test run one PostgreSQL call has taken over 5 s (a 6 s TTL
+                // expired once in a fresh-clone run).
+                let a = PostgresFillCoordinator(catalog: catalog, replica: "a", url: "http://a:5000", ttl: .seconds(10))
+                let b = PostgresFillCoordinator(catalog: catalog, replica: "b", url: "http://b:5000", ttl: .seconds(10))
                 guard case .owner(let lease) = try await a.claim(digest, scope: scope, replacing: nil) else {
                     Issue.record("the first claim is not the owner's")
                     return
@@ -31,8 +33,8 @@ import Testing
                     return
                 }
                 #expect(holder == a.holder && url == "http://a:5000" && leaseScope == scope)
-                // Renewed while held: still a's well after the TTL.
-                try await Task.sleep(for: .seconds(8))
+                // Renewed while held: still a's after the TTL.
+                try await Task.sleep(for: .seconds(11))
                 #expect(holderOf(try await b.claim(digest, scope: nil, replacing: nil)) == a.holder)
                 // Released: b gets it at once.
                 await lease.release()
