@@ -40,7 +40,10 @@ public struct MirrorConfiguration: Sendable {
     }
 
     /// `host:port` of the URL.
-    var authority: String {
+    var authority: String { Self.authority(of: url) }
+
+    /// `host:port` of a URL such as `https://archway.internal:5000/`.
+    static func authority(of url: String) -> String {
         let rest = url.components(separatedBy: "://").last ?? url
         return String(rest.prefix { $0 != "/" })
     }
@@ -129,7 +132,7 @@ public struct MirrorConfiguration: Sendable {
             files.append(File(path: "daemon.json", contents: settings))
         }
         guard let proxy else { return files }
-        let proxyHost = proxy.components(separatedBy: "://").last.map { String($0.prefix { $0 != "/" && $0 != ":" }) } ?? ""
+        let proxyHost = Self.authority(of: proxy).prefix { $0 != ":" }
         let hostsList = configuration.upstreamHosts.sorted().joined(separator: ", ")
         files.append(
             File(

@@ -131,20 +131,12 @@ public struct PullThroughRegistry: Sendable {
                 answer = try await manifests.manifest(route, tag: tag, accepting: accepting)
             }
         }
-        manifests.metrics.count(answer.cache, manifest: true)
-        if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: now()) }
-        let pulledTag: String? = if case .tag(let tag) = reference { tag.value } else { nil }
-        operations.pulls.pulled(route.key, tag: pulledTag, digest: answer.manifest.digest, at: now())
+        recordServed(answer, route: route, reference: reference, at: now())
         let finding = await auditor.audit(
             answer, route: route, reference: reference, client: client, rule: rule?.name, inspector: inspector)
         answer.warning = finding?.warning
         if rule == nil { rememberWarm(answer, route: route, reference: reference, accepting: accepting) }
-        if let binaries, answer.manifest.mediaType.isImageManifest, binaries.wants(answer.manifest.digest),
-            case .image(let image) = inspector.decoded(answer.manifest)
-        {
-            let asked = if case .tag(let tag) = reference { tag.value } else { answer.manifest.digest.description }
-            binaries.noteServed(answer.manifest.digest, manifest: image, route: route, reference: asked)
-        }
+        offerToScan(answer.manifest, route: route, reference: reference)
         if let finding, finding.isRefusable, (rule?.mismatch ?? mismatch) == .refuse {
             let fix =
                 if let rule {
@@ -156,6 +148,24 @@ public struct PullThroughRegistry: Sendable {
             throw RegistryError(.manifestUnknown, "\(finding.summary); refused at pull time rather than failing at run time: \(fix)")
         }
         return answer
+    }
+
+    /// What serving a manifest answer does, whichever path served it: counted, its content
+    /// noted as accessed (a miss was just stored), the pull recorded.
+    func recordServed(_ answer: ManifestAnswer, route: UpstreamRouter.Route, reference: ManifestReference, at date: Date) {
+        manifests.metrics.count(answer.cache, manifest: true)
+        if answer.cache != .miss { catalog.noteAccess(answer.manifest.digest, at: date) }
+        let tag: String? = if case .tag(let tag) = reference { tag.value } else { nil }
+        operations.pulls.pulled(route.key, tag: tag, digest: answer.manifest.digest, at: date)
+    }
+
+    /// An image served is offered to the binary scan (which takes each digest once).
+    func offerToScan(_ manifest: Manifest, route: UpstreamRouter.Route, reference: ManifestReference) {
+        guard let binaries, manifest.mediaType.isImageManifest, binaries.wants(manifest.digest),
+            case .image(let image) = inspector.decoded(manifest)
+        else { return }
+        let asked = if case .tag(let tag) = reference { tag.value } else { manifest.digest.description }
+        binaries.noteServed(manifest.digest, manifest: image, route: route, reference: asked)
     }
 
     /// The referrers of `subject` in `route` (OCI distribution 1.1), those of `artifactType`

@@ -43,24 +43,14 @@ extension PullThroughRegistry {
         -> ManifestAnswer?
     {
         let accepting = MediaType.manifestAccept(accepting)
-        var tag: Tag?
-        if case .tag(let named) = reference {
-            if case .synthesize = policies.decision(repository: route.key, tag: named) { return nil }
-            tag = named
-        }
+        if case .tag(let tag) = reference, case .synthesize = policies.decision(repository: route.key, tag: tag) { return nil }
         let date = now()
         let key = WarmManifests.Key(repository: route.key, reference: reference, accepting: accepting)
         guard let manifest = warm.manifest(for: key, at: date) else { return nil }
         let answer = ManifestAnswer(manifest: manifest, cache: .hit)
         guard auditor.auditWarm(answer, reference: reference, client: client, inspector: inspector) else { return nil }
-        manifests.metrics.count(.hit, manifest: true)
-        catalog.noteAccess(manifest.digest, at: date)
-        operations.pulls.pulled(route.key, tag: tag?.value, digest: manifest.digest, at: date)
-        if let binaries, manifest.mediaType.isImageManifest, binaries.wants(manifest.digest),
-            case .image(let image) = inspector.decoded(manifest)
-        {
-            binaries.noteServed(manifest.digest, manifest: image, route: route, reference: tag?.value ?? manifest.digest.description)
-        }
+        recordServed(answer, route: route, reference: reference, at: date)
+        offerToScan(manifest, route: route, reference: reference)
         return answer
     }
 

@@ -67,7 +67,10 @@ public struct RegistryResponder: HTTPResponder {
         // Through the proxy listener the connection, not the request, names the upstream.
         if let session = InterceptedSession.current {
             namespace = session.upstream
-            if session.absoluteForm, Self.hostname(request.head.authority) != session.host {
+            // The proxy head's own reading of `host:port` (nil for a `Host` it would refuse).
+            if session.absoluteForm,
+                request.head.authority.flatMap({ try? ProxyRequestHead.authority($0, defaultPort: 80).host }) != session.host
+            {
                 context.endpoint = .failure(
                     RegistryError(.denied, "this connection was opened for \(session.host); open another for another host"))
             }
@@ -82,16 +85,6 @@ public struct RegistryResponder: HTTPResponder {
                 }
             }
         }
-    }
-
-    /// The host of an authority (`host:port`, `[v6]:port`), lowercased.
-    static func hostname(_ authority: String?) -> String? {
-        guard var authority = authority?.lowercased() else { return nil }
-        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-            return String(authority[authority.index(after: authority.startIndex)..<close])
-        }
-        if let colon = authority.lastIndex(of: ":") { authority = String(authority[..<colon]) }
-        return authority.hasSuffix(".") ? String(authority.dropLast()) : authority
     }
 
     /// Whether this listener answers `endpoint` (others are not found here).

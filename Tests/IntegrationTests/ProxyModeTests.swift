@@ -174,6 +174,10 @@ import Testing
                             protocols[String(agent), default: []].insert(proto)
                         }
                         print("requests inside proxy tunnels: \(tunnelled.count), protocols: \(protocols.sorted { $0.key < $1.key })")
+                        // What the README says of them: the Go clients stay on HTTP/1.1 in the tunnel.
+                        #expect(
+                            protocols["docker"] == ["http/1.1"] && protocols["containers"] == ["http/1.1"]
+                                && protocols["skopeo"] == ["http/1.1"], "\(protocols)")
                         for agent in ["docker/", "containers/", "skopeo/"] {
                             #expect(
                                 log.contains {

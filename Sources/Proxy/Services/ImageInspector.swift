@@ -34,6 +34,11 @@ struct ImageInspector: Sendable {
 }
 
 extension PlatformAuditor {
+    /// The platforms an index offers images for (attestations and unknown platforms left out).
+    static func listedPlatforms(of index: ImageIndex) -> [Platform] {
+        index.manifests.filter { !$0.isAttestation }.compactMap(\.platform).filter { !$0.isUnknown }
+    }
+
     /// Looks at a manifest answer with the client's eyes: learns its platform from the child it
     /// fetches, and records the pulls that would give it an image of another platform. Returns
     /// what it found when there is a mismatch.
@@ -51,7 +56,7 @@ extension PlatformAuditor {
             servedIndex(index, to: client)
             // An index by digest follows its tag's HEAD: judge it once, by tag.
             guard case .tag(let tag) = reference, let known else { return nil }
-            let platforms = index.manifests.filter { !$0.isAttestation }.compactMap(\.platform).filter { !$0.isUnknown }
+            let platforms = Self.listedPlatforms(of: index)
             guard !platforms.isEmpty, !platforms.contains(where: { $0.matches(known.platform) }) else { return nil }
             return await record(
                 kind: .indexLacksPlatform, repository: route.key, reference: tag.value, client: client, clientPlatform: known.platform,
@@ -90,7 +95,7 @@ extension PlatformAuditor {
         switch (decoded, reference) {
         case (.index(let index), _):
             if case .tag = reference, let known {
-                let platforms = index.manifests.filter { !$0.isAttestation }.compactMap(\.platform).filter { !$0.isUnknown }
+                let platforms = Self.listedPlatforms(of: index)
                 if !platforms.isEmpty, !platforms.contains(where: { $0.matches(known.platform) }) { return false }
             }
             servedIndex(index, to: client)

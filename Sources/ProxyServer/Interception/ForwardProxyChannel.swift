@@ -173,6 +173,8 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let logger: Logger
     private var buffered: ByteBuffer?
     private var deciding = false
+    /// The head's length in `buffered`, once it is complete.
+    private var headLength = 0
     private var timer: Scheduled<Void>?
     /// Name resolution blocks: it has two threads of its own, so slow DNS for tunnelled hosts
     /// never holds up the threads that read blobs from disk.
@@ -233,8 +235,9 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
             refuse(context: context, status: error.status, reason: error.description, head: nil)
             return
         }
-        guard let (head, _) = parsed else { return }
+        guard let (head, length) = parsed else { return }
         deciding = true
+        headLength = length
         timer?.cancel()
         let decision = proxy.settings.gate.decide(head)
         // With proxy authentication, credentials come first, whatever the target.
@@ -278,7 +281,7 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.writeAndFlush(
                     wrapOutboundOut(context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
                 log(head, context: context, status: 200, outcome: "intercept")
-                handOver(context: context, skipping: head)
+                handOver(context: context, skippingHead: true)
                 outcome.succeed(
                     .intercepted(
                         negotiated.flatMap { $0 }, InterceptedSession(host: host, upstream: upstream, user: user, absoluteForm: false)))
@@ -296,18 +299,16 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
             // The whole head goes to the HTTP/1.1 channel: it is its first request.
-            handOver(context: context, skipping: nil)
+            handOver(context: context, skippingHead: false)
         case .tunnel(let host, let port, let exact):
             tunnel(to: host, port: port, exact: exact, head: head, context: context)
         }
     }
 
-    /// Passes what was read beyond `skipping` (or all of it) on, and leaves the pipeline.
-    private func handOver(context: ChannelHandlerContext, skipping head: ProxyRequestHead?) {
+    /// Passes what was read beyond the head (or all of it, the head included) on, and leaves the pipeline.
+    private func handOver(context: ChannelHandlerContext, skippingHead: Bool) {
         if var rest = buffered {
-            if head != nil, let (_, length) = try? ProxyRequestHead.parse(rest.readableBytesView) {
-                rest.moveReaderIndex(forwardBy: length)
-            }
+            if skippingHead { rest.moveReaderIndex(forwardBy: headLength) }
             buffered = nil
             if rest.readableBytes > 0 {
                 context.fireChannelRead(wrapInboundOut(rest))
@@ -361,7 +362,7 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
                     handler.wrapOutboundOut(context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")),
                     promise: nil)
                 handler.log(head, context: context, status: 200, outcome: "tunnel")
-                handler.handOver(context: context, skipping: head)
+                handler.handOver(context: context, skippingHead: true)
                 handler.outcome.succeed(.detached)
             }
         }

@@ -1,3 +1,5 @@
+import OCI
+
 /// The head of a request on the proxy listener, parsed strictly: `CONNECT host:port HTTP/1.1`
 /// (or an absolute-form `GET http://host/...`) and its header fields.
 ///
@@ -70,7 +72,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
             guard fields[key] == nil || key != "proxy-authorization" && key != "host" else {
                 throw Failure("the \(name) field is repeated")
             }
-            fields[key] = line[line.index(after: colon)...].trimmingCharacters(in: " \t")
+            fields[key] = String(line[line.index(after: colon)...].trimmingWhitespace)
         }
         let target = String(requestLine[1])
         var head = ProxyRequestHead(method: method, target: target, host: "", port: 0, isAddress: false, path: nil, fields: fields)
@@ -135,14 +137,5 @@ public struct ProxyRequestHead: Sendable, Equatable {
             if let last = labels.last, last.allSatisfy({ $0.isNumber }) || last.hasPrefix("0x") { isAddress = true }
         }
         return (host, port, isAddress)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var slice = self
-        while let first = slice.first, set.contains(first) { slice.removeFirst() }
-        while let last = slice.last, set.contains(last) { slice.removeLast() }
-        return String(slice)
     }
 }
