@@ -66,6 +66,13 @@ public final class ClientAuthentication: Sendable {
         self.decoyHash = Bcrypt.hash(UUID().uuidString, cost: UInt8(cost))
     }
 
+    /// Whether a request without credentials may read a repository of an upstream that is
+    /// `private` or not: the one rule the authentication middleware and the warm path apply.
+    /// With client certificates every connection proved itself in the handshake.
+    public func admitsAnonymous(toPrivate isPrivate: Bool) -> Bool {
+        mutualTLS || (!required && !isPrivate)
+    }
+
     /// The outcome for a request's `Authorization` header from `address`.
     public func authenticate(_ authorization: String?, from address: String? = nil) async -> Outcome {
         guard let authorization, authorization.lowercased().hasPrefix("basic ") else {

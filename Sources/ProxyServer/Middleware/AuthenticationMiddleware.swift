@@ -44,14 +44,16 @@ struct AuthenticationMiddleware: MiddlewareProtocol {
         case .user:
             return try await next(request, context)
         case .anonymous:
-            if authentication.required { throw Unauthorized(message: "authentication required") }
+            let isPrivate = (try? context.repository?.get())?.isPrivate == true
+            guard authentication.admitsAnonymous(toPrivate: isPrivate) else {
+                throw Unauthorized(
+                    message: authentication.required ? "authentication required" : "this repository is served to authenticated clients only"
+                )
+            }
             // Clients learn from the `/v2/` ping whether to send credentials (skopeo and podman
             // send them only after a challenge there); without credentials they still pull
             // public content.
             if endpoint == .base, authentication.hasUsers { throw Unauthorized(message: "credentials are accepted here") }
-            if (try? context.repository?.get())?.isPrivate == true {
-                throw Unauthorized(message: "this repository is served to authenticated clients only")
-            }
             return try await next(request, context)
         }
     }

@@ -34,9 +34,9 @@ public struct WarmManifestPath: Sendable {
         if let authentication {
             // Only what an anonymous client may read; a request with credentials goes the
             // full path, which checks them.
-            guard request.headerFields[.authorization] == nil,
-                authentication.mutualTLS || (!authentication.required && !route.isPrivate)
-            else { return nil }
+            guard request.headerFields[.authorization] == nil, authentication.admitsAnonymous(toPrivate: route.isPrivate) else {
+                return nil
+            }
         }
         let client = Client(
             address: remote?.ipAddress, userAgent: request.headerFields[.userAgent],
