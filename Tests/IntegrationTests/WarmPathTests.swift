@@ -13,6 +13,24 @@ import Testing
             .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } } ?? 0
     }
 
+    /// What Archway sends on one connection that carries `requests`, read until Archway closes it
+    /// (empty when it has not within 10 s).
+    static func readUntilClosed(_ archway: ArchwayProcess, sending requests: String) async throws -> String {
+        let script = """
+            import socket, sys
+            s = socket.create_connection(("127.0.0.1", \(archway.port)))
+            s.settimeout(10)
+            s.sendall(sys.argv[1].encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk: break
+                data += chunk
+            sys.stdout.write(data.decode("latin-1"))
+            """
+        return try await run(try requireProgram("python3"), ["-c", script, requests], timeout: .seconds(30)).stdout
+    }
+
     @Test func aWarmManifestIsTheFullPathsAnswerAndTheFullPathKeepsWhatNeedsIt() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
@@ -44,8 +62,16 @@ import Testing
                     var coldHeaders = cold.headers
                     var warmHeaders = warm.headers
                     #expect(coldHeaders.removeValue(forKey: "x-cache") == "MISS" && warmHeaders.removeValue(forKey: "x-cache") == "HIT")
-                    coldHeaders["date"] = nil
-                    warmHeaders["date"] = nil
+                    // Both carry the time of the answer (RFC 9110: an origin server with a clock).
+                    let dates = [coldHeaders.removeValue(forKey: "date"), warmHeaders.removeValue(forKey: "date")]
+                    let format = DateFormatter()
+                    format.locale = Locale(identifier: "en_US_POSIX")
+                    format.timeZone = TimeZone(identifier: "GMT")
+                    format.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+                    for date in dates {
+                        let parsed = try #require(date.flatMap { format.date(from: $0) }, "an IMF-fixdate: \(String(describing: date))")
+                        #expect(abs(parsed.timeIntervalSinceNow) < 60)
+                    }
                     #expect(warmHeaders == coldHeaders, "the same headers")
                     let head = try await httpRequest("HEAD", archway.url + path, headers: accept)
                     #expect(head.status == 200 && head.body.isEmpty && head.header("content-length") == warm.header("content-length"))
@@ -87,18 +113,7 @@ import Testing
                     let pipelined =
                         "GET \(coldPath) HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n\r\n"
                         + "GET \(path) HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.oci.image.index.v1+json\r\nConnection: close\r\n\r\n"
-                    let script = """
-                        import socket, sys
-                        s = socket.create_connection(("127.0.0.1", \(archway.port)))
-                        s.sendall(sys.argv[1].encode())
-                        data = b""
-                        while True:
-                            chunk = s.recv(65536)
-                            if not chunk: break
-                            data += chunk
-                        sys.stdout.write(data.decode("latin-1"))
-                        """
-                    let raw = try await run(try requireProgram("python3"), ["-c", script, pipelined], timeout: .seconds(30)).stdout
+                    let raw = try await Self.readUntilClosed(archway, sending: pipelined)
                     let first = raw.range(of: images.singleARM64.manifestDigest).map {
                         raw.distance(from: raw.startIndex, to: $0.lowerBound)
                     }
@@ -106,6 +121,32 @@ import Testing
                         .map { raw.distance(from: raw.startIndex, to: $0.lowerBound) }
                     #expect(raw.components(separatedBy: "HTTP/1.1 200").count == 3, "\(raw.prefix(600))")
                     #expect(first != nil && second != nil && first! < second!, "in order: \(raw.prefix(600))")
+                }
+            }
+        }
+    }
+
+    @Test func aWarmAnswerClosesTheConnectionWhenTheClientAsks() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
+            try await withArchwayProcess(configuration: configuration) { archway in
+                let path = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                _ = try await httpRequest("GET", archway.url + path, headers: ["Accept": "application/vnd.oci.image.index.v1+json"])
+                // The client reads until the server closes: without the close it would wait for
+                // the idle timeout, and the 10 s limit of `readUntilClosed` would fail the test.
+                for connection in ["close", "keep-alive, Close"] {
+                    let before = try await Self.warmAnswers(archway)
+                    let request =
+                        "GET \(path) HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.oci.image.index.v1+json\r\nConnection: \(connection)\r\n\r\n"
+                    let raw = try await Self.readUntilClosed(archway, sending: request)
+                    #expect(raw.hasPrefix("HTTP/1.1 200"), "\(raw.prefix(300))")
+                    #expect(raw.lowercased().contains("connection: close\r\n"), "\(raw.prefix(600))")
+                    let parts = raw.components(separatedBy: "\r\n\r\n")
+                    let length = parts.first?.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                        .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+                    #expect(parts.count == 2 && length == parts[1].utf8.count, "the whole body came before the close")
+                    #expect(try await Self.warmAnswers(archway) == before + 1, "answered warm")
                 }
             }
         }

@@ -31,30 +31,35 @@ public final class PullStatistics: Sendable {
     /// A manifest was served to a client: by tag (`tag` set) or by digest. On every manifest
     /// answer, so the entries are changed in place (no copy of a repository's tags).
     func pulled(_ repository: RepositoryKey, tag: String?, digest: Digest, at date: Date) {
-        let name = repository
         repositories.withLock { repositories in
-            if repositories[name] == nil {
-                if repositories.count >= Self.repositoriesKept {
-                    let oldest = repositories.values.sorted { $0.lastPull < $1.lastPull }.prefix(Self.repositoriesKept / 10)
-                    for repository in oldest { repositories[repository.key] = nil }
-                }
-                repositories[name] = Repository(key: name, pulls: 0, lastPull: date, tags: [:])
+            if repositories.count >= Self.repositoriesKept, repositories[repository] == nil {
+                let oldest = repositories.values.sorted { $0.lastPull < $1.lastPull }.prefix(Self.repositoriesKept / 10)
+                for entry in oldest { repositories[entry.key] = nil }
             }
-            repositories[name]!.pulls += 1
-            repositories[name]!.lastPull = date
-            guard let tag else { return }
-            if repositories[name]!.tags[tag] == nil {
-                if repositories[name]!.tags.count >= Self.tagsKept,
-                    let oldest = repositories[name]!.tags.values.min(by: { $0.lastPull < $1.lastPull })
-                {
-                    repositories[name]!.tags[oldest.name] = nil
-                }
-                repositories[name]!.tags[tag] = Tag(name: tag, digest: digest, pulls: 0, lastPull: date)
-            }
-            repositories[name]!.tags[tag]!.pulls += 1
-            repositories[name]!.tags[tag]!.lastPull = date
-            repositories[name]!.tags[tag]!.digest = digest
+            // One lookup of the repository and one of the tag, each changed in place: this runs
+            // under the lock on every manifest answer, on every event loop.
+            Self.count(
+                &repositories[repository, default: Repository(key: repository, pulls: 0, lastPull: date, tags: [:])], tag: tag,
+                digest: digest, at: date)
         }
+    }
+
+    private static func count(_ repository: inout Repository, tag: String?, digest: Digest, at date: Date) {
+        repository.pulls += 1
+        repository.lastPull = date
+        guard let tag else { return }
+        if repository.tags.count >= tagsKept, repository.tags[tag] == nil,
+            let oldest = repository.tags.values.min(by: { $0.lastPull < $1.lastPull })
+        {
+            repository.tags[oldest.name] = nil
+        }
+        count(&repository.tags[tag, default: Tag(name: tag, digest: digest, pulls: 0, lastPull: date)], digest: digest, at: date)
+    }
+
+    private static func count(_ tag: inout Tag, digest: Digest, at date: Date) {
+        tag.pulls += 1
+        tag.lastPull = date
+        tag.digest = digest
     }
 
     /// The `count` most pulled repositories, most pulled first.

@@ -80,6 +80,7 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var inFlight = 0
     /// The rest of a request answered here (a body, the end) is dropped.
     private var draining = false
+    private var date = HTTPDate()
 
     init(path: WarmManifestPath, upstream: String?) {
         self.path = path
@@ -119,13 +120,26 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, started: ContinuousClock.Instant,
         context: ChannelHandlerContext
     ) {
-        let headers = RegistryController.manifestHeaders(answer, warn: false)
+        var headers = RegistryController.manifestHeaders(answer, warn: false)
+        headers[.date] = date.now()
+        // The client asked to close after this answer (Hummingbird's full path does the same).
+        let closing = Self.asksToClose(request)
+        if closing { headers[.connection] = "close" }
         context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: headers))), promise: nil)
         let isHead = request.method == .head
         if !isHead {
             context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.manifest.bytes))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if closing {
+            // Closed once the answer has left (a close right away would drop what the socket
+            // did not take yet).
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         path.metrics.record(route: "manifest", method: request.method, status: 200, elapsed: ContinuousClock.now - started)
         Self.answered.increment()
         guard path.logger.logLevel <= .info else { return }
@@ -135,6 +149,13 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             channel: context.channel, via: upstream, started: started
         )
         .write(status: 200, headers: headers, bytes: isHead ? 0 : Int64(answer.manifest.bytes.count), end: .complete, error: nil)
+    }
+
+    /// `Connection: close`, in any case and among other options.
+    static func asksToClose(_ request: HTTPRequest) -> Bool {
+        request.headerFields[values: .connection].contains { value in
+            value.split(separator: ",").contains { $0.trimmingWhitespace.lowercased() == "close" }
+        }
     }
 }
 
