@@ -27,9 +27,25 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
         self.value = value
     }
 
+    /// A part of a valid name that is itself one (its components are valid).
+    private init(validated value: Substring) {
+        self.value = String(value)
+    }
+
     /// The path components: `["library", "nginx"]`.
     public var components: [Substring] {
         value.split(separator: "/")
+    }
+
+    /// The first path component: `library` of `library/nginx`, `nginx` of `nginx`.
+    public var firstComponent: Substring {
+        value.utf8.firstIndex(of: UInt8(ascii: "/")).map { value[..<$0] } ?? value[...]
+    }
+
+    /// The name without its first component: `nginx` of `library/nginx`; nil for a name of one
+    /// component.
+    public var droppingFirstComponent: RepositoryName? {
+        value.utf8.firstIndex(of: UInt8(ascii: "/")).map { RepositoryName(validated: value[value.utf8.index(after: $0)...]) }
     }
 
     public var description: String { value }
@@ -49,23 +65,28 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
         guard isAlphanumeric(first), let last = component.last, isAlphanumeric(last) else {
             return "a path component must start and end with a lowercase letter or digit"
         }
-        // Between alphanumeric runs: ".", "_", "__", or any number of "-".
-        var separator: [UInt8] = []
+        // Between alphanumeric runs: ".", "_", "__", or any number of "-" (counted, not
+        // collected: this runs on every request).
+        var separator: UInt8 = 0
+        var separatorLength = 0
+        func refused(_ run: [UInt8]) -> String {
+            "separator \(RegistryError.quote(String(decoding: run, as: UTF8.self))) is not allowed"
+        }
         for byte in component {
             if isAlphanumeric(byte) {
-                separator.removeAll(keepingCapacity: true)
+                separatorLength = 0
                 continue
             }
             switch byte {
             case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                separator.append(byte)
-                let valid =
-                    separator == [UInt8(ascii: ".")] || separator == [UInt8(ascii: "_")]
-                    || separator == [UInt8(ascii: "_"), UInt8(ascii: "_")]
-                    || separator.allSatisfy { $0 == UInt8(ascii: "-") }
-                if !valid {
-                    return "separator \(RegistryError.quote(String(decoding: separator, as: UTF8.self))) is not allowed"
+                if separatorLength > 0, byte != separator {
+                    return refused(Array(repeating: separator, count: separatorLength) + [byte])
                 }
+                separator = byte
+                separatorLength += 1
+                let valid =
+                    separator == UInt8(ascii: "-") || separatorLength == 1 || (separator == UInt8(ascii: "_") && separatorLength == 2)
+                if !valid { return refused(Array(repeating: separator, count: separatorLength)) }
             default:
                 return "only lowercase letters, digits, '.', '_', '-' and '/' are allowed"
             }

@@ -68,18 +68,17 @@ public struct UpstreamRouter: Sendable {
             guard let index = indexByHost[namespace.lowercased()] else {
                 throw RegistryError(.nameUnknown, "registry '\(namespace)' (ns) is not an upstream of this mirror")
             }
-            return try allowed(entries[index], name.value)
+            return try allowed(entries[index], name)
         }
-        let components = name.components
-        if components.count > 1, let index = indexByHost[String(components[0])] {
-            return try allowed(entries[index], components.dropFirst().joined(separator: "/"))
+        if let rest = name.droppingFirstComponent, let index = indexByHost[String(name.firstComponent)] {
+            return try allowed(entries[index], rest)
         }
-        return try allowed(entries[defaultIndex], name.value)
+        return try allowed(entries[defaultIndex], name)
     }
 
     /// A client's route, refused when the upstream's allow list does not admit the repository.
-    private func allowed(_ entry: Entry, _ path: String) throws(RegistryError) -> Route {
-        var route = try route(entry.upstream, path)
+    private func allowed(_ entry: Entry, _ name: RepositoryName) throws(RegistryError) -> Route {
+        var route = try route(entry.upstream, name)
         route.isPrivate = entry.isPrivate
         guard entry.allow.isEmpty || entry.allow.contains(where: { $0.matches(route.repository.value) }) else {
             throw RegistryError(.denied, "\(route.key) is not among the repositories this mirror serves from \(entry.upstream.name)")
@@ -90,18 +89,18 @@ public struct UpstreamRouter: Sendable {
     /// The route to a repository on the upstream known by `host` (a policy member, a recorded
     /// source); nil when no configured upstream has that name.
     public func route(upstream host: String, repository: RepositoryName) -> Route? {
-        guard let index = indexByHost[host.lowercased()], var route = try? route(entries[index].upstream, repository.value) else {
+        guard let index = indexByHost[host.lowercased()], var route = try? route(entries[index].upstream, repository) else {
             return nil
         }
         route.isPrivate = entries[index].isPrivate
         return route
     }
 
-    private func route(_ upstream: any Upstream, _ path: String) throws(RegistryError) -> Route {
-        var path = path
-        if upstream.name == "docker.io", !path.contains("/") {
-            path = "library/" + path
+    private func route(_ upstream: any Upstream, _ name: RepositoryName) throws(RegistryError) -> Route {
+        guard upstream.name == "docker.io", !name.value.utf8.contains(UInt8(ascii: "/")) else {
+            return Route(upstream: upstream, repository: name)
         }
-        return Route(upstream: upstream, repository: try RepositoryName(path))
+        // Docker Hub's official images; the longer name is checked again (its length).
+        return Route(upstream: upstream, repository: try RepositoryName("library/" + name.value))
     }
 }

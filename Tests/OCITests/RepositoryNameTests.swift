@@ -18,6 +18,8 @@ struct RepositoryNameTests {
         #expect(name.value == text)
         #expect(name.description == text)
         #expect(name.components.map(String.init) == components)
+        #expect(String(name.firstComponent) == components[0])
+        #expect(name.droppingFirstComponent?.value == (components.count > 1 ? components.dropFirst().joined(separator: "/") : nil))
     }
 
     @Test(arguments: [

@@ -24,11 +24,16 @@ public struct WarmManifestPath: Sendable {
     /// request's `ns` or path names it.
     func answer(_ request: HTTPRequest, remote: SocketAddress?, upstream: String?) -> (ManifestAnswer, UpstreamRouter.Route)? {
         // Anything percent-encoded is left to the full path's parsers, as is an `ns` given twice.
-        guard servesRegistry, request.method == .get || request.method == .head, let target = request.path, !target.contains("%")
+        // Bytes, not characters: this runs on every request.
+        guard servesRegistry, request.method == .get || request.method == .head, let target = request.path,
+            !target.utf8.contains(UInt8(ascii: "%"))
         else { return nil }
-        let question = target.firstIndex(of: "?").map { target[target.index(after: $0)...] } ?? ""
-        let path = target.prefix { $0 != "?" }
-        guard path.hasPrefix("/v2/"), case .manifest(let name, let reference)? = try? RegistryRoute(path: String(path)) else { return nil }
+        let mark = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let question = mark.map { target[target.utf8.index(after: $0)...] } ?? ""
+        let path = mark.map { target[..<$0] } ?? target[...]
+        guard path.utf8.starts(with: "/v2/".utf8), case .manifest(let name, let reference)? = try? RegistryRoute(path: String(path)) else {
+            return nil
+        }
         let namespace = upstream ?? Self.namespace(in: question)
         guard let route = try? registry.resolve(name, namespace: namespace) else { return nil }
         if let authentication {
