@@ -6,8 +6,8 @@ import NIOHTTP2
 import NIOSSL
 
 /// TLS with ALPN, as Hummingbird's `HTTP2UpgradeChannel` builds it from its public parts, with
-/// what Archway adds: a handshake timeout right after TLS, the HTTP/2 control-frame guard
-/// before `NIOHTTP2Handler`, request and idle timeouts, and a lower stream limit (sent in a
+/// what Archway adds: a handshake timeout right after TLS, full TLS records for HTTP/2
+/// (``TLSRecordPacker``), the HTTP/2 control-frame guard before `NIOHTTP2Handler`, request and idle timeouts, and a lower stream limit (sent in a
 /// second SETTINGS frame: Hummingbird passes NIOHTTP2's defaults, 100 streams, and exposes no
 /// setting; NIOHTTP2 enforces our limit once the client acknowledges it, as it would an
 /// initial setting, and the frame guard closes clients that never do).
@@ -93,6 +93,8 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
             }
         } http2ConnectionInitializer: { channel in
             do {
+                let tls = try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+                try channel.pipeline.syncOperations.addHandler(TLSRecordPacker(), position: .after(tls))
                 try channel.pipeline.syncOperations.addHandler(
                     HTTP2FrameFloodGuard(configuration: frameGuard, expectedSettingsAcks: 2, logger: logger)
                 )

@@ -1,0 +1,80 @@
+import ArchwayTesting
+import Foundation
+import Testing
+
+/// HTTP/2 over TLS on the wire: whole bodies, in full TLS records (``TLSRecordPacker``).
+struct TLSRecordTests {
+    /// A relay between curl and Archway that reads the TLS record headers Archway sends (their
+    /// lengths are in the clear) and reports them with curl's result.
+    static let relay = """
+        import json, socket, struct, subprocess, sys, threading
+        target_port, url, output, cacert = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+        listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(1)
+        port = listener.getsockname()[1]
+        curl = subprocess.Popen(["curl", "-s", "--http2", "--cacert", cacert, "--connect-to", f"::127.0.0.1:{port}",
+                                 "-o", output, "-w", "%{http_version} %{http_code} %{size_download}", url],
+                                stdout=subprocess.PIPE, text=True)
+        client, _ = listener.accept()
+        server = socket.create_connection(("127.0.0.1", target_port))
+        def upward():
+            try:
+                while data := client.recv(65536):
+                    server.sendall(data)
+            except OSError:
+                pass  # curl resets the connection once it has the whole body
+            server.shutdown(socket.SHUT_WR)
+        threading.Thread(target=upward, daemon=True).start()
+        stream, lengths = b"", []
+        while data := server.recv(65536):
+            try:
+                client.sendall(data)
+            except OSError:
+                pass
+            stream += data
+            while len(stream) >= 5 and len(stream) >= 5 + struct.unpack(">H", stream[3:5])[0]:
+                kind, length = stream[0], struct.unpack(">H", stream[3:5])[0]
+                if kind == 23:
+                    lengths.append(length)
+                stream = stream[5 + length:]
+        client.close()
+        print(json.dumps({"curl": curl.communicate(timeout=60)[0], "records": lengths}))
+        """
+
+    @Test func http2BodiesLeaveWholeAndInFullRecords() async throws {
+        try await withUpstreamRegistry { upstream in
+            // 4 MiB that does not compress: 256 DATA frames of 16 KiB.
+            var generator = SystemRandomNumberGenerator()
+            let blob = Data((0..<(4 << 20) / 8).flatMap { _ in withUnsafeBytes(of: generator.next()) { Array($0) } })
+            let pushed = try await RegistryUploader(upstream).pushBlob(repository: "test/big", data: blob)
+            try await withTemporaryDirectory { directory in
+                let pki = try await TestCertificates.make(in: directory)
+                let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
+                try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: tls), tls: true) { archway in
+                    let url = "\(archway.url)/v2/registry.test/test/big/blobs/\(pushed.digest)"
+                    for pass in ["cold", "warm"] {
+                        let output = directory.appendingPathComponent("blob-\(pass)")
+                        let result = try await run(
+                            try requireProgram("python3"),
+                            ["-c", Self.relay, String(archway.port), url, output.path, pki.caCertificate.path],
+                            timeout: .seconds(120)
+                        ).requireSuccess()
+                        struct Report: Decodable {
+                            let curl: String
+                            let records: [Int]
+                        }
+                        let report = try JSONDecoder().decode(Report.self, from: result.stdoutData)
+                        #expect(report.curl == "2 200 \(blob.count)", "\(pass): \(report.curl)")
+                        #expect(try Data(contentsOf: output) == blob, "\(pass): the bytes sent")
+                        // A record's length includes TLS 1.3's type byte and 16-byte tag.
+                        let full = report.records.filter { $0 >= 16_384 }.count
+                        let small = report.records.filter { $0 < 1_024 }.count
+                        #expect(full >= 240, "\(pass): \(full) full records of \(report.records.count)")
+                        #expect(
+                            small <= 64,
+                            "\(pass): \(small) small records of \(report.records.count), unpacked, the frame headers alone made 256")
+                    }
+                }
+            }
+        }
+    }
+}
