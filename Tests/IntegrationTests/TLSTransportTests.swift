@@ -2,8 +2,9 @@ import ArchwayTesting
 import Foundation
 import Testing
 
-/// HTTP/2 over TLS on the wire: whole bodies, in full TLS records (``TLSRecordPacker``).
-struct TLSRecordTests {
+/// TLS on the wire: HTTP/2 bodies whole and in full TLS records (``TLSRecordPacker``), and
+/// sessions resumed.
+struct TLSTransportTests {
     /// A relay between curl and Archway that reads the TLS record headers Archway sends (their
     /// lengths are in the clear) and reports them with curl's result.
     static let relay = """
@@ -72,6 +73,46 @@ struct TLSRecordTests {
                         #expect(
                             small <= 64,
                             "\(pass): \(small) small records of \(report.records.count), unpacked, the frame headers alone made 256")
+                    }
+                }
+            }
+        }
+    }
+
+    /// A client that comes back resumes its session (no certificate, no key exchange of a full
+    /// handshake): with a TLS 1.3 ticket, and with a TLS 1.2 one.
+    @Test func aReturningClientResumesItsSession() async throws {
+        try await withUpstreamRegistry { upstream in
+            try await withTemporaryDirectory { directory in
+                let pki = try await TestCertificates.make(in: directory)
+                let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
+                try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: tls), tls: true) { archway in
+                    // s_client keeps the session the server's ticket describes; the request keeps
+                    // the connection open long enough for the ticket (sent after the handshake
+                    // in TLS 1.3) to arrive.
+                    let script = """
+                        import subprocess, sys
+                        port, version, session, ca, mode = sys.argv[1:6]
+                        request = b"GET /v2/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n"
+                        result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", f"-{version}", "-CAfile", ca,
+                                                 f"-sess_{mode}", session, "-ign_eof"], input=request, capture_output=True, timeout=30)
+                        sys.stdout.write(result.stdout.decode("latin-1"))
+                        """
+                    for version in ["tls1_3", "tls1_2"] {
+                        let session = directory.appendingPathComponent("session-\(version).pem").path
+                        var lines: [String] = []
+                        for mode in ["out", "in"] {
+                            let result = try await run(
+                                try requireProgram("python3"),
+                                ["-c", script, String(archway.port), version, session, pki.caCertificate.path, mode], timeout: .seconds(60)
+                            ).requireSuccess()
+                            #expect(result.stdout.contains("HTTP/1.1 200"), "\(version) \(mode): \(result.stdout.suffix(400))")
+                            lines.append(
+                                result.stdout.split(separator: "\n").first { $0.hasPrefix("New, ") || $0.hasPrefix("Reused, ") }.map(
+                                    String.init) ?? "")
+                        }
+                        #expect(lines[0].hasPrefix("New, "), "\(version): \(lines)")
+                        #expect(lines[1].hasPrefix("Reused, "), "\(version): \(lines)")
                     }
                 }
             }
