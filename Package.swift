@@ -268,7 +268,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "SharedStateTests",
-            dependencies: ["SharedState", "Cache", "OCI", "ArchwayTesting", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "SharedState", "Cache", "OCI", "Proxy", "ArchwayTesting", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // Real software: docker-registry upstream, skopeo and containerd clients, the archway binary.

@@ -11,14 +11,6 @@ import RegistryClient
 import Synchronization
 import Testing
 
-/// A clock the test moves by hand.
-final class TestClock: Sendable {
-    private let date = Mutex(Date(timeIntervalSince1970: 1_000_000))
-
-    var now: Date { date.withLock { $0 } }
-    func advance(_ seconds: TimeInterval) { date.withLock { $0 += seconds } }
-}
-
 @Suite struct PullThroughRegistryTests {
     let hub = InMemoryUpstream(name: "docker.io")
     let clock = TestClock()
