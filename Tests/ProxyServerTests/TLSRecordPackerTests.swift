@@ -5,8 +5,9 @@ import Testing
 
 @testable import ProxyServer
 
-/// HTTP/2's frame headers and payloads leave in full TLS records, in order, and every write's
-/// promise completes once the buffer carrying its last byte has gone.
+/// What the HTTP handlers write leaves in full TLS records, in order, copied only where a record
+/// joins two writes; every write's promise completes once the buffer carrying its last byte has
+/// gone.
 struct TLSRecordPackerTests {
     func channel() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
@@ -77,6 +78,30 @@ struct TLSRecordPackerTests {
         let out = try written(channel)
         #expect(out == [record.getSlice(at: 0, length: 16_384)!, record.getSlice(at: 16_384, length: 16_384)!])
         try promise.futureResult.wait()
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test func aLargeBodyAfterASmallHeadIsCopiedOnlyAtItsEdges() throws {
+        let channel = try channel()
+        let head = buffer(300, 1)
+        let body = buffer(1 << 20, 2)
+        channel.write(head, promise: nil)
+        channel.write(body, promise: nil)
+        channel.flush()
+        let out = try written(channel)
+        #expect(out.map(\.readableBytes) == [16_384] + Array(repeating: 16_384, count: 63) + [300])
+        // The 63 records in between are slices of the body's own storage.
+        let base = body.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        for (index, record) in out.dropFirst().dropLast().enumerated() {
+            let address = record.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            #expect(address == base + UInt(16_384 - 300 + index * 16_384))
+        }
+        var received = ByteBuffer()
+        for var part in out { received.writeBuffer(&part) }
+        var expected = head
+        var rest = body
+        expected.writeBuffer(&rest)
+        #expect(received == expected)
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
