@@ -23,7 +23,8 @@ What it measures (sections, pick with --only), each from --runs runs, reporting 
               digest (the upstream's own "response completed" log lines, counted once the
               upstream has gone quiet), first and slowest time to first byte, total time; every
               client's bytes are kept and checked against the digest afterwards;
-  manifests   `wrk -t2 -c16 --latency` on a cached manifest by tag and by digest: req/s, p99;
+  manifests   `wrk -t2 -c16 --latency` on a cached manifest by tag and by digest: req/s, p99; and by
+              tag on a second Archway with one event loop (nginx runs one worker);
   synth       the same on Archway's synthesized index tag, beside its plain tag rate;
   pull        `skopeo copy` of a freshly pushed image, cold then warm: seconds;
   memory      peak resident memory (VmRSS sampled every 50 ms, and VmHWM after resetting it via
@@ -130,6 +131,8 @@ METRICS = [
     ("manifest_tag_p99", "manifest by tag, warm: p99", "ms", LOWER),
     ("manifest_digest_rps", "manifest by digest, warm", "req/s", HIGHER),
     ("manifest_digest_p99", "manifest by digest, warm: p99", "ms", LOWER),
+    ("manifest_tag_1loop_rps", "manifest by tag, warm, 1 event loop", "req/s", HIGHER),
+    ("manifest_tag_1loop_p99", "manifest by tag, 1 event loop: p99", "ms", LOWER),
     ("synth_rps", "synthesized index by tag, warm", "req/s", HIGHER),
     ("synth_p99", "synthesized index by tag: p99", "ms", LOWER),
     ("pull_cold", "skopeo pull 3x4 MiB, cold", "s", LOWER),
@@ -255,11 +258,11 @@ class Supervisor:
         self.clients = set()
         self.lock = threading.Lock()
 
-    def start_server(self, name, argv):
+    def start_server(self, name, argv, env=None):
         logfile = open(os.path.join(self.work, f"{name}.log"), "wb")
         # A session of its own: Ctrl-C reaches the benchmark only, which stops servers in order.
         process = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+                                   start_new_session=True, env={**os.environ, **(env or {})})
         logfile.close()
         process.log_path = logfile.name
         self.servers.append((name, process))
@@ -381,8 +384,11 @@ def write_distribution_config(path, port, storage, level="error", proxy=None):
         f.write(text)
 
 
-def start_archway(supervisor, work, binary, upstream):
+def start_archway(supervisor, work, binary, upstream, loops=None):
+    """Archway on its defaults, or with `loops` event loops (NIO's NIO_SINGLETON_GROUP_LOOP_COUNT;
+    the default is one per core), each in a configuration and cache folder of its own."""
     port = free_port()
+    name = ARCHWAY if loops is None else f"{ARCHWAY}-{loops}loop"
     policies = os.path.join(work, "policies")
     os.makedirs(policies, exist_ok=True)
     with open(os.path.join(policies, "bench.yaml"), "w") as f:
@@ -394,18 +400,19 @@ def start_archway(supervisor, work, binary, upstream):
                 "      - from: \"{repository}:amd64-1.0\"\n"
                 "      - from: \"{repository}:arm64-1.0\"\n"
                 "        platform: linux/arm64\n")
-    config = os.path.join(work, "archway.yaml")
+    config = os.path.join(work, f"{name}.yaml")
     with open(config, "w") as f:
         f.write(f"listen: 127.0.0.1:{port}\n"
-                f"storage:\n  path: {os.path.join(work, 'archway-cache')}\n"
+                f"storage:\n  path: {os.path.join(work, f'{name}-cache')}\n"
                 f"upstreams:\n  - name: {UPSTREAM_NAME}\n    url: {upstream.url}\n"
                 f"default-upstream: {UPSTREAM_NAME}\n"
                 f"policies: {policies}\n")
     check = subprocess.run([binary, "policy", "check", policies, "--config", config], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"archway policy check failed:\n{check.stdout}{check.stderr}")
-    process = supervisor.start_server(ARCHWAY, [binary, "serve", "--config", config, "--log-level", "warning",
-                                                 "--log-format", "json"])
+    process = supervisor.start_server(name, [binary, "serve", "--config", config, "--log-level", "warning",
+                                              "--log-format", "json"],
+                                      env=None if loops is None else {"NIO_SINGLETON_GROUP_LOOP_COUNT": str(loops)})
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/v2/", process)
     return Peer(ARCHWAY, url, process)
@@ -763,11 +770,20 @@ class Bench:
         for peer in peers:
             for path in paths.values():
                 self.warm_manifest(peer, path, digest)
+        # Archway on one event loop, as nginx runs one worker here: the same requests, like for
+        # like per core, and the p99 without a second loop competing with wrk for the 2 cores.
+        single = None
+        if ARCHWAY in self.peers:
+            single = start_archway(self.supervisor, self.work, self.args.archway, self.upstream, loops=1)
+            self.warm_manifest(single, paths["tag"], digest)
         for run in range(self.args.runs):
             for peer in peers:
                 for kind, path in paths.items():
                     stats = run_wrk(peer.url + path, self.args.wrk_seconds)
                     self.record_wrk(f"manifest_{kind}", "manifests", run, peer, kind, stats)
+            if single:
+                stats = run_wrk(single.url + paths["tag"], self.args.wrk_seconds)
+                self.record_wrk("manifest_tag_1loop", "manifests", run, single, "tag, one event loop", stats)
 
     def record_wrk(self, key, section, run, peer, kind, stats):
         self.results.add(f"{key}_rps", peer.name, stats["rps"])
@@ -1742,6 +1758,11 @@ def print_report(args, results, checks, durations, elapsed, warnings, json_path,
     if ratio is not None:
         print(f"\nsynthesized index by tag: {fmt(results.median('synth_rps', ARCHWAY))} req/s = {fmt_ratio(ratio)} "
               f"Archway's plain tag rate ({fmt(results.median('manifest_tag_rps', ARCHWAY))} req/s)")
+    single, nginx = results.median("manifest_tag_1loop_rps", ARCHWAY), results.median("manifest_tag_rps", NGINX_CACHE)
+    if single is not None and nginx:
+        print(f"manifest by tag on 1 event loop: {fmt(single)} req/s, p99 "
+              f"{fmt(results.median('manifest_tag_1loop_p99', ARCHWAY))} ms = {fmt_ratio(single / nginx)} nginx's cache on its "
+              f"1 worker ({fmt(nginx)} req/s, p99 {fmt(results.median('manifest_tag_p99', NGINX_CACHE))} ms)")
     print("\ntargets:")
     for result, text in checks:
         print(f"  {result:4}  {text}")
