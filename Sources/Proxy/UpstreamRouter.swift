@@ -70,7 +70,8 @@ public struct UpstreamRouter: Sendable {
             }
             return try allowed(entries[index], name)
         }
-        if let rest = name.droppingFirstComponent, let index = indexByHost[String(name.firstComponent)] {
+        // `ghcr.io/org/app`: a first component that names an upstream (not the last component).
+        if let index = indexByHost[String(name.firstComponent)], let rest = name.droppingFirstComponent {
             return try allowed(entries[index], rest)
         }
         return try allowed(entries[defaultIndex], name)

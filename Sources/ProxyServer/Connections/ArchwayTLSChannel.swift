@@ -7,10 +7,11 @@ import NIOSSL
 
 /// TLS with ALPN, as Hummingbird's `HTTP2UpgradeChannel` builds it from its public parts, with
 /// what Archway adds: a handshake timeout right after TLS, full TLS records for HTTP/2
-/// (``TLSRecordPacker``), the HTTP/2 control-frame guard before `NIOHTTP2Handler`, request and idle timeouts, and a lower stream limit (sent in a
-/// second SETTINGS frame: Hummingbird passes NIOHTTP2's defaults, 100 streams, and exposes no
-/// setting; NIOHTTP2 enforces our limit once the client acknowledges it, as it would an
-/// initial setting, and the frame guard closes clients that never do).
+/// (``TLSRecordPacker``), the HTTP/2 control-frame guard before `NIOHTTP2Handler`, request and
+/// idle timeouts, and a lower stream limit (sent in a second SETTINGS frame: Hummingbird passes
+/// NIOHTTP2's defaults, 100 streams, and exposes no setting; NIOHTTP2 enforces our limit once
+/// the client acknowledges it, as it would an initial setting, and the frame guard closes
+/// clients that never do).
 public struct ArchwayTLSChannel: HTTPChannelHandler {
     public struct Value: ServerChildChannelValue {
         let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>
