@@ -1,5 +1,7 @@
+import HTTPTypes
 import NIOCore
 import NIOEmbedded
+import NIOHTTPTypes
 import Testing
 
 @testable import ProxyServer
@@ -27,5 +29,22 @@ import Testing
         #expect(limiter.admit(channels[4]))
         #expect(!channels[2].isActive)
         #expect(limiter.current == 4, "the replaced one stays counted until it is removed on close")
+    }
+
+    /// The handler of plain HTTP/1 connections marks its connection busy from a request's head to
+    /// its response's end, so a connection in the middle of a request is never the one replaced.
+    @Test func aConnectionIsBusyFromARequestsHeadToItsResponsesEnd() async throws {
+        let limiter = ConnectionLimiter(limit: 2)
+        let channels = (0..<3).map { _ in EmbeddedChannel() }
+        for channel in channels { try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get() }
+        #expect(limiter.admit(channels[0]))
+        #expect(limiter.admit(channels[1]))
+        limiter.markBusy(channels[1])
+        try channels[0].pipeline.syncOperations.addHandler(ConnectionActivityHandler(limiter: limiter))
+        try channels[0].writeInbound(HTTPRequestPart.head(HTTPRequest(method: .get, scheme: nil, authority: "x", path: "/v2/")))
+        #expect(!limiter.admit(channels[2]), "both busy: the newcomer is refused")
+        try channels[0].writeOutbound(HTTPResponsePart.end(nil))
+        #expect(limiter.admit(channels[2]), "the answered connection waits for its next request: it makes room")
+        #expect(!channels[0].isActive && channels[1].isActive)
     }
 }

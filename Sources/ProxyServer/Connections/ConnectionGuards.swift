@@ -46,6 +46,28 @@ public struct ConnectionLimits: Sendable, Hashable {
 
 // MARK: - Counting
 
+/// One connection as the limiter sees it: busy, or idle since an instant. Its event loop marks
+/// it on every request without taking the limiter's lock; ``ConnectionLimiter/admit(_:)`` reads
+/// it when a connection must make room.
+final class ConnectionActivity: Sendable {
+    private static let busy: Int64 = -1
+    /// Uptime nanoseconds since the connection waits, or `busy`.
+    private let idleSince: Atomic<Int64>
+
+    init(idleSince: NIODeadline) {
+        self.idleSince = Atomic(Int64(idleSince.uptimeNanoseconds))
+    }
+
+    /// nil while a request is in progress (or the connection is HTTP/2 after its handshake).
+    var idle: NIODeadline? {
+        let since = idleSince.load(ordering: .relaxed)
+        return since == Self.busy ? nil : .uptimeNanoseconds(UInt64(since))
+    }
+
+    func markBusy() { idleSince.store(Self.busy, ordering: .relaxed) }
+    func markIdle() { idleSince.store(Int64(NIODeadline.now().uptimeNanoseconds), ordering: .relaxed) }
+}
+
 /// The open connections, each idle (since when) or busy; replaces the longest-idle one when full.
 public final class ConnectionLimiter: Sendable {
     public let limit: Int
@@ -55,8 +77,7 @@ public final class ConnectionLimiter: Sendable {
 
     private struct Entry {
         let channel: any Channel
-        /// nil while a request is in progress (or the connection is HTTP/2 after its handshake).
-        var idleSince: NIODeadline?
+        let activity: ConnectionActivity
         var replaced = false
     }
 
@@ -83,14 +104,14 @@ public final class ConnectionLimiter: Sendable {
                 // Only at the limit: one pass for the longest-idle connection.
                 var oldest: (key: ObjectIdentifier, since: NIODeadline)?
                 for (key, entry) in state.entries where !entry.replaced {
-                    if let since = entry.idleSince, oldest.map({ since < $0.since }) ?? true { oldest = (key, since) }
+                    if let since = entry.activity.idle, oldest.map({ since < $0.since }) ?? true { oldest = (key, since) }
                 }
                 guard let oldest, let entry = state.entries[oldest.key] else { return .none }
                 state.entries[oldest.key]?.replaced = true
                 state.live -= 1
                 victim = entry.channel
             }
-            state.entries[ObjectIdentifier(channel)] = Entry(channel: channel, idleSince: now)
+            state.entries[ObjectIdentifier(channel)] = Entry(channel: channel, activity: ConnectionActivity(idleSince: now))
             state.live += 1
             return .some(victim)
         }
@@ -99,15 +120,19 @@ public final class ConnectionLimiter: Sendable {
         return true
     }
 
+    /// What a connection's handlers mark it with; nil for a connection not admitted.
+    func activity(of channel: any Channel) -> ConnectionActivity? {
+        state.withLock { $0.entries[ObjectIdentifier(channel)]?.activity }
+    }
+
     /// The connection has a request in progress: it is not replaced.
     func markBusy(_ channel: any Channel) {
-        state.withLock { $0.entries[ObjectIdentifier(channel)]?.idleSince = nil }
+        activity(of: channel)?.markBusy()
     }
 
     /// The connection waits for its next request.
     func markIdle(_ channel: any Channel) {
-        let now = NIODeadline.now()
-        state.withLock { $0.entries[ObjectIdentifier(channel)]?.idleSince = now }
+        activity(of: channel)?.markIdle()
     }
 
     func remove(_ channel: any Channel) {
@@ -379,18 +404,24 @@ final class ConnectionActivityHandler: ChannelDuplexHandler, RemovableChannelHan
     typealias OutboundOut = HTTPResponsePart
 
     private let limiter: ConnectionLimiter
+    /// Looked up once: marking it takes no lock, on every request.
+    private var activity: ConnectionActivity?
 
     init(limiter: ConnectionLimiter) {
         self.limiter = limiter
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        activity = limiter.activity(of: context.channel)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { limiter.markBusy(context.channel) }
+        if case .head = unwrapInboundIn(data) { activity?.markBusy() }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { limiter.markIdle(context.channel) }
+        if case .end = unwrapOutboundIn(data) { activity?.markIdle() }
         context.write(data, promise: promise)
     }
 }
