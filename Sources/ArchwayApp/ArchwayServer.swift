@@ -118,6 +118,7 @@ public enum ArchwayServer {
                     "default-upstream": "\(configuration.defaultUpstream)",
                     "offline": "\(configuration.offline)",
                     "tls": "\(configuration.tls != nil)",
+                    "event-loops": "\(NIOSingletons.groupLoopCountSuggestion)",
                 ]
             )
             SystemdNotifier.notify("READY=1")

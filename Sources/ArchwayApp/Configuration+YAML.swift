@@ -30,7 +30,7 @@ extension Configuration {
                 "listen", "tls", "storage", "upstreams", "default-upstream", "tag-ttl", "offline", "policies", "mismatch-warning",
                 "mismatch",
                 "shutdown-timeout", "connect-timeout", "stall-timeout", "auth", "limits", "catalog", "replica", "binaries",
-                "admin-listen", "proxy",
+                "admin-listen", "proxy", "event-loops",
             ],
             context: "configuration"
         )
@@ -103,6 +103,15 @@ extension Configuration {
         if let timeout = try keys["connect-timeout"]?.positiveDuration("connect-timeout") { configuration.connectTimeout = timeout }
         if let timeout = try keys["stall-timeout"]?.positiveDuration("stall-timeout") { configuration.stallTimeout = timeout }
         if let value = keys["limits"] { try parseLimits(value, into: &configuration) }
+        if let value = keys["event-loops"] {
+            let text = try value.string("event-loops")
+            if text != "auto" {
+                guard let loops = Int(text), (1...256).contains(loops) else {
+                    throw value.error("event-loops must be auto (one per core) or a whole number from 1 to 256, not '\(text)'")
+                }
+                configuration.eventLoops = loops
+            }
+        }
         if let value = keys["policies"] { configuration.policiesPath = absolute(try value.string("policies"), relativeTo: directory) }
         if let value = keys["auth"] {
             let entries = try value.mapping(allowedKeys: ["htpasswd", "required", "admins"], context: "auth")

@@ -183,6 +183,8 @@ public struct Configuration: Sendable, Hashable {
     public var binaries = Binaries()
     /// How long SIGTERM waits for in-flight responses and downloads before ending them.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// Threads answering connections (`event-loops:`); nil: one per core.
+    public var eventLoops: Int?
     /// How long connecting to an upstream may take.
     public var connectTimeout: Duration = .seconds(10)
     /// An upstream transfer that moves nothing for this long is abandoned.

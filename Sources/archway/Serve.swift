@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import NIOCore
 import Policies
 import Prometheus
 import ServiceLifecycle
@@ -66,6 +67,8 @@ struct Serve: AsyncParsableCommand {
         if let storage { configuration.storagePath = storage }
         if let policies { configuration.policiesPath = policies }
         if offline { configuration.offline = true }
+        // Before anything uses NIO's event loops: the group is made once, at its first use.
+        if let loops = configuration.eventLoops { NIOSingletons.groupLoopCountSuggestion = loops }
         let metrics = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
         let application: any Service

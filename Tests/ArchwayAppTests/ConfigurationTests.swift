@@ -74,6 +74,13 @@ import Testing
         #expect(Configuration.embeddedDefault().connectionLimits.maxConnections == 4096)
     }
 
+    @Test func eventLoopsAreOnePerCoreUnlessSaid() throws {
+        #expect(Configuration.embeddedDefault().eventLoops == nil)
+        #expect(try Configuration.parse("event-loops: auto\n", file: "archway.yaml").eventLoops == nil)
+        #expect(try Configuration.parse("event-loops: 1\n", file: "archway.yaml").eventLoops == 1)
+        #expect(try Configuration.parse("event-loops: 256\n", file: "archway.yaml").eventLoops == 256)
+    }
+
     @Test(arguments: [
         ("listen: 127.0.0.1:5000\nlistn: x\n", 2, "unknown key 'listn'"),
         ("listen: nowhere\n", 1, "listen must be HOST:PORT"),
@@ -86,6 +93,8 @@ import Testing
         ("storage: [a]\n", 1, "storage must be a mapping"),
         ("listen: [unclosed\n", 2, "not valid YAML"),
         ("limits:\n  connections: lots\n", 2, "limits.connections must be a whole number"),
+        ("listen: 127.0.0.1:5000\nevent-loops: 0\n", 2, "event-loops must be auto (one per core) or a whole number from 1 to 256, not '0'"),
+        ("event-loops: all\n", 1, "event-loops must be auto"),
         ("limits:\n  request-timeout: never\n", 2, "limits.request-timeout must be a positive duration"),
         ("limits:\n  idle: 5s\n", 2, "unknown key 'idle'"),
         ("upstreams:\n  - name: a.io\n    url: https://a.io\n    token-hosts: [\"https://auth.a.io\"]\n", 4, "must be a host or host:port"),

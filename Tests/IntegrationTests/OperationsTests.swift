@@ -125,6 +125,25 @@ import Testing
         #expect(unit.contains("Type=notify") && unit.contains("DynamicUser=yes") && unit.contains("ExecReload="))
     }
 
+    /// `event-loops:` sets how many threads answer connections (one per core by default), as
+    /// nginx's `worker_processes` does; the listening line says how many.
+    @Test func eventLoopsSetTheThreadsThatAnswer() async throws {
+        try await withUpstreamRegistry { upstream in
+            for loops in [1, 3] {
+                let configuration = singleUpstreamConfiguration(upstream.url) + "event-loops: \(loops)\n"
+                try await withArchwayProcess(configuration: configuration) { archway in
+                    #expect(try await httpRequest("GET", archway.url + "/v2/").status == 200)
+                    let pid = try #require(archway.pid)
+                    let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+                    let names = tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8) }
+                    // NIO names its event loop threads NIO-SGLTN-<group>-#<n>.
+                    #expect(names.filter { $0.hasPrefix("NIO-SGLTN-") }.count == loops, "\(names.sorted())")
+                    #expect(archway.output().contains(#""event-loops":"\#(loops)""#), "the listening line says so")
+                }
+            }
+        }
+    }
+
     @Test func sighupReloadsPoliciesAndABrokenPolicyKeepsTheOldOnes() async throws {
         try await withUpstreamRegistry { upstream in
             let uploader = RegistryUploader(upstream)
