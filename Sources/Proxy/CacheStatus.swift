@@ -26,9 +26,10 @@ public struct ManifestAnswer: Sendable {
     /// repeated from memory (stale, or a fallback).
     var freshUntil: Date?
 
-    init(manifest: Manifest, cache: CacheStatus) {
+    init(manifest: Manifest, cache: CacheStatus, freshUntil: Date? = nil) {
         self.manifest = manifest
         self.cache = cache
+        self.freshUntil = freshUntil
     }
 }
 

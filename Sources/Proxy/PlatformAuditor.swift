@@ -122,9 +122,6 @@ public final class PlatformAuditor: Sendable {
         return unique.prefix(platformsNamed).joined(separator: ",") + " and \(unique.count - platformsNamed) more"
     }
 
-    /// A child fetched by digest: the platform an index served to this client listed it for.
-    /// The client is then known to run on it, unless it fetched children of other platforms too
-    /// within ``memory`` (a copier): then it is known to run on none.
     /// The platform an index served to `client` listed for `digest`, learning nothing.
     func listedChild(_ digest: Digest, for client: Client) -> Platform? {
         guard let address = client.address else { return nil }
@@ -135,6 +132,9 @@ public final class PlatformAuditor: Sendable {
         }
     }
 
+    /// A child fetched by digest: the platform an index served to this client listed it for.
+    /// The client is then known to run on it, unless it fetched children of other platforms too
+    /// within ``memory`` (a copier): then it is known to run on none.
     func fetchedChild(_ digest: Digest, by client: Client) -> Platform? {
         guard let address = client.address else { return nil }
         let date = now()

@@ -39,9 +39,7 @@ struct ManifestService: Sendable {
                     "manifest \(digest) is a \(stored.mediaType), which the request's Accept does not include"
                 )
             }
-            var answer = ManifestAnswer(manifest: stored, cache: .hit)
-            answer.freshUntil = .distantFuture
-            return answer
+            return ManifestAnswer(manifest: stored, cache: .hit, freshUntil: .distantFuture)
         }
         if offline { throw offlineMiss("manifest \(digest)") }
         var notFound: UpstreamError?
@@ -49,9 +47,7 @@ struct ManifestService: Sendable {
             do {
                 let manifest = try await candidate.upstream.manifest(candidate.repository, .digest(digest), accepting: accepting)
                 try await save(manifest, route: candidate, tag: nil, servedUnder: route)
-                var answer = ManifestAnswer(manifest: manifest, cache: .miss)
-                answer.freshUntil = .distantFuture
-                return answer
+                return ManifestAnswer(manifest: manifest, cache: .miss, freshUntil: .distantFuture)
             } catch let error as UpstreamError {
                 guard case .status(404, _, _) = error else { throw error.registryError(for: .manifest, route: candidate, logger: logger) }
                 notFound = error
@@ -65,11 +61,8 @@ struct ManifestService: Sendable {
         if let record = try await catalog.tag(key),
             let cached = try await storedManifest(record.descriptor.digest, mediaType: record.descriptor.mediaType)
         {
-            if offline || now().timeIntervalSince(record.validatedAt) < tagTTL.totalSeconds {
-                var answer = ManifestAnswer(manifest: cached, cache: .hit)
-                answer.freshUntil = offline ? .distantFuture : record.validatedAt.addingTimeInterval(tagTTL.totalSeconds)
-                return answer
-            }
+            let freshUntil = offline ? Date.distantFuture : fresh(since: record.validatedAt)
+            if now() < freshUntil { return ManifestAnswer(manifest: cached, cache: .hit, freshUntil: freshUntil) }
             return try await revalidate(route, tag: tag, key: key, cached: cached, accepting: accepting)
         }
         if offline {
@@ -81,9 +74,7 @@ struct ManifestService: Sendable {
         do {
             let manifest = try await route.upstream.manifest(route.repository, .tag(tag), accepting: accepting)
             try await save(manifest, route: route, tag: key)
-            var answer = ManifestAnswer(manifest: manifest, cache: .miss)
-            answer.freshUntil = now().addingTimeInterval(tagTTL.totalSeconds)
-            return answer
+            return ManifestAnswer(manifest: manifest, cache: .miss, freshUntil: fresh(since: now()))
         } catch let error as UpstreamError {
             if error.isUnavailable, let fallback = try await cachedAnswer(for: key, accepting: accepting) {
                 logger.warning("serving a stale tag", metadata: ["repository": "\(route.key)", "tag": "\(tag)", "error": "\(error)"])
@@ -95,6 +86,11 @@ struct ManifestService: Sendable {
 
     /// A cached answer for the tag that another `Accept` set got, in a media type this one
     /// accepts: better than nothing when the upstream cannot be asked.
+    /// Until when a tag validated at `validated` is answered without asking the upstream.
+    private func fresh(since validated: Date) -> Date {
+        validated.addingTimeInterval(tagTTL.totalSeconds)
+    }
+
     private func cachedAnswer(for key: TagKey, accepting: [String]) async throws -> Manifest? {
         for record in try await catalog.tagAnswers(upstream: key.upstream, repository: key.repository, tag: key.tag)
         where Self.accepts(accepting, record.descriptor.mediaType) {
@@ -115,9 +111,7 @@ struct ManifestService: Sendable {
             if current.digest == cached.digest {
                 let validated = now()
                 try await catalog.markValidated(key, at: validated)
-                var answer = ManifestAnswer(manifest: cached, cache: .hit)
-                answer.freshUntil = validated.addingTimeInterval(tagTTL.totalSeconds)
-                return answer
+                return ManifestAnswer(manifest: cached, cache: .hit, freshUntil: fresh(since: validated))
             }
             var manifest = try await storedManifest(current.digest, mediaType: current.mediaType)
             if manifest == nil {

@@ -44,22 +44,29 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
         self.limiter = limiter
         self.frameGuard = frameGuard
 
-        // HTTP/1.1 over TLS: request-head / keep-alive idle timeout.
-        let http1Configuration = HTTP1Channel.Configuration(idleTimeout: limits.requestTimeout)
-        // HTTP/2: idle = no open stream (HTTP2ServerConnectionManager). NB the initializer drops
-        // `maxAgeTimeout` (HTTP2Channel.swift:35-44 never assigns it) — set the property instead.
+        (self.http1, self.http2) = Self.channels(responder: responder, limits: limits, warmPath: warmPath)
+    }
+
+    /// The HTTP/1.1 and HTTP/2 channels behind TLS (this listener's, and the proxy listener's
+    /// intercepted connections). HTTP/1.1: the request-head and keep-alive idle timeout.
+    /// HTTP/2: idle = no open stream (HTTP2ServerConnectionManager); each stream carries one
+    /// request, which the warm path, before the stream's state handler, answers or hands on.
+    static func channels(responder: @escaping HTTPChannelHandler.Responder, limits: ConnectionLimits, warmPath: WarmManifestPath?)
+        -> (HTTP1Channel, HTTP2Channel)
+    {
         var http2Configuration = HTTP2ChannelConfiguration(
             idleTimeout: .seconds(60),
             gracefulCloseTimeout: .seconds(10),
-            // Each stream carries one request: the warm path sits before the stream's state
-            // handler and answers it, or hands it on.
             streamConfiguration: HTTP1Channel.Configuration(
                 additionalChannelHandlers: warmPath.map { [WarmManifestHandler(path: $0, upstream: nil)] } ?? [],
                 idleTimeout: limits.requestTimeout)
         )
+        // NB the initializer drops `maxAgeTimeout` (HTTP2Channel.swift:35-44 never assigns it).
         http2Configuration.maxAgeTimeout = .seconds(3600)
-        self.http1 = HTTP1Channel(responder: responder, configuration: http1Configuration)
-        self.http2 = HTTP2Channel(responder: responder, configuration: http2Configuration)
+        return (
+            HTTP1Channel(responder: responder, configuration: .init(idleTimeout: limits.requestTimeout)),
+            HTTP2Channel(responder: responder, configuration: http2Configuration)
+        )
     }
 
     // Keep the inner future (handshake + ALPN) in the value, as Hummingbird does

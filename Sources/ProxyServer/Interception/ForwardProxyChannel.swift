@@ -85,15 +85,9 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
     public init(settings: Settings, limiter: ConnectionLimiter?, responder: @escaping HTTPChannelHandler.Responder) {
         self.settings = settings
         self.limiter = limiter
-        let limits = settings.limits
-        var http2Configuration = HTTP2ChannelConfiguration(
-            idleTimeout: .seconds(60),
-            gracefulCloseTimeout: .seconds(10),
-            streamConfiguration: HTTP1Channel.Configuration(idleTimeout: limits.requestTimeout)
-        )
-        http2Configuration.maxAgeTimeout = .seconds(3600)
-        self.http1 = HTTP1Channel(responder: responder, configuration: .init(idleTimeout: limits.requestTimeout))
-        self.http2 = HTTP2Channel(responder: responder, configuration: http2Configuration)
+        // Intercepted HTTP/2 streams go the full path: the warm path is given its upstream per
+        // connection, and Hummingbird's stream configuration is per listener.
+        (self.http1, self.http2) = ArchwayTLSChannel.channels(responder: responder, limits: settings.limits, warmPath: nil)
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
