@@ -55,10 +55,16 @@ import Testing
 /// The access-control fixture: an htpasswd file with `robot:s3cret`, a public upstream that allows
 /// `test/**` (the default) and a private one.
 enum Robots {
-    static func configuration(public publicURL: String, private privateURL: String, in directory: URL, cost: UInt8 = 4) throws -> String {
+    /// An htpasswd file in `directory` with `robot:s3cret`.
+    static func htpasswd(in directory: URL, cost: UInt8 = 4) throws -> URL {
         let htpasswd = directory.appendingPathComponent("htpasswd")
         try "# pull robots\nrobot:$2y$\(Bcrypt.hash("s3cret", cost: cost).dropFirst(4))\n".write(
             to: htpasswd, atomically: true, encoding: .utf8)
+        return htpasswd
+    }
+
+    static func configuration(public publicURL: String, private privateURL: String, in directory: URL, cost: UInt8 = 4) throws -> String {
+        let htpasswd = try htpasswd(in: directory, cost: cost)
         return """
             upstreams:
               - name: public.test

@@ -1,6 +1,5 @@
 import ArchwayTesting
 import Foundation
-import HummingbirdBcrypt
 import Testing
 
 /// The proxy mode (`proxy:`) against the real binary: real clients with `HTTPS_PROXY` pull
@@ -323,8 +322,7 @@ import Testing
                 }
 
                 // With proxy.authenticate, credentials first: 407 without, 200 with.
-                let htpasswd = directory.appendingPathComponent("htpasswd")
-                try "robot:$2y$\(Bcrypt.hash("s3cret", cost: 4).dropFirst(4))\n".write(to: htpasswd, atomically: true, encoding: .utf8)
+                let htpasswd = try Robots.htpasswd(in: directory)
                 let authenticated = try await Fixture.make(
                     ghcr: ghcr.url, quay: ghcr.url, in: directory, extra: "auth:\n  htpasswd: \(htpasswd.path)\n  required: true\n",
                     proxyExtra: "  authenticate: true\n")

@@ -1,6 +1,5 @@
 import ArchwayTesting
 import Foundation
-import HummingbirdBcrypt
 import Testing
 
 /// The warm path, against the real binary: a warm manifest answered on the event loop is the
@@ -35,8 +34,7 @@ import Testing
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
             try await withTemporaryDirectory { directory in
-                let htpasswd = directory.appendingPathComponent("htpasswd")
-                try "robot:$2y$\(Bcrypt.hash("s3cret", cost: 4).dropFirst(4))\n".write(to: htpasswd, atomically: true, encoding: .utf8)
+                let htpasswd = try Robots.htpasswd(in: directory)
                 let configuration = """
                     upstreams:
                       - name: registry.test
