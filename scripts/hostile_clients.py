@@ -240,9 +240,9 @@ def silent_settings(args):
 
 
 def await_settings_exchange(connection, reader, deadline):
-    """Acknowledges the server's SETTINGS frames until it has sent two and acknowledged ours."""
+    """Acknowledges the server's SETTINGS until it has sent them and acknowledged ours."""
     server_settings, acknowledged = 0, False
-    while time.monotonic() < deadline and (server_settings < 2 or not acknowledged):
+    while time.monotonic() < deadline and (server_settings < 1 or not acknowledged):
         for kind, flags, stream, payload in reader.frames():
             if kind == SETTINGS and flags & 1:
                 acknowledged = True

@@ -30,24 +30,28 @@ import Testing
         return try await run(try requireProgram("python3"), ["-c", script, requests], timeout: .seconds(30)).stdout
     }
 
+    /// One upstream twice, public (the default) and private, with optional credentials.
+    static func publicAndPrivate(_ upstream: UpstreamRegistry, htpasswd: URL, extra: String = "") -> String {
+        """
+        upstreams:
+          - name: registry.test
+            url: \(upstream.url)
+          - name: private.test
+            url: \(upstream.url)
+            private: true
+        default-upstream: registry.test
+        auth:
+          htpasswd: \(htpasswd.path)
+          required: false
+        \(extra)
+        """
+    }
+
     @Test func aWarmManifestIsTheFullPathsAnswerAndTheFullPathKeepsWhatNeedsIt() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
             try await withTemporaryDirectory { directory in
-                let htpasswd = try Robots.htpasswd(in: directory)
-                let configuration = """
-                    upstreams:
-                      - name: registry.test
-                        url: \(upstream.url)
-                      - name: private.test
-                        url: \(upstream.url)
-                        private: true
-                    default-upstream: registry.test
-                    auth:
-                      htpasswd: \(htpasswd.path)
-                      required: false
-
-                    """
+                let configuration = Self.publicAndPrivate(upstream, htpasswd: try Robots.htpasswd(in: directory))
                 try await withArchwayProcess(configuration: configuration) { archway in
                     let path = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
                     let accept = ["Accept": "application/vnd.oci.image.index.v1+json"]
@@ -120,6 +124,143 @@ import Testing
                     #expect(raw.components(separatedBy: "HTTP/1.1 200").count == 3, "\(raw.prefix(600))")
                     #expect(first != nil && second != nil && first! < second!, "in order: \(raw.prefix(600))")
                 }
+            }
+        }
+    }
+
+    /// Over TLS with HTTP/2 the warm path answers on the connection (``WarmHTTP2Handler``): the
+    /// full path's answer and access-log line, HEAD as well as GET, a connection that carries on
+    /// with full-path streams after warm ones, and credentials still checked by the full path.
+    @Test func overHTTP2AWarmManifestIsAnsweredOnTheConnection() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            try await withTemporaryDirectory { directory in
+                let pki = try await TestCertificates.make(in: directory)
+                let configuration = Self.publicAndPrivate(
+                    upstream, htpasswd: try Robots.htpasswd(in: directory),
+                    extra: "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n")
+                try await withArchwayProcess(configuration: configuration, tls: true) { archway in
+                    let curl = try requireProgram("curl")
+                    let tls = ["--http2", "--cacert", pki.caCertificate.path]
+                    func warmAnswers() async throws -> Int {
+                        let metrics = try await run(curl, ["-s"] + tls + ["\(archway.url)/metrics"]).requireSuccess().stdout
+                        return metrics.split(separator: "\n").first { $0.hasPrefix("archway_warm_manifests_total") }
+                            .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } } ?? 0
+                    }
+                    let index = "Accept: application/vnd.oci.image.index.v1+json"
+                    let path = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                    let cold = try await HTTPSurfaceTests.curl(tls + ["-H", index, archway.url + path])
+                    #expect(try await warmAnswers() == 0, "a miss takes the full path")
+                    let warm = try await HTTPSurfaceTests.curl(tls + ["-H", index, archway.url + path])
+                    #expect(try await warmAnswers() == 1, "the repeat is answered warm")
+                    #expect(cold.status == 200 && warm.status == 200 && warm.body == cold.body && !warm.body.isEmpty)
+                    var coldHeaders = cold.headers
+                    var warmHeaders = warm.headers
+                    #expect(coldHeaders.removeValue(forKey: "x-cache") == "MISS" && warmHeaders.removeValue(forKey: "x-cache") == "HIT")
+                    #expect(coldHeaders.removeValue(forKey: "date") != nil && warmHeaders.removeValue(forKey: "date") != nil)
+                    #expect(warmHeaders == coldHeaders, "the same headers")
+                    let head = try await HTTPSurfaceTests.curl(tls + ["-I", "-H", index, archway.url + path])
+                    #expect(head.status == 200 && head.body.isEmpty && head.headers["content-length"] == warm.headers["content-length"])
+                    #expect(try await warmAnswers() == 2)
+                    let lines = archway.output().split(separator: "\n").filter { $0.contains(#""msg":"request""#) && $0.contains(path) }
+                    #expect(
+                        lines.last?.contains(#""cache":"HIT""#) == true && lines.last?.contains(#""method":"HEAD""#) == true
+                            && lines.last?.contains(#""proto":"h2""#) == true, "\(lines)")
+
+                    // One connection: warm, a full-path stream (another manifest, cold), warm
+                    // again, and a blob; each answered, the connection reused throughout.
+                    let coldPath = "/v2/\(images.singleARM64.repository)/manifests/\(images.singleARM64.tag ?? "arm64")"
+                    let blob = "/v2/\(images.singleARM64.repository)/blobs/\(images.singleARM64.configDigest)"
+                    let accepts = ["-H", index, "-H", "Accept: application/vnd.oci.image.manifest.v1+json"]
+                    // Warm answers are remembered per Accept: this one's, first.
+                    _ = try await run(curl, ["-s", "-o", "/dev/null"] + tls + accepts + [archway.url + path]).requireSuccess()
+                    #expect(try await warmAnswers() == 2)
+                    let mixed = try await run(
+                        curl,
+                        ["-s"] + tls + accepts + [
+                            "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "-w",
+                            "%{http_version} %{http_code} %{num_connects}\\n", archway.url + path, archway.url + coldPath,
+                            archway.url + path,
+                            archway.url + blob,
+                        ]
+                    ).requireSuccess()
+                    #expect(mixed.stdout == "2 200 1\n2 200 0\n2 200 0\n2 200 0\n", "\(mixed)")
+                    #expect(try await warmAnswers() == 4)
+
+                    // Credentials are the full path's to check; a private manifest is never warm
+                    // for a client without them.
+                    let privatePath = "/v2/private.test/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                    for _ in 0..<2 {
+                        let admitted = try await HTTPSurfaceTests.curl(
+                            tls + ["-u", "robot:s3cret", "-H", index, archway.url + privatePath])
+                        #expect(admitted.status == 200)
+                    }
+                    let anonymous = try await HTTPSurfaceTests.curl(tls + ["-H", index, archway.url + privatePath])
+                    #expect(anonymous.status == 401, "\(anonymous)")
+                    let wrong = try await HTTPSurfaceTests.curl(tls + ["-u", "robot:wrong", "-H", index, archway.url + path])
+                    #expect(wrong.status == 401, "wrong credentials are refused even for a warm public manifest: \(wrong)")
+                    #expect(try await warmAnswers() == 4)
+                }
+            }
+        }
+    }
+
+    /// A client that pipelines requests for a large warm manifest and reads nothing: warm answers
+    /// stop at the budget (``WarmAnswerBudget``, 64 MiB) and the rest wait in the full path, so
+    /// memory does not grow with the requests; every answer still arrives, in order.
+    @Test func aClientThatDoesNotReadCannotMakeWarmAnswersPileUp() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            // A 2 MiB manifest (an annotation pads it), within distribution's 4 MiB.
+            let padding = String(repeating: "x", count: 2 << 20)
+            let manifest = Data(
+                """
+                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
+                "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(images.singleAMD64.configDigest)",\
+                "size":\(images.singleAMD64.configBytes.count)},"layers":[],"annotations":{"padding":"\(padding)"}}
+                """.utf8)
+            let oci = "application/vnd.oci.image.manifest.v1+json"
+            _ = try await RegistryUploader(upstream).pushManifest(
+                repository: "test/single", reference: "big", bytes: manifest, mediaType: oci)
+            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
+            try await withArchwayProcess(configuration: configuration) { archway in
+                let path = "/v2/test/single/manifests/big"
+                for _ in 0..<2 {
+                    let answer = try await httpRequest("GET", archway.url + path, headers: ["Accept": oci])
+                    #expect(answer.status == 200 && answer.body == manifest)
+                }
+                #expect(try await Self.warmAnswers(archway) == 1)
+                let before = archway.peakResidentMemoryBytes() ?? 0
+                let requests = 300
+                let script = """
+                    import json, socket, sys, time
+                    port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+                    s = socket.create_connection(("127.0.0.1", port))
+                    s.sendall(f"GET {path} HTTP/1.1\\r\\nHost: x\\r\\nAccept: \(oci)\\r\\n\\r\\n".encode() * n)
+                    time.sleep(4)  # not reading: what Archway has answered waits in its memory
+                    s.settimeout(60)
+                    status, count, total, tail = b"HTTP/1.1 200 ", 0, 0, b""
+                    while count < n:
+                        chunk = s.recv(1 << 20)
+                        if not chunk:
+                            break
+                        total += len(chunk)
+                        window = tail + chunk
+                        count += window.count(status)
+                        tail = window[-(len(status) - 1):]
+                    print(json.dumps({"answers": count, "bytes": total}))
+                    """
+                let result = try await run(
+                    try requireProgram("python3"), ["-c", script, String(archway.port), path, String(requests)], timeout: .seconds(120)
+                ).requireSuccess()
+                let grown = (archway.peakResidentMemoryBytes() ?? 0) - before
+                let report = try JSONSerialization.jsonObject(with: result.stdoutData) as? [String: Int]
+                #expect(report?["answers"] == requests && (report?["bytes"] ?? 0) > (requests - 1) * manifest.count, "\(result.stdout)")
+                let warm = try await Self.warmAnswers(archway) - 1
+                // Unbounded, all 300 were answered warm and the peak grew by 600 MiB or more.
+                #expect(warm < requests / 2, "\(warm) answered warm")
+                #expect(grown < 200 << 20, "the peak grew by \(grown >> 20) MiB with \(warm) warm answers")
+                print("not reading: \(warm) of \(requests) answered warm, peak memory grew \(grown >> 20) MiB")
             }
         }
     }

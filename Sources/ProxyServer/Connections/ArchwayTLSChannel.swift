@@ -8,19 +8,17 @@ import NIOSSL
 /// TLS with ALPN, as Hummingbird's `HTTP2UpgradeChannel` builds it from its public parts, with
 /// what Archway adds: a handshake timeout right after TLS, full TLS records for HTTP/2
 /// (``TLSRecordPacker``), the HTTP/2 control-frame guard before `NIOHTTP2Handler`, request and
-/// idle timeouts, and a lower stream limit (sent in a second SETTINGS frame: Hummingbird passes
-/// NIOHTTP2's defaults, 100 streams, and exposes no setting; NIOHTTP2 enforces our limit once
-/// the client acknowledges it, as it would an initial setting, and the frame guard closes
-/// clients that never do).
+/// idle timeouts, and Archway's own HTTP/2 connection (``ArchwayHTTP2Channel``: the stream
+/// limit in its opening SETTINGS, warm manifests answered on the connection).
 public struct ArchwayTLSChannel: HTTPChannelHandler {
     public struct Value: ServerChildChannelValue {
-        let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>
+        let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>
         public let channel: any Channel
     }
 
     private let sslContext: NIOSSLContext
     private let http1: HTTP1Channel
-    private let http2: HTTP2Channel
+    private let http2: ArchwayHTTP2Channel
     private let limits: ConnectionLimits
     private let limiter: ConnectionLimiter?
     private let frameGuard: HTTP2FrameFloodGuard.Configuration
@@ -48,25 +46,13 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
     }
 
     /// The HTTP/1.1 and HTTP/2 channels behind TLS (this listener's, and the proxy listener's
-    /// intercepted connections). HTTP/1.1: the request-head and keep-alive idle timeout.
-    /// HTTP/2: idle = no open stream (HTTP2ServerConnectionManager); each stream carries one
-    /// request, which the warm path, before the stream's state handler, answers or hands on.
+    /// intercepted connections). HTTP/1.1: the request-head and keep-alive idle timeout; the
+    /// warm path goes in once ALPN has chosen it. HTTP/2: see ``ArchwayHTTP2Channel``.
     static func channels(responder: @escaping HTTPChannelHandler.Responder, limits: ConnectionLimits, warmPath: WarmManifestPath?)
-        -> (HTTP1Channel, HTTP2Channel)
+        -> (HTTP1Channel, ArchwayHTTP2Channel)
     {
-        var http2Configuration = HTTP2ChannelConfiguration(
-            idleTimeout: .seconds(60),
-            gracefulCloseTimeout: .seconds(10),
-            streamConfiguration: HTTP1Channel.Configuration(
-                additionalChannelHandlers: warmPath.map { [WarmManifestHandler(path: $0, upstream: nil)] } ?? [],
-                idleTimeout: limits.requestTimeout)
-        )
-        // NB the initializer drops `maxAgeTimeout` (HTTP2Channel.swift:35-44 never assigns it).
-        http2Configuration.maxAgeTimeout = .seconds(3600)
-        return (
-            HTTP1Channel(responder: responder, configuration: .init(idleTimeout: limits.requestTimeout)),
-            HTTP2Channel(responder: responder, configuration: http2Configuration)
-        )
+        let http1 = HTTP1Channel(responder: responder, configuration: .init(idleTimeout: limits.requestTimeout))
+        return (http1, ArchwayHTTP2Channel(http1: http1, limits: limits, warmPath: warmPath))
     }
 
     // Keep the inner future (handshake + ALPN) in the value, as Hummingbird does
@@ -82,40 +68,29 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
             return channel.eventLoop.makeFailedFuture(error)
         }
         return Self.negotiate(
-            on: channel, http1: http1, http2: http2, frameGuard: frameGuard, maxConcurrentStreams: limits.maxConcurrentStreams,
-            warmPath: warmPath, logger: logger
+            on: channel, http1: http1, http2: http2, frameGuard: frameGuard, warmPath: warmPath, logger: logger
         )
         .map { negotiated in Value(negotiated: negotiated, channel: channel) }
     }
 
-    /// HTTP/2 or HTTP/1.1 by ALPN on a channel whose TLS handler is in place: the frame guard
-    /// before `NIOHTTP2Handler`, and the stream limit sent once HTTP/2 is set up.
+    /// HTTP/2 or HTTP/1.1 by ALPN on a channel whose TLS handler is in place: the record packer
+    /// and the frame guard before HTTP/2. `upstream`: the upstream an intercepted connection is
+    /// bound to.
     static func negotiate(
-        on channel: any Channel, http1: HTTP1Channel, http2: HTTP2Channel, frameGuard: HTTP2FrameFloodGuard.Configuration,
-        maxConcurrentStreams: Int, warmPath: WarmManifestPath?, upstream: String? = nil, logger: Logger
-    ) -> EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>> {
+        on channel: any Channel, http1: HTTP1Channel, http2: ArchwayHTTP2Channel, frameGuard: HTTP2FrameFloodGuard.Configuration,
+        warmPath: WarmManifestPath?, upstream: String? = nil, logger: Logger
+    ) -> EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>> {
         channel.configureHTTP2AsyncSecureUpgrade { channel in
             http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
                 try channel.installWarmPath(warmPath, upstream: upstream)
                 return value
             }
         } http2ConnectionInitializer: { channel in
-            do {
-                let tls = try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
-                try channel.pipeline.syncOperations.addHandler(TLSRecordPacker(), position: .after(tls))
-                try channel.pipeline.syncOperations.addHandler(
-                    HTTP2FrameFloodGuard(configuration: frameGuard, expectedSettingsAcks: 2, logger: logger)
-                )
-            } catch {
-                return channel.eventLoop.makeFailedFuture(error)
-            }
-            return http2.setup(channel: channel, logger: logger).map { value in
-                let settings = HTTP2Frame(
-                    streamID: .rootStream,
-                    payload: .settings(.settings([HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams)]))
-                )
-                channel.writeAndFlush(settings, promise: nil)
-                return value
+            channel.eventLoop.makeCompletedFuture {
+                let pipeline = channel.pipeline.syncOperations
+                try pipeline.addHandler(TLSRecordPacker(), position: .after(try pipeline.handler(type: NIOSSLServerHandler.self)))
+                try pipeline.addHandler(HTTP2FrameFloodGuard(configuration: frameGuard, expectedSettingsAcks: 1, logger: logger))
+                return try http2.setup(channel: channel, upstream: upstream, logger: logger)
             }
         }
     }

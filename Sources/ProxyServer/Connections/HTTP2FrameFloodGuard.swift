@@ -53,8 +53,8 @@ public final class HTTP2FrameFloodGuard: ChannelDuplexHandler, RemovableChannelH
     private var settingsTimer: Scheduled<Void>?
     private var closeTimer: Scheduled<Void>?
 
-    /// - Parameter expectedSettingsAcks: SETTINGS frames the server sends (NIOHTTP2Handler's own,
-    ///   plus the extra one with the lower stream limit).
+    /// - Parameter expectedSettingsAcks: SETTINGS frames the server sends that the client must
+    ///   acknowledge in time (Archway's HTTP/2 connection sends one, with its stream limit).
     public init(configuration: Configuration, expectedSettingsAcks: Int, logger: Logger) {
         self.configuration = configuration
         self.logger = logger

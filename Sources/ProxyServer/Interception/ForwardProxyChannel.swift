@@ -44,7 +44,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
     }
 
     enum Outcome: Sendable {
-        case intercepted(EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>, InterceptedSession)
+        case intercepted(EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>, InterceptedSession)
         case forwarded(HTTP1Channel.Value, InterceptedSession)
         /// Refused or tunnelled: the channel runs by itself until it closes.
         case detached
@@ -60,7 +60,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
         public var ownPorts: Set<Int>
         public var limits: ConnectionLimits
         public var connectTimeout: TimeAmount
-        /// Warm manifests answered on the event loop inside intercepted HTTP/1.1 connections.
+        /// Warm manifests answered on the event loop inside intercepted connections.
         public var warmPath: WarmManifestPath?
 
         public init(
@@ -79,15 +79,13 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
     let settings: Settings
     let limiter: ConnectionLimiter?
     let http1: HTTP1Channel
-    let http2: HTTP2Channel
+    let http2: ArchwayHTTP2Channel
     public var responder: Responder { http1.responder }
 
     public init(settings: Settings, limiter: ConnectionLimiter?, responder: @escaping HTTPChannelHandler.Responder) {
         self.settings = settings
         self.limiter = limiter
-        // Intercepted HTTP/2 streams go the full path: the warm path is given its upstream per
-        // connection, and Hummingbird's stream configuration is per listener.
-        (self.http1, self.http2) = ArchwayTLSChannel.channels(responder: responder, limits: settings.limits, warmPath: nil)
+        (self.http1, self.http2) = ArchwayTLSChannel.channels(responder: responder, limits: settings.limits, warmPath: settings.warmPath)
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -130,7 +128,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
     /// Terminates TLS for `host` and sets up HTTP/2 or HTTP/1.1 by ALPN behind it. A
     /// ClientHello for another name than `host` closes the connection.
     func intercept(_ channel: any Channel, host: String, upstream: String, logger: Logger) throws -> EventLoopFuture<
-        EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>
+        EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>
     > {
         let context = try settings.authority.context(for: host)
         let pipeline = channel.pipeline.syncOperations
@@ -146,8 +144,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
         try pipeline.addHandler(NIOSSLServerHandler(context: context))
         try pipeline.addHandler(HandshakeTimeoutHandler(timeout: settings.limits.handshakeTimeout, limiter: limiter))
         return ArchwayTLSChannel.negotiate(
-            on: channel, http1: http1, http2: http2, frameGuard: .init(), maxConcurrentStreams: settings.limits.maxConcurrentStreams,
-            warmPath: settings.warmPath, upstream: upstream, logger: logger)
+            on: channel, http1: http1, http2: http2, frameGuard: .init(), warmPath: settings.warmPath, upstream: upstream, logger: logger)
     }
 }
 

@@ -156,12 +156,13 @@ struct AccessLine: Sendable {
     init(request: Request, context: ArchwayRequestContext, started: ContinuousClock.Instant) {
         self.init(
             logger: context.logger, method: request.method.rawValue, path: request.uri.path, client: context.remoteAddress,
-            userAgent: request.headers[.userAgent], upstream: (try? context.repository?.get())?.upstreamName, channel: context.channel,
-            via: InterceptedSession.current?.upstream, started: started)
+            userAgent: request.headers[.userAgent], upstream: (try? context.repository?.get())?.upstreamName,
+            // A stream's channel has the connection as its parent, which has the listener's.
+            proto: context.channel.parent?.parent == nil ? "http/1.1" : "h2", via: InterceptedSession.current?.upstream, started: started)
     }
 
     init(
-        logger: Logger, method: String, path: String, client: SocketAddress?, userAgent: String?, upstream: String?, channel: any Channel,
+        logger: Logger, method: String, path: String, client: SocketAddress?, userAgent: String?, upstream: String?, proto: String,
         via: String?, started: ContinuousClock.Instant
     ) {
         self.logger = logger
@@ -170,7 +171,7 @@ struct AccessLine: Sendable {
         self.client = client?.ipAddress ?? ""
         self.userAgent = userAgent
         self.upstream = upstream
-        self.proto = channel.parent?.parent == nil ? "http/1.1" : "h2"
+        self.proto = proto
         self.via = via.map { "proxy \($0)" }
         self.started = started
     }

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTPTypes
 import OCI
 import Proxy
+import Synchronization
 
 /// What the warm path needs of the HTTP surface: the registry, who may pull without
 /// credentials, the request metrics and the access log it shares with the full path.
@@ -16,6 +17,8 @@ public struct WarmManifestPath: Sendable {
     let logger: Logger
     /// The listener serves registry reads (not the `admin-listen` one).
     let servesRegistry: Bool
+    /// Bytes of warm answers not yet written, across listeners.
+    var budget = WarmAnswerBudget.shared
 
     /// The answer to a warm manifest GET or HEAD, or nil for anything the full path must see:
     /// another endpoint or method, a name that does not parse or route, credentials to check
@@ -55,12 +58,68 @@ public struct WarmManifestPath: Sendable {
         return (answer, route)
     }
 
+    /// The answer's cost, taken from the budget; nil when the budget has no room for it (the
+    /// full path answers).
+    func reserve(_ answer: ManifestAnswer, for request: HTTPRequest) -> Int? {
+        let cost = WarmAnswerBudget.cost(body: request.method == .head ? 0 : answer.manifest.bytes.count)
+        return budget.reserve(cost) ? cost : nil
+    }
+
+    /// Counts and logs a warm answer as the full path does its own.
+    func served(
+        _ request: HTTPRequest, route: UpstreamRouter.Route, headers: HTTPFields, bytes: Int, remote: SocketAddress?, proto: String,
+        via: String?, started: ContinuousClock.Instant
+    ) {
+        metrics.record(route: "manifest", method: request.method, status: 200, elapsed: ContinuousClock.now - started)
+        WarmManifestHandler.answered.increment()
+        guard logger.logLevel <= .info else { return }
+        AccessLine(
+            logger: logger, method: request.method.rawValue, path: String((request.path ?? "").prefix { $0 != "?" }), client: remote,
+            userAgent: request.headerFields[.userAgent], upstream: route.upstreamName, proto: proto, via: via, started: started
+        )
+        .write(status: 200, headers: headers, bytes: Int64(bytes), end: .complete, error: nil)
+    }
+
     /// The `ns` query parameter: nil when absent; `""` when given twice (no upstream has an
     /// empty name, so such a request routes nowhere here and takes the full path).
     static func namespace(in query: Substring) -> String? {
         let values = query.split(separator: "&").filter { $0.hasPrefix("ns=") }.map { String($0.dropFirst(3)) }
         return values.count > 1 ? "" : values.first
     }
+}
+
+/// Bounds the memory warm answers hold while they wait for the socket (or, over HTTP/2, for
+/// the client's flow-control window), process-wide: each costs its body plus 1 KiB from the
+/// moment it is written until the write completes. Past the limit a request takes the full
+/// path, whose writers wait for the client, so a client that pipelines requests without reading
+/// the answers cannot make Archway hold a copy of a 4 MiB manifest for each.
+final class WarmAnswerBudget: Sendable {
+    static let shared = WarmAnswerBudget(limit: 64 << 20)
+    let limit: Int
+    private let held = Atomic<Int>(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// What an answer with `body` bytes costs.
+    static func cost(body: Int) -> Int { body + 1024 }
+
+    /// Takes `bytes` from the budget, or nothing (false) when they would exceed it.
+    func reserve(_ bytes: Int) -> Bool {
+        if held.add(bytes, ordering: .relaxed).newValue > limit {
+            held.subtract(bytes, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func release(_ bytes: Int) {
+        held.subtract(bytes, ordering: .relaxed)
+    }
+
+    /// What is held now.
+    var inUse: Int { held.load(ordering: .relaxed) }
 }
 
 /// Answers warm manifest requests on the event loop, before Hummingbird's async pipeline: the
@@ -100,8 +159,10 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let request):
             let started = ContinuousClock.now
-            if inFlight == 0, let (answer, route) = path.answer(request, remote: remote, upstream: upstream) {
-                respond(answer, route: route, to: request, started: started, context: context)
+            if inFlight == 0, let (answer, route) = path.answer(request, remote: remote, upstream: upstream),
+                let cost = path.reserve(answer, for: request)
+            {
+                respond(answer, route: route, to: request, cost: cost, started: started, context: context)
                 draining = true
                 return
             }
@@ -122,7 +183,7 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(
-        _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, started: ContinuousClock.Instant,
+        _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, cost: Int, started: ContinuousClock.Instant,
         context: ChannelHandlerContext
     ) {
         var headers = RegistryController.manifestHeaders(answer, warn: false)
@@ -135,25 +196,20 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if !isHead {
             context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.manifest.bytes))), promise: nil)
         }
-        if closing {
-            // Closed once the answer has left (a close right away would drop what the socket
-            // did not take yet).
-            let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-            let channel = context.channel
-            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        // Once the answer has left: its cost goes back to the budget, and the connection is
+        // closed if the client asked (a close right away would drop what the socket did not
+        // take yet).
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        let budget = path.budget
+        let channel = context.channel
+        written.futureResult.whenComplete { _ in
+            budget.release(cost)
+            if closing { channel.close(promise: nil) }
         }
-        path.metrics.record(route: "manifest", method: request.method, status: 200, elapsed: ContinuousClock.now - started)
-        Self.answered.increment()
-        guard path.logger.logLevel <= .info else { return }
-        AccessLine(
-            logger: path.logger, method: request.method.rawValue, path: String((request.path ?? "").prefix { $0 != "?" }),
-            client: remote, userAgent: request.headerFields[.userAgent], upstream: route.upstreamName,
-            channel: context.channel, via: upstream, started: started
-        )
-        .write(status: 200, headers: headers, bytes: isHead ? 0 : Int64(answer.manifest.bytes.count), end: .complete, error: nil)
+        path.served(
+            request, route: route, headers: headers, bytes: isHead ? 0 : answer.manifest.bytes.count, remote: remote,
+            proto: "http/1.1", via: upstream, started: started)
     }
 
     /// `Connection: close`, in any case and among other options.
