@@ -206,7 +206,7 @@ import Testing
     }
 
     /// A client that pipelines requests for a large warm manifest and reads nothing: warm answers
-    /// stop at the budget (``WarmAnswerBudget``, 64 MiB) and the rest wait in the full path, so
+    /// stop once the connection is no longer writable and the rest wait in the full path, so
     /// memory does not grow with the requests; every answer still arrives, in order.
     @Test func aClientThatDoesNotReadCannotMakeWarmAnswersPileUp() async throws {
         try await withUpstreamRegistry { upstream in

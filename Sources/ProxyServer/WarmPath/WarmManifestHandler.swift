@@ -10,7 +10,9 @@ import Synchronization
 
 /// What the warm path needs of the HTTP surface: the registry, who may pull without
 /// credentials, the request metrics and the access log it shares with the full path.
-public struct WarmManifestPath: Sendable {
+/// A class: the handlers of every connection share it, and a struct this size was copied
+/// whole (a value-witness call per field) on each warm answer.
+public final class WarmManifestPath: Sendable {
     let registry: PullThroughRegistry
     let authentication: ClientAuthentication?
     let metrics: RequestMetrics
@@ -18,7 +20,19 @@ public struct WarmManifestPath: Sendable {
     /// The listener serves registry reads (not the `admin-listen` one).
     let servesRegistry: Bool
     /// Bytes of warm answers not yet written, across listeners.
-    var budget = WarmAnswerBudget.shared
+    let budget: WarmAnswerBudget
+
+    init(
+        registry: PullThroughRegistry, authentication: ClientAuthentication?, metrics: RequestMetrics, logger: Logger,
+        servesRegistry: Bool, budget: WarmAnswerBudget = .shared
+    ) {
+        self.registry = registry
+        self.authentication = authentication
+        self.metrics = metrics
+        self.logger = logger
+        self.servesRegistry = servesRegistry
+        self.budget = budget
+    }
 
     /// The answer to a warm manifest GET or HEAD, or nil for anything the full path must see:
     /// another endpoint or method, a name that does not parse or route, credentials to check
@@ -88,11 +102,12 @@ public struct WarmManifestPath: Sendable {
     }
 }
 
-/// Bounds the memory warm answers hold while they wait for the socket (or, over HTTP/2, for
-/// the client's flow-control window), process-wide: each costs its body plus 1 KiB from the
-/// moment it is written until the write completes. Past the limit a request takes the full
-/// path, whose writers wait for the client, so a client that pipelines requests without reading
-/// the answers cannot make Archway hold a copy of a 4 MiB manifest for each.
+/// Bounds the memory warm HTTP/2 answers hold while they wait for the client's flow-control
+/// window, process-wide: each costs its body plus 1 KiB from the moment it is written until the
+/// write completes. Past the limit a stream takes the full path, whose writers wait for the
+/// client, so a client that opens streams without reading cannot make Archway hold a copy of a
+/// 4 MiB manifest for each. (HTTP/1.1 needs no budget: the warm path there answers only while
+/// the connection is writable.)
 final class WarmAnswerBudget: Sendable {
     static let shared = WarmAnswerBudget(limit: 64 << 20)
     let limit: Int
@@ -159,10 +174,10 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let request):
             let started = ContinuousClock.now
-            if inFlight == 0, let (answer, route) = path.answer(request, remote: remote, upstream: upstream),
-                let cost = path.reserve(answer, for: request)
-            {
-                respond(answer, route: route, to: request, cost: cost, started: started, context: context)
+            // Not while earlier answers wait for the client: the full path's writer waits for
+            // it, so a client that asks without reading cannot pile up answers here.
+            if inFlight == 0, context.channel.isWritable, let (answer, route) = path.answer(request, remote: remote, upstream: upstream) {
+                respond(answer, route: route, to: request, started: started, context: context)
                 draining = true
                 return
             }
@@ -183,7 +198,7 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(
-        _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, cost: Int, started: ContinuousClock.Instant,
+        _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, started: ContinuousClock.Instant,
         context: ChannelHandlerContext
     ) {
         var headers = RegistryController.manifestHeaders(answer, warn: false)
@@ -196,16 +211,15 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if !isHead {
             context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.manifest.bytes))), promise: nil)
         }
-        // Once the answer has left: its cost goes back to the budget, and the connection is
-        // closed if the client asked (a close right away would drop what the socket did not
-        // take yet).
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-        let budget = path.budget
-        let channel = context.channel
-        written.futureResult.whenComplete { _ in
-            budget.release(cost)
-            if closing { channel.close(promise: nil) }
+        if closing {
+            // Closed once the answer has left (a close right away would drop what the socket
+            // did not take yet).
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
         path.served(
             request, route: route, headers: headers, bytes: isHead ? 0 : answer.manifest.bytes.count, remote: remote,
