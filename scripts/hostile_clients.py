@@ -6,7 +6,7 @@
   idle HOST PORT --connections N --seconds S [--nonblocking]
                                                       connections that never send a byte
   window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
-  zero-window HOST PORT PATH --connections N --streams M --seconds S [--after-settings]
+  zero-window HOST PORT PATH --connections N --streams M --seconds S [--after-settings] [--accept TYPE]
                                                       HTTP/2 over TLS: streams whose flow-control window stays 0
   silent-settings HOST PORT --seconds S               HTTP/2 over TLS: never acknowledges the server's SETTINGS
   proxy-head HOST PORT HEX [--seconds S]              sends these bytes to a proxy listener, reports its answer
@@ -258,6 +258,7 @@ def zero_window(args):
     headers = b"".join(
         hpack_literal(name, value)
         for name, value in [(":method", "GET"), (":scheme", "https"), (":authority", f"{args.host}:{args.port}"), (":path", args.path)]
+        + ([("accept", args.accept)] if args.accept else [])
     )
     connections = []
     refused = 0
@@ -403,6 +404,7 @@ def main():
     command.add_argument("--seconds", type=float, default=10)
     command.add_argument("--after-settings", action="store_true",
                          help="open the streams only once both sides acknowledged each other's SETTINGS")
+    command.add_argument("--accept", help="an Accept header for every stream")
     command = commands.add_parser("silent-settings")
     command.add_argument("host")
     command.add_argument("port", type=int)

@@ -167,6 +167,49 @@ extension HostileTests {
             }
         }
 
+        /// The same for a 2 MiB manifest, warm: answers wait within the warm path's budget, then
+        /// stream from the cache's bytes within the streaming budget (not a copy per stream).
+        @Test func zeroWindowHTTP2StreamsOfALargeManifestKeepMemoryBounded() async throws {
+            try await withUpstreamRegistry { upstream in
+                let images = try await StandardImages.seed(upstream)
+                let manifest = try await WarmPathTests.pushLargeManifest(to: upstream, images: images)
+                try await withTemporaryDirectory { directory in
+                    let pki = try await TestCertificates.make(in: directory)
+                    let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
+                    try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url, extra: tls), tls: true) {
+                        archway in
+                        let oci = "application/vnd.oci.image.manifest.v1+json"
+                        let path = "/v2/registry.test/test/single/manifests/big"
+                        let output = directory.appendingPathComponent("manifest")
+                        func download() async throws -> String {
+                            try await run(
+                                try requireProgram("curl"),
+                                [
+                                    "-s", "--http2", "--cacert", pki.caCertificate.path, "-H", "Accept: \(oci)", "-o", output.path, "-w",
+                                    "%{http_code}", "\(archway.url)\(path)",
+                                ]
+                            ).stdout
+                        }
+                        for _ in 0..<2 { #expect(try await download() == "200") }
+                        let before = Self.residentBytes(archway)
+                        // 40 connections x 16 streams: 1.3 GB if each held its own copy.
+                        let report = HostileClients.report(
+                            try await HostileClients.run([
+                                "zero-window", "127.0.0.1", String(archway.port), path, "--connections", "40", "--streams", "16",
+                                "--seconds", "8", "--accept", oci,
+                            ]))
+                        let grown = Self.residentBytes(archway) - before
+                        #expect(grown < 400 << 20, "resident memory grew by \(grown >> 20) MiB: \(report ?? [:])")
+                        let statuses = report?["statuses"] as? [String: Int] ?? [:]
+                        #expect(statuses["200"] ?? 0 > 0, "\(report ?? [:])")
+                        #expect(archway.isRunning)
+                        #expect(try await download() == "200" && (try Data(contentsOf: output)) == manifest, "a reader still gets it whole")
+                        print("zero-window streams of a 2 MiB manifest: memory grew \(grown >> 20) MiB, \(report ?? [:])")
+                    }
+                }
+            }
+        }
+
         @Test func http2StreamsBeyondTheLimitEndTheConnectionAndSettingsMustBeAcknowledged() async throws {
             try await Self.withWarmTLSArchway { archway, path in
                 // Once SETTINGS are exchanged, 16 streams at once are served...

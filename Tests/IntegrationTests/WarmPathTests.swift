@@ -205,23 +205,29 @@ import Testing
         }
     }
 
+    /// Pushes `test/single:big`, a 2 MiB OCI manifest (an annotation pads it; distribution's
+    /// limit is 4 MiB), and returns its bytes.
+    static func pushLargeManifest(to upstream: UpstreamRegistry, images: StandardImages) async throws -> Data {
+        let padding = String(repeating: "x", count: 2 << 20)
+        let manifest = Data(
+            """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(images.singleAMD64.configDigest)",\
+            "size":\(images.singleAMD64.configBytes.count)},"layers":[],"annotations":{"padding":"\(padding)"}}
+            """.utf8)
+        _ = try await RegistryUploader(upstream).pushManifest(
+            repository: "test/single", reference: "big", bytes: manifest, mediaType: "application/vnd.oci.image.manifest.v1+json")
+        return manifest
+    }
+
     /// A client that pipelines requests for a large warm manifest and reads nothing: warm answers
     /// stop once the connection is no longer writable and the rest wait in the full path, so
     /// memory does not grow with the requests; every answer still arrives, in order.
     @Test func aClientThatDoesNotReadCannotMakeWarmAnswersPileUp() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
-            // A 2 MiB manifest (an annotation pads it), within distribution's 4 MiB.
-            let padding = String(repeating: "x", count: 2 << 20)
-            let manifest = Data(
-                """
-                {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
-                "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(images.singleAMD64.configDigest)",\
-                "size":\(images.singleAMD64.configBytes.count)},"layers":[],"annotations":{"padding":"\(padding)"}}
-                """.utf8)
+            let manifest = try await Self.pushLargeManifest(to: upstream, images: images)
             let oci = "application/vnd.oci.image.manifest.v1+json"
-            _ = try await RegistryUploader(upstream).pushManifest(
-                repository: "test/single", reference: "big", bytes: manifest, mediaType: oci)
             let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
             try await withArchwayProcess(configuration: configuration) { archway in
                 let path = "/v2/test/single/manifests/big"

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import NIOCore
 import Synchronization
@@ -35,6 +36,31 @@ extension RegistryController {
             exchange.add(chunk.readableBytes)
         }
     }
+}
+
+/// Bytes in memory as the chunks ``RegistryController/stream(_:to:channel:stallTimeout:exchange:)``
+/// writes, each copied out only when its turn comes (the bytes themselves stay shared).
+struct ByteChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    typealias Failure = any Error
+    let bytes: Data
+    let size: Int
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let bytes: Data
+        let size: Int
+        var offset: Int
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard offset < bytes.count else { return nil }
+            let start = bytes.index(bytes.startIndex, offsetBy: offset)
+            let end = bytes.index(start, offsetBy: Swift.min(size, bytes.count - offset))
+            offset += end - start
+            return ByteBuffer(bytes: bytes[start..<end])
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(bytes: bytes, size: size, offset: 0) }
 }
 
 /// Bounds, process-wide, how many responses stream bodies through Archway's memory at once

@@ -56,10 +56,19 @@ struct RegistryController: Sendable {
         )
         let answer = try await registry.manifest(try context.route(), reference, accepting: accept, client: client)
         let headers = Self.manifestHeaders(answer, warn: warnMismatches)
+        let bytes = answer.manifest.bytes
         if request.method == .head {
-            return Response(status: .ok, headers: headers, body: Self.emptyBody(length: answer.manifest.bytes.count))
+            return Response(status: .ok, headers: headers, body: Self.emptyBody(length: bytes.count))
         }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.manifest.bytes)))
+        if bytes.count <= Self.streamChunkSize {
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        // A large manifest (up to 4 MiB) is streamed like a blob, from the bytes the cache
+        // shares: a client that never reads it holds a chunk, not a copy, and counts against the
+        // streaming budget.
+        return try streamed(status: .ok, headers: headers, length: bytes.count, context: context) { chunkSize in
+            ByteChunks(bytes: bytes, size: chunkSize)
+        }
     }
 
     private func blob(_ request: Request, digest: Digest, context: ArchwayRequestContext) async throws -> Response {
@@ -115,6 +124,17 @@ struct RegistryController: Sendable {
         }
         // Streamed through Archway's memory (TLS, HTTP/2, no length yet): bounded per response
         // and in total.
+        return try streamed(status: status, headers: headers, length: length, context: context) { chunkSize in
+            answer.body(chunkSize: chunkSize)
+        }
+    }
+
+    /// A body streamed through Archway's memory in chunks, within the streaming budget (`503`
+    /// when it is spent) and the write timeout.
+    private func streamed<Body: AsyncSequence<ByteBuffer, any Error> & Sendable>(
+        status: HTTPResponse.Status, headers: HTTPFields, length: Int?, context: ArchwayRequestContext,
+        body makeBody: (_ chunkSize: Int) -> Body
+    ) throws -> Response {
         let permit: StreamingBudget.Permit
         if let streamingBudget {
             guard let granted = streamingBudget.acquire() else {
@@ -124,9 +144,7 @@ struct RegistryController: Sendable {
         } else {
             permit = StreamingBudget.unlimited
         }
-        let (body, channel, writeTimeout, exchange) = (
-            answer.body(chunkSize: permit.chunkSize), context.channel, writeTimeout, context.exchange
-        )
+        let (body, channel, writeTimeout, exchange) = (makeBody(permit.chunkSize), context.channel, writeTimeout, context.exchange)
         exchange.streams()
         return Response(
             status: status,
