@@ -210,6 +210,44 @@ import Testing
         }
     }
 
+    /// The same over TLS and HTTP/2 (Archway's own HTTP/2 connection): SIGTERM sends GOAWAY,
+    /// lets the open stream finish, then closes and exits 0.
+    @Test func sigtermLetsAnHTTP2DownloadFinish() async throws {
+        try await withUpstreamRegistry { upstream in
+            let data = Data((0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 5) })
+            let blob = try await RegistryUploader(upstream).pushBlob(repository: "test/drain", data: data)
+            let proxy = try await FaultInjectingProxy.start(upstream: upstream.url)
+            try await withTemporaryDirectory { directory in
+                let pki = try await TestCertificates.make(in: directory)
+                let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
+                let archway = try await ArchwayProcess.start(configuration: singleUpstreamConfiguration(proxy.url, extra: tls), tls: true)
+                proxy.setBlobFault(.holdAfter(1 << 20))
+                let output = directory.appendingPathComponent("blob")
+                let curl = try requireProgram("curl")
+                let url = "\(archway.url)/v2/registry.test/test/drain/blobs/\(blob.digest)"
+                let download = Task {
+                    try await run(
+                        curl,
+                        [
+                            "-s", "--http2", "--cacert", pki.caCertificate.path, "-o", output.path, "-w", "%{http_version} %{http_code}",
+                            url,
+                        ],
+                        timeout: .seconds(60))
+                }
+                try await waitUntil(timeout: .seconds(20), "the download to start") { CacheEnvironment.temporaryFiles(archway).count == 1 }
+                archway.signal(SIGTERM)
+                try await waitUntil(timeout: .seconds(20), "the shutdown to begin") { archway.output().contains("shutting down:") }
+                proxy.release()
+                let result = try await download.value
+                #expect(result.stdout == "2 200", "\(result)")
+                #expect(try Data(contentsOf: output) == data, "the stream in flight finished")
+                #expect(await archway.waitForExit(timeout: .seconds(60)) == 0)
+                await proxy.stop()
+                await archway.close()
+            }
+        }
+    }
+
     /// A download nobody waits for any more is still finished on SIGTERM: the server's
     /// downloads belong to a service that shutdown waits for, not to the request.
     @Test func sigtermFinishesADownloadWhoseClientLeft() async throws {
