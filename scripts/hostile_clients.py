@@ -8,6 +8,7 @@
   window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
   zero-window HOST PORT PATH --connections N --streams M --seconds S [--after-settings] [--accept TYPE]
                                                       HTTP/2 over TLS: streams whose flow-control window stays 0
+  odd-streams HOST PORT PATH [--accept TYPE]          HTTP/2 over TLS: late frames for an answered stream, a stream ended by DATA
   silent-settings HOST PORT --seconds S               HTTP/2 over TLS: never acknowledges the server's SETTINGS
   proxy-head HOST PORT HEX [--seconds S]              sends these bytes to a proxy listener, reports its answer
   proxy-tunnel HOST PORT TARGET --bytes N             CONNECT TARGET, then N random bytes (some sent with the head)
@@ -309,6 +310,51 @@ def zero_window(args):
                       "reset_codes": reset_codes, "goaways": goaways, "goaway_codes": goaway_codes, "statuses": statuses}))
 
 
+def odd_streams(args):
+    """One HTTP/2 connection: a complete GET (stream 1) followed at once by WINDOW_UPDATE and
+    RST_STREAM for it; a GET whose HEADERS leave the stream open, ended by an empty DATA frame
+    (stream 3); a complete GET again (stream 5). Reports each stream's status and body length."""
+    require_loopback(args.host)
+    connection = tls_h2(args.host, args.port)
+    reader = FrameReader(connection)
+    connection.sendall(PREFACE + frame(SETTINGS, 0, 0))
+    await_settings_exchange(connection, reader, time.monotonic() + 5)
+    block = b"".join(
+        hpack_literal(name, value)
+        for name, value in [(":method", "GET"), (":scheme", "https"), (":authority", f"{args.host}:{args.port}"), (":path", args.path),
+                            ("accept", args.accept)])
+    END_STREAM, END_HEADERS = 0x1, 0x4
+    connection.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 1, block)
+                       + frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 1024))
+                       + frame(RST_STREAM, 0, 1, struct.pack(">I", 8))
+                       + frame(HEADERS, END_HEADERS, 3, block)
+                       + frame(DATA, END_STREAM, 3)
+                       + frame(HEADERS, END_STREAM | END_HEADERS, 5, block))
+    streams = {n: {"status": None, "bytes": 0, "ended": False} for n in (1, 3, 5)}
+    goaways, closed = [], False
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline and not (streams[3]["ended"] and streams[5]["ended"]) and not closed:
+        try:
+            for kind, flags, stream, payload in reader.frames():
+                if kind == SETTINGS and not flags & 1:
+                    connection.sendall(frame(SETTINGS, 1, 0))
+                elif kind == GOAWAY:
+                    goaways.append(int.from_bytes(payload[4:8], "big"))
+                elif stream in streams and kind == HEADERS:
+                    streams[stream]["status"] = {0x88: "200", 0x8D: "404"}.get(payload[0], "other")
+                    streams[stream]["ended"] |= bool(flags & END_STREAM)
+                elif stream in streams and kind == DATA:
+                    streams[stream]["bytes"] += len(payload)
+                    streams[stream]["ended"] |= bool(flags & END_STREAM)
+                elif stream in streams and kind == RST_STREAM:
+                    streams[stream]["reset"] = int.from_bytes(payload[:4], "big")
+        except (EOFError, OSError):
+            closed = True
+        time.sleep(0.02)
+    connection.close()
+    print(json.dumps({"streams": {str(n): v for n, v in streams.items()}, "goaways": goaways, "closed": closed}))
+
+
 def read_head(sock, deadline):
     """The response head (status and fields) and whatever came after it."""
     data = b""
@@ -405,6 +451,12 @@ def main():
     command.add_argument("--after-settings", action="store_true",
                          help="open the streams only once both sides acknowledged each other's SETTINGS")
     command.add_argument("--accept", help="an Accept header for every stream")
+    command = commands.add_parser("odd-streams")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("path")
+    command.add_argument("--accept", default="*/*")
+    command.add_argument("--seconds", type=float, default=10)
     command = commands.add_parser("silent-settings")
     command.add_argument("host")
     command.add_argument("port", type=int)
@@ -421,7 +473,7 @@ def main():
     command.add_argument("--bytes", type=int, default=1 << 20)
     args = parser.parse_args()
     {"wrong-passwords": wrong_passwords, "idle": idle, "window-update-flood": window_update_flood,
-     "zero-window": zero_window, "silent-settings": silent_settings, "proxy-head": proxy_head,
+     "zero-window": zero_window, "odd-streams": odd_streams, "silent-settings": silent_settings, "proxy-head": proxy_head,
      "proxy-tunnel": proxy_tunnel}[args.command](args)
 
 
