@@ -22,7 +22,6 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
     private let limits: ConnectionLimits
     private let limiter: ConnectionLimiter?
     private let frameGuard: HTTP2FrameFloodGuard.Configuration
-    private let warmPath: WarmManifestPath?
 
     public var responder: Responder { http1.responder }
 
@@ -34,7 +33,6 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
         warmPath: WarmManifestPath? = nil,
         responder: @escaping HTTPChannelHandler.Responder
     ) throws {
-        self.warmPath = warmPath
         var tlsConfiguration = tlsConfiguration
         tlsConfiguration.applicationProtocols = NIOHTTP2SupportedALPNProtocols
         self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
@@ -68,21 +66,21 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
             return channel.eventLoop.makeFailedFuture(error)
         }
         return Self.negotiate(
-            on: channel, http1: http1, http2: http2, frameGuard: frameGuard, warmPath: warmPath, logger: logger
+            on: channel, http1: http1, http2: http2, frameGuard: frameGuard, logger: logger
         )
         .map { negotiated in Value(negotiated: negotiated, channel: channel) }
     }
 
     /// HTTP/2 or HTTP/1.1 by ALPN on a channel whose TLS handler is in place: the record packer
-    /// and the frame guard before HTTP/2. `upstream`: the upstream an intercepted connection is
-    /// bound to.
+    /// and the frame guard before HTTP/2. The warm path, if any, is the HTTP/2 channel's, for both
+    /// protocols. `upstream`: the upstream an intercepted connection is bound to.
     static func negotiate(
         on channel: any Channel, http1: HTTP1Channel, http2: ArchwayHTTP2Channel, frameGuard: HTTP2FrameFloodGuard.Configuration,
-        warmPath: WarmManifestPath?, upstream: String? = nil, logger: Logger
+        upstream: String? = nil, logger: Logger
     ) -> EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>> {
         channel.configureHTTP2AsyncSecureUpgrade { channel in
             http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
-                try channel.installWarmPath(warmPath, upstream: upstream)
+                try channel.installWarmPath(http2.warmPath, upstream: upstream)
                 return value
             }
         } http2ConnectionInitializer: { channel in

@@ -144,7 +144,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
         try pipeline.addHandler(NIOSSLServerHandler(context: context))
         try pipeline.addHandler(HandshakeTimeoutHandler(timeout: settings.limits.handshakeTimeout, limiter: limiter))
         return ArchwayTLSChannel.negotiate(
-            on: channel, http1: http1, http2: http2, frameGuard: .init(), warmPath: settings.warmPath, upstream: upstream, logger: logger)
+            on: channel, http1: http1, http2: http2, frameGuard: .init(), upstream: upstream, logger: logger)
     }
 }
 

@@ -10,63 +10,45 @@ import Proxy
 /// connection, before any stream channel or task exists for it; hands every other frame on to
 /// the stream multiplexer behind it (see ``ArchwayHTTP2Channel``). `NIOHTTP2Handler` in front
 /// has validated the header block and keeps stream state, flow control and the stream limit for
-/// the streams answered here as for the others.
+/// the streams answered here as for the others. A frame the client sends for an answered stream
+/// while its answer waits for the window (WINDOW_UPDATE, RST_STREAM) reaches the multiplexer,
+/// which drops it as a frame for a stream it does not know (after the stream closes,
+/// NIOHTTP2Handler ignores such frames itself).
 final class WarmHTTP2Handler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
-    private let path: WarmManifestPath
-    private let upstream: String?
-    private var remote: SocketAddress?
-    /// The highest stream the client has opened: a HEADERS frame above it opens a stream, one at
-    /// or below it carries trailers (RFC 9113 §5.1.1: stream identifiers only grow).
-    private var lastOpened = HTTP2StreamID(0)
-    /// Streams answered here and not yet closed: their late frames (WINDOW_UPDATE, RST_STREAM)
-    /// are not the multiplexer's, which knows nothing of them.
-    private var answered: Set<HTTP2StreamID> = []
-    private var date = HTTPDate()
-
+    private var connection: WarmConnection
     init(path: WarmManifestPath, upstream: String?) {
-        self.path = path
-        self.upstream = upstream
+        connection = WarmConnection(path: path, upstream: upstream, proto: "h2")
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        remote = context.channel.remoteAddress
+        connection.remote = context.channel.remoteAddress
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A HEADERS frame with `:method` opens a stream: NIOHTTP2Handler refuses pseudo-header
+        // fields in trailers.
         let frame = unwrapInboundIn(data)
-        if case .headers(let headers) = frame.payload, frame.streamID > lastOpened {
-            lastOpened = frame.streamID
+        if case .headers(let headers) = frame.payload, headers.endStream {
             let started = ContinuousClock.now
-            if headers.endStream, let request = Self.request(headers.headers),
-                let (answer, route) = path.answer(request, remote: remote, upstream: upstream),
-                let cost = path.reserve(answer, for: request)
+            if let request = Self.request(headers.headers), let (answer, route) = connection.answer(request),
+                let cost = connection.path.reserve(answer, for: request)
             {
                 respond(answer, route: route, to: request, cost: cost, on: frame.streamID, started: started, context: context)
                 return
             }
-        } else if !answered.isEmpty, answered.contains(frame.streamID) {
-            return
         }
         context.fireChannelRead(data)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if !answered.isEmpty, let closed = event as? StreamClosedEvent {
-            answered.remove(closed.streamID)
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 
     private func respond(
         _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, cost: Int, on stream: HTTP2StreamID,
         started: ContinuousClock.Instant, context: ChannelHandlerContext
     ) {
-        var headers = RegistryController.manifestHeaders(answer, warn: false)
-        headers[.date] = date.now()
+        let headers = connection.headers(for: answer)
         var block = HPACKHeaders()
         block.reserveCapacity(headers.count + 1)
         block.add(name: ":status", value: "200")
@@ -74,11 +56,10 @@ final class WarmHTTP2Handler: ChannelInboundHandler {
             block.add(name: field.name.canonicalName, value: field.value)
         }
         let isHead = request.method == .head
-        answered.insert(stream)
         // The last frame's write completes once the answer has left (after the client's window
         // let it): then its cost goes back to the budget.
         let written = context.eventLoop.makePromise(of: Void.self)
-        let budget = path.budget
+        let budget = connection.path.budget
         written.futureResult.whenComplete { _ in budget.release(cost) }
         context.write(
             wrapOutboundOut(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: block, endStream: isHead)))),
@@ -92,9 +73,7 @@ final class WarmHTTP2Handler: ChannelInboundHandler {
         // The connection manager holds flushes until the read that carried the request ends,
         // so the answers to one read's streams leave together.
         context.flush()
-        path.served(
-            request, route: route, headers: headers, bytes: isHead ? 0 : answer.manifest.bytes.count, remote: remote, proto: "h2",
-            via: upstream, started: started)
+        connection.served(request, answer: answer, route: route, headers: headers, started: started)
     }
 
     /// The request a header block asks, for the warm path to judge: nil for a block without

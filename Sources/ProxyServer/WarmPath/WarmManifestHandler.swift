@@ -79,26 +79,57 @@ public final class WarmManifestPath: Sendable {
         return budget.reserve(cost) ? cost : nil
     }
 
-    /// Counts and logs a warm answer as the full path does its own.
-    func served(
-        _ request: HTTPRequest, route: UpstreamRouter.Route, headers: HTTPFields, bytes: Int, remote: SocketAddress?, proto: String,
-        via: String?, started: ContinuousClock.Instant
-    ) {
-        metrics.record(route: "manifest", method: request.method, status: 200, elapsed: ContinuousClock.now - started)
-        WarmManifestHandler.answered.increment()
-        guard logger.logLevel <= .info else { return }
-        AccessLine(
-            logger: logger, method: request.method.rawValue, path: String((request.path ?? "").prefix { $0 != "?" }), client: remote,
-            userAgent: request.headerFields[.userAgent], upstream: route.upstreamName, proto: proto, via: via, started: started
-        )
-        .write(status: 200, headers: headers, bytes: Int64(bytes), end: .complete, error: nil)
-    }
-
     /// The `ns` query parameter: nil when absent; `""` when given twice (no upstream has an
     /// empty name, so such a request routes nowhere here and takes the full path).
     static func namespace(in query: Substring) -> String? {
         let values = query.split(separator: "&").filter { $0.hasPrefix("ns=") }.map { String($0.dropFirst(3)) }
         return values.count > 1 ? "" : values.first
+    }
+}
+
+/// What a connection's warm handler keeps, over HTTP/1.1 and HTTP/2 alike: the shared path, the
+/// upstream the connection is bound to (a proxy tunnel's), the client's address (read once:
+/// `remoteAddress` asks the kernel) and this second's `Date`.
+struct WarmConnection {
+    let path: WarmManifestPath
+    let upstream: String?
+    /// The access log's `proto`.
+    let proto: String
+    var remote: SocketAddress?
+    private var date = HTTPDate()
+
+    init(path: WarmManifestPath, upstream: String?, proto: String) {
+        self.path = path
+        self.upstream = upstream
+        self.proto = proto
+    }
+
+    func answer(_ request: HTTPRequest) -> (ManifestAnswer, UpstreamRouter.Route)? {
+        path.answer(request, remote: remote, upstream: upstream)
+    }
+
+    /// The full path's headers for `answer`, dated.
+    mutating func headers(for answer: ManifestAnswer) -> HTTPFields {
+        var headers = RegistryController.manifestHeaders(answer, warn: false)
+        headers[.date] = date.now()
+        return headers
+    }
+
+    /// Counts and logs a warm answer as the full path does its own.
+    func served(
+        _ request: HTTPRequest, answer: ManifestAnswer, route: UpstreamRouter.Route, headers: HTTPFields, started: ContinuousClock.Instant
+    ) {
+        path.metrics.record(route: "manifest", method: request.method, status: 200, elapsed: ContinuousClock.now - started)
+        WarmManifestHandler.answered.increment()
+        guard path.logger.logLevel <= .info else { return }
+        AccessLine(
+            logger: path.logger, method: request.method.rawValue, path: String((request.path ?? "").prefix { $0 != "?" }),
+            client: remote, userAgent: request.headerFields[.userAgent], upstream: route.upstreamName, proto: proto, via: upstream,
+            started: started
+        )
+        .write(
+            status: 200, headers: headers, bytes: request.method == .head ? 0 : Int64(answer.manifest.bytes.count), end: .complete,
+            error: nil)
     }
 }
 
@@ -151,23 +182,18 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// `archway_warm_manifests_total`: requests this handler answered.
     static let answered = Counter(label: "archway_warm_manifests_total")
-    private let path: WarmManifestPath
-    private let upstream: String?
-    /// The client's address, read once (`ChannelHandlerContext.remoteAddress` asks the kernel).
-    private var remote: SocketAddress?
+    private var connection: WarmConnection
     /// Requests handed to the full path whose response has not ended.
     private var inFlight = 0
     /// The rest of a request answered here (a body, the end) is dropped.
     private var draining = false
-    private var date = HTTPDate()
 
     init(path: WarmManifestPath, upstream: String?) {
-        self.path = path
-        self.upstream = upstream
+        connection = WarmConnection(path: path, upstream: upstream, proto: "http/1.1")
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        remote = context.channel.remoteAddress
+        connection.remote = context.channel.remoteAddress
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -176,7 +202,7 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let started = ContinuousClock.now
             // Not while earlier answers wait for the client: the full path's writer waits for
             // it, so a client that asks without reading cannot pile up answers here.
-            if inFlight == 0, context.channel.isWritable, let (answer, route) = path.answer(request, remote: remote, upstream: upstream) {
+            if inFlight == 0, context.channel.isWritable, let (answer, route) = connection.answer(request) {
                 respond(answer, route: route, to: request, started: started, context: context)
                 draining = true
                 return
@@ -201,8 +227,7 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, started: ContinuousClock.Instant,
         context: ChannelHandlerContext
     ) {
-        var headers = RegistryController.manifestHeaders(answer, warn: false)
-        headers[.date] = date.now()
+        var headers = connection.headers(for: answer)
         // The client asked to close after this answer (Hummingbird's full path does the same).
         let closing = Self.asksToClose(request)
         if closing { headers[.connection] = "close" }
@@ -221,9 +246,7 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
-        path.served(
-            request, route: route, headers: headers, bytes: isHead ? 0 : answer.manifest.bytes.count, remote: remote,
-            proto: "http/1.1", via: upstream, started: started)
+        connection.served(request, answer: answer, route: route, headers: headers, started: started)
     }
 
     /// `Connection: close`, in any case and among other options.
