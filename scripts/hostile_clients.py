@@ -8,7 +8,7 @@
   window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
   zero-window HOST PORT PATH --connections N --streams M --seconds S [--after-settings] [--accept TYPE]
                                                       HTTP/2 over TLS: streams whose flow-control window stays 0
-  odd-streams HOST PORT PATH [--accept TYPE]          HTTP/2 over TLS: late frames for an answered stream, a stream ended by DATA
+  odd-streams HOST PORT PATH [--accept TYPE]          HTTP/2 over TLS: late frames for an answered stream, streams ended by DATA or trailers
   silent-settings HOST PORT --seconds S               HTTP/2 over TLS: never acknowledges the server's SETTINGS
   proxy-head HOST PORT HEX [--seconds S]              sends these bytes to a proxy listener, reports its answer
   proxy-tunnel HOST PORT TARGET --bytes N             CONNECT TARGET, then N random bytes (some sent with the head)
@@ -313,7 +313,8 @@ def zero_window(args):
 def odd_streams(args):
     """One HTTP/2 connection: a complete GET (stream 1) followed at once by WINDOW_UPDATE and
     RST_STREAM for it; a GET whose HEADERS leave the stream open, ended by an empty DATA frame
-    (stream 3); a complete GET again (stream 5). Reports each stream's status and body length."""
+    (stream 3); a complete GET again (stream 5); a GET ended by a trailers block (stream 7).
+    Reports each stream's status and body length."""
     require_loopback(args.host)
     connection = tls_h2(args.host, args.port)
     reader = FrameReader(connection)
@@ -329,11 +330,13 @@ def odd_streams(args):
                        + frame(RST_STREAM, 0, 1, struct.pack(">I", 8))
                        + frame(HEADERS, END_HEADERS, 3, block)
                        + frame(DATA, END_STREAM, 3)
-                       + frame(HEADERS, END_STREAM | END_HEADERS, 5, block))
-    streams = {n: {"status": None, "bytes": 0, "ended": False} for n in (1, 3, 5)}
+                       + frame(HEADERS, END_STREAM | END_HEADERS, 5, block)
+                       + frame(HEADERS, END_HEADERS, 7, block)
+                       + frame(HEADERS, END_STREAM | END_HEADERS, 7, hpack_literal("x-trailer", "1")))
+    streams = {n: {"status": None, "bytes": 0, "ended": False} for n in (1, 3, 5, 7)}
     goaways, closed = [], False
     deadline = time.monotonic() + args.seconds
-    while time.monotonic() < deadline and not (streams[3]["ended"] and streams[5]["ended"]) and not closed:
+    while time.monotonic() < deadline and not all(streams[n]["ended"] for n in (3, 5, 7)) and not closed:
         try:
             for kind, flags, stream, payload in reader.frames():
                 if kind == SETTINGS and not flags & 1:
