@@ -5,6 +5,8 @@
                                                       keep-alive connections sending new wrong passwords
   idle HOST PORT --connections N --seconds S [--nonblocking]
                                                       connections that never send a byte
+  burst HOST PORT --connections N --wait S            N connections opened at once; how many complete their handshake
+                                                      within S seconds (the rest: SYNs the server's kernel dropped)
   window-update-flood HOST PORT --seconds S           HTTP/2 over TLS: WINDOW_UPDATE increment 1, as fast as possible
   zero-window HOST PORT PATH --connections N --streams M --seconds S [--after-settings] [--accept TYPE]
                                                       HTTP/2 over TLS: streams whose flow-control window stays 0
@@ -113,6 +115,31 @@ def idle(args):
     for connection in sockets:
         connection.close()
     print(json.dumps({"event": "done", "opened": len(sockets), "refused": refused, "closed_by_server": closed}), flush=True)
+
+
+def burst(args):
+    require_loopback(args.host)
+    pending, established, failed = {}, 0, 0
+    watcher = selectors.DefaultSelector()
+    for _ in range(args.connections):
+        connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        connection.setblocking(False)
+        connection.connect_ex((args.host, args.port))
+        pending[connection.fileno()] = connection
+        watcher.register(connection, selectors.EVENT_WRITE)
+    deadline = time.monotonic() + args.wait
+    while pending and time.monotonic() < deadline:
+        for key, _ in watcher.select(timeout=max(0, deadline - time.monotonic())):
+            connection = pending.pop(key.fd)
+            watcher.unregister(connection)
+            if connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                established += 1
+            else:
+                failed += 1
+            connection.close()
+    for connection in pending.values():
+        connection.close()
+    print(json.dumps({"established": established, "failed": failed, "pending": len(pending)}), flush=True)
 
 
 # --- HTTP/2 by hand: just the frames these attacks need -------------------------------------
@@ -440,6 +467,11 @@ def main():
     command.add_argument("--connections", type=int, default=1000)
     command.add_argument("--seconds", type=float, default=10)
     command.add_argument("--nonblocking", action="store_true", help="open all connections without waiting for them")
+    command = commands.add_parser("burst")
+    command.add_argument("host")
+    command.add_argument("port", type=int)
+    command.add_argument("--connections", type=int, default=1000)
+    command.add_argument("--wait", type=float, default=1, help="seconds for the handshakes")
     command = commands.add_parser("window-update-flood")
     command.add_argument("host")
     command.add_argument("port", type=int)
@@ -475,7 +507,7 @@ def main():
     command.add_argument("target")
     command.add_argument("--bytes", type=int, default=1 << 20)
     args = parser.parse_args()
-    {"wrong-passwords": wrong_passwords, "idle": idle, "window-update-flood": window_update_flood,
+    {"wrong-passwords": wrong_passwords, "idle": idle, "burst": burst, "window-update-flood": window_update_flood,
      "zero-window": zero_window, "odd-streams": odd_streams, "silent-settings": silent_settings, "proxy-head": proxy_head,
      "proxy-tunnel": proxy_tunnel}[args.command](args)
 

@@ -130,6 +130,7 @@ public enum ArchwayServer {
             configuration: .init(
                 address: .hostname(listen.host, port: listen.port),
                 serverName: nil,
+                backlog: ConnectionLimits.listenBacklog,
                 // Above this accept() pauses (clients wait in the kernel's backlog), so clients
                 // never take the process to its descriptor limit.
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.acceptCeiling, logger: logger)
@@ -167,7 +168,8 @@ public enum ArchwayServer {
         return Application(
             responder: responder,
             server: .forwardProxy(settings: settings, limiter: ConnectionLimiter(limit: configuration.connectionLimits.maxConnections)),
-            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            configuration: .init(
+                address: .hostname(listen.host, port: listen.port), serverName: nil, backlog: ConnectionLimits.listenBacklog),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0.ipAddress ?? listen.host):\($0.port ?? listen.port)" } ?? "\(listen)"
                 logger.notice(

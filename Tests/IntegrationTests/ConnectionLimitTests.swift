@@ -66,6 +66,44 @@ extension HostileTests {
             }
         }
 
+        /// A burst of clients that outruns accept() waits in the kernel's queue: with a short
+        /// queue (Hummingbird's default, 256) Linux drops the rest's SYNs and each of them stalls
+        /// for a second or more. Archway is stopped (SIGSTOP) so it accepts nothing meanwhile.
+        @Test func aBurstOfConnectionsWaitsInTheListenQueueInsteadOfBeingDropped() async throws {
+            try await withUpstreamRegistry { upstream in
+                let images = try await StandardImages.seed(upstream)
+                try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url)) { archway in
+                    let pid = try #require(archway.pid)
+                    // The kernel caps every listen queue at net.core.somaxconn (4096 since Linux 5.4).
+                    let somaxconn = try #require(
+                        Int(
+                            try String(contentsOfFile: "/proc/sys/net/core/somaxconn", encoding: .utf8).trimmingCharacters(
+                                in: .whitespacesAndNewlines)))
+                    let burst = min(3000, somaxconn + 1)
+                    #expect(archway.signal(SIGSTOP))
+                    let output: String
+                    do {
+                        output = try await HostileClients.run([
+                            "burst", "127.0.0.1", String(archway.port), "--connections", String(burst), "--wait", "0.9",
+                        ])
+                    } catch {
+                        _ = archway.signal(SIGCONT)
+                        throw error
+                    }
+                    #expect(archway.signal(SIGCONT))
+                    let report = try #require(HostileClients.report(output), "\(output)")
+                    // 0.9 s: before the first SYN retransmit, so a dropped SYN shows as pending.
+                    #expect(report["established"] as? Int == burst, "pid \(pid), somaxconn \(somaxconn): \(report)")
+
+                    // The queued connections (closed by the client) are accepted and let go; pulls go on.
+                    let inspect = try await Skopeo.inspectRaw(
+                        "docker://\(archway.host)/registry.test/test/multi:1.0", arguments: ["--tls-verify=false"])
+                    #expect(inspect.succeeded, "\(inspect)")
+                    #expect(sha256Digest(inspect.stdoutData) == images.multi.digest)
+                }
+            }
+        }
+
         @Test func runningOutOfDescriptorsPausesAcceptingInsteadOfSpinning() async throws {
             try await withUpstreamRegistry { upstream in
                 let images = try await StandardImages.seed(upstream)

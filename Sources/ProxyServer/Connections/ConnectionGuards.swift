@@ -42,6 +42,13 @@ public struct ConnectionLimits: Sendable, Hashable {
     /// Accepting stops (clients wait in the kernel's backlog) this far above ``maxConnections``:
     /// room for replacing and refusing connections.
     public var acceptCeiling: Int { maxConnections + 256 }
+
+    /// Connections the kernel completes and queues for accept() (capped by
+    /// `net.core.somaxconn`). A burst of clients (a cluster rescheduling, a fleet pulling one
+    /// image) outruns accept() for a moment; beyond this queue Linux drops their SYNs and each
+    /// one waits a second for its retransmit. 4096 is what Go's listeners use; nginx's 511 is
+    /// sized for one worker of many.
+    public static let listenBacklog = 4096
 }
 
 // MARK: - Counting
