@@ -84,6 +84,7 @@ def wrong_passwords(args):
 def idle(args):
     require_loopback(args.host)
     sockets, refused = [], 0
+    started = time.monotonic()
     for _ in range(args.connections):
         try:
             if args.nonblocking:
@@ -97,7 +98,8 @@ def idle(args):
             sockets.append(connection)
         except OSError:
             refused += 1
-    print(json.dumps({"event": "opened", "opened": len(sockets), "refused": refused}), flush=True)
+    print(json.dumps({"event": "opened", "opened": len(sockets), "refused": refused,
+                      "seconds": round(time.monotonic() - started, 1)}), flush=True)
     deadline = time.monotonic() + args.seconds
     watcher = selectors.DefaultSelector()  # epoll: select() stops at descriptor 1024
     for connection in sockets:
