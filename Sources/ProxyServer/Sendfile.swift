@@ -21,67 +21,8 @@ import Synchronization
 /// is written at a time per connection, so the job and the head meet in order.
 ///
 /// Over TLS the bytes must be encrypted in userspace, and HTTP/2 has its own framing: those
-/// pipelines have no handler, and the responder streams as before.
-public struct SendfileHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
-    public typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
-
-    public let responder: HTTPChannelHandler.Responder
-    /// Time to receive a complete request head, and to wait for the next one between requests.
-    let idleTimeout: TimeAmount?
-    /// Told when the connection has a request in progress and when it waits.
-    let limiter: ConnectionLimiter?
-    /// Warm manifests answered on the event loop; nil: every request takes the full path.
-    let warmPath: WarmManifestPath?
-
-    public init(
-        responder: @escaping HTTPChannelHandler.Responder, idleTimeout: TimeAmount? = .seconds(30), limiter: ConnectionLimiter? = nil,
-        warmPath: WarmManifestPath? = nil
-    ) {
-        self.responder = responder
-        self.idleTimeout = idleTimeout
-        self.limiter = limiter
-        self.warmPath = warmPath
-    }
-
-    /// Hummingbird's HTTP/1.1 pipeline with ``SendfileHandler`` between the HTTP/1 encoder and
-    /// the HTTP types codec, its header limits, and a timeout for a request head that does not
-    /// come (the HTTP/1 decoder emits a head only once it is complete, so a client dribbling
-    /// bytes is cut off too).
-    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldSize = 80 * 1024
-            limits.maxHeaderListSize = 80 * 1024
-            limits.maxHeaderFieldCount = 1000
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: false,
-                withErrorHandling: false,
-                withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: limits
-            )
-            try channel.pipeline.syncOperations.addHandler(SendfileHandler())
-            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            if let limiter { try channel.pipeline.syncOperations.addHandler(ConnectionActivityHandler(limiter: limiter)) }
-            try channel.pipeline.syncOperations.addHandler(
-                HTTPConnectionStateHandler(idleTimeout: idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
-            try channel.installWarmPath(warmPath)
-            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
-        }
-    }
-
-    public func handle(value asyncChannel: Value, logger: Logger) async {
-        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
-    }
-}
-
-extension HTTPServerBuilder {
-    /// HTTP/1.1 that sends stored blobs with `sendfile`.
-    public static var http1Sendfile: HTTPServerBuilder {
-        .init { responder in SendfileHTTP1Channel(responder: responder) }
-    }
-}
-
+/// pipelines have no handler, and the responder streams as before. The pipeline: see
+/// ``ArchwayHTTP1Channel``.
 /// A file waiting for its response, and the blob file that keeps it alive until it is sent.
 final class SendfileJob: Sendable {
     private static let counter = Atomic<UInt64>(0)

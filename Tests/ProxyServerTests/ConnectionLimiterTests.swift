@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOCore
 import NIOEmbedded
+import NIOHTTP1
 import NIOHTTPTypes
 import Testing
 
@@ -31,7 +32,7 @@ import Testing
         #expect(limiter.current == 4, "the replaced one stays counted until it is removed on close")
     }
 
-    /// The handler of plain HTTP/1 connections marks its connection busy from a request's head to
+    /// The connection handler of plain HTTP/1 connections marks its connection busy from a request's head to
     /// its response's end, so a connection in the middle of a request is never the one replaced.
     @Test func aConnectionIsBusyFromARequestsHeadToItsResponsesEnd() async throws {
         let limiter = ConnectionLimiter(limit: 2)
@@ -40,10 +41,11 @@ import Testing
         #expect(limiter.admit(channels[0]))
         #expect(limiter.admit(channels[1]))
         limiter.markBusy(channels[1])
-        try channels[0].pipeline.syncOperations.addHandler(ConnectionActivityHandler(limiter: limiter))
-        try channels[0].writeInbound(HTTPRequestPart.head(HTTPRequest(method: .get, scheme: nil, authority: "x", path: "/v2/")))
+        try channels[0].pipeline.syncOperations.addHandler(HTTP1ConnectionHandler(idleTimeout: nil, limiter: limiter))
+        try channels[0].writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/")))
         #expect(!limiter.admit(channels[2]), "both busy: the newcomer is refused")
-        try channels[0].writeOutbound(HTTPResponsePart.end(nil))
+        try channels[0].writeOutbound(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        try channels[0].writeOutbound(HTTPServerResponsePart.end(nil))
         #expect(limiter.admit(channels[2]), "the answered connection waits for its next request: it makes room")
         #expect(!channels[0].isActive && channels[1].isActive)
     }

@@ -28,7 +28,7 @@ struct ArchwayHTTP2Channel: Sendable {
     }
 
     /// Runs each stream's request (`handleHTTP`: one request, then the stream ends).
-    let http1: HTTP1Channel
+    let http1: ArchwayHTTP1Channel
     let limits: ConnectionLimits
     let warmPath: WarmManifestPath?
 

@@ -12,12 +12,12 @@ import NIOSSL
 /// limit in its opening SETTINGS, warm manifests answered on the connection).
 public struct ArchwayTLSChannel: HTTPChannelHandler {
     public struct Value: ServerChildChannelValue {
-        let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>
+        let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<ArchwayHTTP1Channel.Value, ArchwayHTTP2Channel.Value>>
         public let channel: any Channel
     }
 
     private let sslContext: NIOSSLContext
-    private let http1: HTTP1Channel
+    private let http1: ArchwayHTTP1Channel
     private let http2: ArchwayHTTP2Channel
     private let limits: ConnectionLimits
     private let limiter: ConnectionLimiter?
@@ -44,12 +44,13 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
     }
 
     /// The HTTP/1.1 and HTTP/2 channels behind TLS (this listener's, and the proxy listener's
-    /// intercepted connections). HTTP/1.1: the request-head and keep-alive idle timeout; the
-    /// warm path goes in once ALPN has chosen it. HTTP/2: see ``ArchwayHTTP2Channel``.
+    /// intercepted connections): see ``ArchwayHTTP1Channel`` and ``ArchwayHTTP2Channel``. A TLS
+    /// connection is busy for the limiter once its handshake completed: the HTTP/1.1 channel
+    /// does not report to it.
     static func channels(responder: @escaping HTTPChannelHandler.Responder, limits: ConnectionLimits, warmPath: WarmManifestPath?)
-        -> (HTTP1Channel, ArchwayHTTP2Channel)
+        -> (ArchwayHTTP1Channel, ArchwayHTTP2Channel)
     {
-        let http1 = HTTP1Channel(responder: responder, configuration: .init(idleTimeout: limits.requestTimeout))
+        let http1 = ArchwayHTTP1Channel(responder: responder, idleTimeout: limits.requestTimeout, warmPath: warmPath, secure: true)
         return (http1, ArchwayHTTP2Channel(http1: http1, limits: limits, warmPath: warmPath))
     }
 
@@ -72,17 +73,14 @@ public struct ArchwayTLSChannel: HTTPChannelHandler {
     }
 
     /// HTTP/2 or HTTP/1.1 by ALPN on a channel whose TLS handler is in place: the record packer
-    /// and the frame guard before HTTP/2. The warm path, if any, is the HTTP/2 channel's, for both
-    /// protocols. `upstream`: the upstream an intercepted connection is bound to.
+    /// and the frame guard before HTTP/2. `upstream`: the upstream an intercepted connection is
+    /// bound to.
     static func negotiate(
-        on channel: any Channel, http1: HTTP1Channel, http2: ArchwayHTTP2Channel, frameGuard: HTTP2FrameFloodGuard.Configuration,
+        on channel: any Channel, http1: ArchwayHTTP1Channel, http2: ArchwayHTTP2Channel, frameGuard: HTTP2FrameFloodGuard.Configuration,
         upstream: String? = nil, logger: Logger
-    ) -> EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>> {
+    ) -> EventLoopFuture<EventLoopFuture<NIONegotiatedHTTPVersion<ArchwayHTTP1Channel.Value, ArchwayHTTP2Channel.Value>>> {
         channel.configureHTTP2AsyncSecureUpgrade { channel in
-            http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
-                try channel.installWarmPath(http2.warmPath, upstream: upstream)
-                return value
-            }
+            channel.eventLoop.makeCompletedFuture { try http1.configure(channel, warmPath: http1.warmPath, upstream: upstream) }
         } http2ConnectionInitializer: { channel in
             channel.eventLoop.makeCompletedFuture {
                 let pipeline = channel.pipeline.syncOperations
@@ -114,10 +112,10 @@ extension HTTPServerBuilder {
     {
         .init { responder in
             GuardedChildChannel(
-                base: SendfileHTTP1Channel(responder: responder, idleTimeout: limits.requestTimeout, limiter: limiter, warmPath: warmPath),
+                base: ArchwayHTTP1Channel(responder: responder, idleTimeout: limits.requestTimeout, limiter: limiter, warmPath: warmPath),
                 limiter: limiter,
                 limits: limits,
-                refusal: GuardedChildChannel<SendfileHTTP1Channel>.http1Refusal,
+                refusal: GuardedChildChannel<ArchwayHTTP1Channel>.http1Refusal,
                 watchInactivity: false
             )
         }

@@ -72,7 +72,7 @@ final class ConnectionActivity: Sendable {
     }
 
     func markBusy() { idleSince.store(Self.busy, ordering: .relaxed) }
-    func markIdle() { idleSince.store(Int64(NIODeadline.now().uptimeNanoseconds), ordering: .relaxed) }
+    func markIdle(since: NIODeadline = .now()) { idleSince.store(Int64(since.uptimeNanoseconds), ordering: .relaxed) }
 }
 
 /// The open connections, each idle (since when) or busy; replaces the longest-idle one when full.
@@ -158,7 +158,7 @@ public struct GuardedChildValue<Inner: ServerChildChannelValue>: ServerChildChan
     public let channel: any Channel
 }
 
-/// Wraps a Hummingbird child channel (``SendfileHTTP1Channel``, ``ArchwayTLSChannel``) with:
+/// Wraps a Hummingbird child channel (``ArchwayHTTP1Channel``, ``ArchwayTLSChannel``) with:
 /// the connection limit (refusal is explicit), an optional inactivity watchdog in front of the
 /// pipeline, and the accept-storm breaker on the listening channel.
 public struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
@@ -399,36 +399,5 @@ final class AcceptStormBreaker: ChannelInboundHandler {
         case EMFILE, ENFILE, ENOBUFS, ENOMEM: return true
         default: return false
         }
-    }
-}
-
-/// Tells the limiter when a plain HTTP/1 connection has a request in progress (from its head
-/// to its response's end) and when it waits: waiting connections may be replaced by newcomers.
-final class ConnectionActivityHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
-
-    private let limiter: ConnectionLimiter
-    /// Looked up once: marking it takes no lock, on every request.
-    private var activity: ConnectionActivity?
-
-    init(limiter: ConnectionLimiter) {
-        self.limiter = limiter
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        activity = limiter.activity(of: context.channel)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { activity?.markBusy() }
-        context.fireChannelRead(data)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { activity?.markIdle() }
-        context.write(data, promise: promise)
     }
 }

@@ -204,13 +204,23 @@ struct RegistryController: Sendable {
 
     /// A manifest answer's headers (the warm path's too: ``WarmManifestHandler``).
     static func manifestHeaders(_ answer: ManifestAnswer, warn: Bool) -> HTTPFields {
-        var headers = apiHeaders(contentType: answer.manifest.mediaType.rawValue)
-        headers[contentDigest] = answer.manifest.digest.description
-        headers[.contentLength] = String(answer.manifest.bytes.count)
-        headers[.eTag] = "\"\(answer.manifest.digest)\""
-        headers[cacheStatus] = answer.cache.rawValue
-        if warn, let warning = answer.warning { headers[warningHeader] = warning }
+        var headers = HTTPFields()
+        headers.reserveCapacity(8)
+        forEachManifestHeader(answer, warn: warn) { name, value in headers.append(HTTPField(name: name, value: value)) }
         return headers
+    }
+
+    /// A manifest answer's headers one by one, each once: for ``manifestHeaders(_:warn:)`` and
+    /// for the HTTP/1.1 warm path, which writes NIO's header type without making HTTPFields.
+    static func forEachManifestHeader(_ answer: ManifestAnswer, warn: Bool, _ body: (HTTPField.Name, String) -> Void) {
+        let digest = answer.manifest.digest.description
+        body(apiVersion, "registry/2.0")
+        body(.contentType, answer.manifest.mediaType.rawValue)
+        body(contentDigest, digest)
+        body(.contentLength, String(answer.manifest.bytes.count))
+        body(.eTag, "\"\(digest)\"")
+        body(cacheStatus, answer.cache.rawValue)
+        if warn, let warning = answer.warning { body(warningHeader, warning) }
     }
 
     /// The `Accept` values of a request, one per entry, however the client split them.

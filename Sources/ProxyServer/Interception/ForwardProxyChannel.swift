@@ -44,8 +44,9 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
     }
 
     enum Outcome: Sendable {
-        case intercepted(EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>, InterceptedSession)
-        case forwarded(HTTP1Channel.Value, InterceptedSession)
+        case intercepted(
+            EventLoopFuture<NIONegotiatedHTTPVersion<ArchwayHTTP1Channel.Value, ArchwayHTTP2Channel.Value>>, InterceptedSession)
+        case forwarded(ArchwayHTTP1Channel.Value, InterceptedSession)
         /// Refused or tunnelled: the channel runs by itself until it closes.
         case detached
     }
@@ -78,7 +79,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
 
     let settings: Settings
     let limiter: ConnectionLimiter?
-    let http1: HTTP1Channel
+    let http1: ArchwayHTTP1Channel
     let http2: ArchwayHTTP2Channel
     public var responder: Responder { http1.responder }
 
@@ -128,7 +129,7 @@ public struct ForwardProxyChannel: HTTPChannelHandler {
     /// Terminates TLS for `host` and sets up HTTP/2 or HTTP/1.1 by ALPN behind it. A
     /// ClientHello for another name than `host` closes the connection.
     func intercept(_ channel: any Channel, host: String, upstream: String, logger: Logger) throws -> EventLoopFuture<
-        EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, ArchwayHTTP2Channel.Value>>
+        EventLoopFuture<NIONegotiatedHTTPVersion<ArchwayHTTP1Channel.Value, ArchwayHTTP2Channel.Value>>
     > {
         let context = try settings.authority.context(for: host)
         let pipeline = channel.pipeline.syncOperations
@@ -283,12 +284,14 @@ final class ProxyHeadHandler: ChannelInboundHandler, RemovableChannelHandler {
             let session = InterceptedSession(host: host, upstream: upstream, user: user, absoluteForm: true)
             let promise = outcome
             log(head, context: context, status: nil, outcome: "forward")
-            proxy.http1.setup(channel: context.channel, logger: logger).whenComplete { result in
-                switch result {
-                case .success(let connection): promise.succeed(.forwarded(connection, session))
-                case .failure(let error): promise.fail(error)
+            // No warm path: an absolute-form request is answered by the full path, bound to its upstream.
+            context.eventLoop.makeCompletedFuture { try proxy.http1.configure(context.channel, warmPath: nil, upstream: nil) }
+                .whenComplete { result in
+                    switch result {
+                    case .success(let connection): promise.succeed(.forwarded(connection, session))
+                    case .failure(let error): promise.fail(error)
+                    }
                 }
-            }
             // The whole head goes to the HTTP/1.1 channel: it is its first request.
             handOver(context: context, skippingHead: false)
         case .tunnel(let host, let port, let exact):

@@ -73,7 +73,7 @@ final class WarmHTTP2Handler: ChannelInboundHandler {
         // The connection manager holds flushes until the read that carried the request ends,
         // so the answers to one read's streams leave together.
         context.flush()
-        connection.served(request, answer: answer, route: route, headers: headers, started: started)
+        connection.served(request, answer: answer, route: route, started: started)
     }
 
     /// The request a header block asks, for the warm path to judge: nil for a block without

@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import OCI
 import Proxy
@@ -39,12 +40,14 @@ public final class WarmManifestPath: Sendable {
     /// (or a request that needs them), percent-encoded queries, an answer not in memory.
     /// `upstream`: the upstream the connection is bound to (a proxy connection), else the
     /// request's `ns` or path names it.
-    func answer(_ request: HTTPRequest, remote: SocketAddress?, upstream: String?) -> (ManifestAnswer, UpstreamRouter.Route)? {
+    func answer<Request: WarmRequestHead>(_ request: Request, remote: SocketAddress?, upstream: String?)
+        -> (ManifestAnswer, UpstreamRouter.Route)?
+    {
         // Anything percent-encoded is left to the full path's parsers, as is an `ns` given twice.
         // Bytes, not characters: this runs on every request.
-        guard servesRegistry, request.method == .get || request.method == .head, let target = request.path,
-            !target.utf8.contains(UInt8(ascii: "%"))
-        else { return nil }
+        guard servesRegistry, request.isGetOrHead, let target = request.target, !target.utf8.contains(UInt8(ascii: "%")) else {
+            return nil
+        }
         let mark = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let question = mark.map { target[target.utf8.index(after: $0)...] } ?? ""
         let path = mark.map { target[..<$0] } ?? target[...]
@@ -56,18 +59,16 @@ public final class WarmManifestPath: Sendable {
         if let authentication {
             // Only what an anonymous client may read; a request with credentials goes the
             // full path, which checks them.
-            guard request.headerFields[.authorization] == nil, authentication.admitsAnonymous(toPrivate: route.isPrivate) else {
+            guard !request.hasAuthorization, authentication.admitsAnonymous(toPrivate: route.isPrivate) else {
                 return nil
             }
         }
-        let client = Client(
-            address: remote?.ipAddress, userAgent: request.headerFields[.userAgent],
-            platformHeader: request.headerFields[RegistryController.platformHeader])
+        let client = Client(address: remote?.ipAddress, userAgent: request.userAgent, platformHeader: request.platformHeader)
         guard
             let answer = registry.warmManifest(
                 // The raw values: the reduction is remembered by them, so a repeated Accept
                 // costs one lookup (splitting it first was a tenth of a warm answer's CPU).
-                route, reference, accepting: request.headerFields[values: .accept], client: client)
+                route, reference, accepting: request.acceptValues, client: client)
         else { return nil }
         return (answer, route)
     }
@@ -75,7 +76,7 @@ public final class WarmManifestPath: Sendable {
     /// The answer's cost, taken from the budget; nil when the budget has no room for it (the
     /// full path answers).
     func reserve(_ answer: ManifestAnswer, for request: HTTPRequest) -> Int? {
-        let cost = WarmAnswerBudget.cost(body: request.method == .head ? 0 : answer.manifest.bytes.count)
+        let cost = WarmAnswerBudget.cost(body: request.isHead ? 0 : answer.manifest.bytes.count)
         return budget.reserve(cost) ? cost : nil
     }
 
@@ -104,7 +105,7 @@ struct WarmConnection {
         self.proto = proto
     }
 
-    func answer(_ request: HTTPRequest) -> (ManifestAnswer, UpstreamRouter.Route)? {
+    func answer<Request: WarmRequestHead>(_ request: Request) -> (ManifestAnswer, UpstreamRouter.Route)? {
         path.answer(request, remote: remote, upstream: upstream)
     }
 
@@ -115,22 +116,65 @@ struct WarmConnection {
         return headers
     }
 
+    /// The same as NIO's HTTP/1 header type, made directly.
+    mutating func http1Headers(for answer: ManifestAnswer) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
+        RegistryController.forEachManifestHeader(answer, warn: false) { name, value in headers.add(name: name.canonicalName, value: value) }
+        headers.add(name: "Date", value: date.now())
+        return headers
+    }
+
     /// Counts and logs a warm answer as the full path does its own.
-    func served(
-        _ request: HTTPRequest, answer: ManifestAnswer, route: UpstreamRouter.Route, headers: HTTPFields, started: ContinuousClock.Instant
+    func served<Request: WarmRequestHead>(
+        _ request: Request, answer: ManifestAnswer, route: UpstreamRouter.Route, started: ContinuousClock.Instant
     ) {
-        path.metrics.record(route: "manifest", method: request.method, status: 200, elapsed: ContinuousClock.now - started)
+        path.metrics.record(route: "manifest", method: request.isHead ? .head : .get, status: 200, elapsed: ContinuousClock.now - started)
         WarmManifestHandler.answered.increment()
         guard path.logger.logLevel <= .info else { return }
         AccessLine(
-            logger: path.logger, method: request.method.rawValue, path: String((request.path ?? "").prefix { $0 != "?" }),
-            client: remote, userAgent: request.headerFields[.userAgent], upstream: route.upstreamName, proto: proto, via: upstream,
-            started: started
+            logger: path.logger, method: request.isHead ? "HEAD" : "GET", path: String((request.target ?? "").prefix { $0 != "?" }),
+            client: remote, userAgent: request.userAgent, upstream: route.upstreamName, proto: proto, via: upstream, started: started
         )
         .write(
-            status: 200, headers: headers, bytes: request.method == .head ? 0 : Int64(answer.manifest.bytes.count), end: .complete,
-            error: nil)
+            status: 200, headers: [RegistryController.cacheStatus: answer.cache.rawValue],
+            bytes: request.isHead ? 0 : Int64(answer.manifest.bytes.count), end: .complete, error: nil)
     }
+}
+
+/// What the warm path reads of a request head: HTTP/1.1's (NIO's `HTTPRequestHead`, below the
+/// HTTP-types codec) and HTTP/2's (converted from the header block) alike.
+protocol WarmRequestHead {
+    var isGetOrHead: Bool { get }
+    var isHead: Bool { get }
+    /// The request target: path and query.
+    var target: String? { get }
+    var hasAuthorization: Bool { get }
+    var userAgent: String? { get }
+    /// ``RegistryController/platformHeader``.
+    var platformHeader: String? { get }
+    /// Every `Accept` field's raw value.
+    var acceptValues: [String] { get }
+}
+
+extension HTTPRequest: WarmRequestHead {
+    var isGetOrHead: Bool { method == .get || method == .head }
+    var isHead: Bool { method == .head }
+    var target: String? { path }
+    var hasAuthorization: Bool { headerFields[.authorization] != nil }
+    var userAgent: String? { headerFields[.userAgent] }
+    var platformHeader: String? { headerFields[RegistryController.platformHeader] }
+    var acceptValues: [String] { headerFields[values: .accept] }
+}
+
+extension HTTPRequestHead: WarmRequestHead {
+    var isGetOrHead: Bool { method == .GET || method == .HEAD }
+    var isHead: Bool { method == .HEAD }
+    var target: String? { uri }
+    var hasAuthorization: Bool { headers.contains(name: "authorization") }
+    var userAgent: String? { headers.first(name: "user-agent") }
+    var platformHeader: String? { headers.first(name: RegistryController.platformHeader.canonicalName) }
+    var acceptValues: [String] { headers["accept"] }
 }
 
 /// Bounds the memory warm HTTP/2 answers hold while they wait for the client's flow-control
@@ -168,17 +212,18 @@ final class WarmAnswerBudget: Sendable {
     var inUse: Int { held.load(ordering: .relaxed) }
 }
 
-/// Answers warm manifest requests on the event loop, before Hummingbird's async pipeline: the
-/// same bytes and headers, access-log line and metrics, without a task or a thread hop. It
-/// sits after Hummingbird's connection-state handler (which sees every request and response,
-/// so idle timeouts, `Connection: close` and graceful shutdown apply), and answers only when
-/// no earlier request of the connection is still being answered by the full path (responses
-/// leave in order).
+/// Answers warm manifest requests on the event loop, before the HTTP-types codec and
+/// Hummingbird's async pipeline: the same bytes and headers, access-log line and metrics,
+/// without a task, a thread hop or a conversion of the request. It sits right after
+/// ``HTTP1ConnectionHandler``, which sees its answers as it sees the full path's (request
+/// timeout, `Connection: close`, graceful shutdown), and answers only when no earlier request of
+/// the connection is still being answered by the full path (responses leave in order) and the
+/// connection is writable.
 final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     /// `archway_warm_manifests_total`: requests this handler answered.
     static let answered = Counter(label: "archway_warm_manifests_total")
@@ -224,45 +269,15 @@ final class WarmManifestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(
-        _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequest, started: ContinuousClock.Instant,
+        _ answer: ManifestAnswer, route: UpstreamRouter.Route, to request: HTTPRequestHead, started: ContinuousClock.Instant,
         context: ChannelHandlerContext
     ) {
-        var headers = connection.headers(for: answer)
-        // The client asked to close after this answer (Hummingbird's full path does the same).
-        let closing = Self.asksToClose(request)
-        if closing { headers[.connection] = "close" }
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: headers))), promise: nil)
-        let isHead = request.method == .head
-        if !isHead {
-            context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.manifest.bytes))), promise: nil)
+        let headers = connection.http1Headers(for: answer)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        if request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.manifest.bytes)))), promise: nil)
         }
-        if closing {
-            // Closed once the answer has left (a close right away would drop what the socket
-            // did not take yet).
-            let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-            let channel = context.channel
-            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-        connection.served(request, answer: answer, route: route, headers: headers, started: started)
-    }
-
-    /// `Connection: close`, in any case and among other options.
-    static func asksToClose(_ request: HTTPRequest) -> Bool {
-        request.headerFields[values: .connection].contains { value in
-            value.split(separator: ",").contains { $0.trimmingWhitespace.lowercased() == "close" }
-        }
-    }
-}
-
-extension Channel {
-    /// Puts the warm path right after Hummingbird's connection-state handler of an HTTP/1.1
-    /// pipeline. Must run on the event loop, once the pipeline is set up.
-    func installWarmPath(_ path: WarmManifestPath?, upstream: String? = nil) throws {
-        guard let path else { return }
-        let state = try pipeline.syncOperations.handler(type: HTTPConnectionStateHandler.self)
-        try pipeline.syncOperations.addHandler(WarmManifestHandler(path: path, upstream: upstream), position: .after(state))
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        connection.served(request, answer: answer, route: route, started: started)
     }
 }
