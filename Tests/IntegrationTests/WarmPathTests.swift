@@ -313,6 +313,49 @@ import Testing
         }
     }
 
+    /// Keep-alive below both paths (`HTTP1ConnectionHandler`): the full path closes on the close
+    /// token in any case and among others (Hummingbird's matched `close` exactly), nothing
+    /// pipelined after the last request is answered, and HTTP/1.0 keeps the connection only
+    /// when it asks, and is told so.
+    @Test func keepAliveIsTheSameOnTheFullPathAndForHTTP10() async throws {
+        try await withUpstreamRegistry { upstream in
+            let images = try await StandardImages.seed(upstream)
+            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
+            try await withArchwayProcess(configuration: configuration) { archway in
+                let manifest = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
+                let accept = "Accept: application/vnd.oci.image.index.v1+json\r\n"
+                _ = try await httpRequest("GET", archway.url + manifest, headers: ["Accept": "application/vnd.oci.image.index.v1+json"])
+                // Each answer's head, from its status line to its blank line.
+                func heads(_ raw: String) -> [String] {
+                    raw.components(separatedBy: "HTTP/1.1 ").dropFirst().map {
+                        ($0.components(separatedBy: "\r\n\r\n").first ?? "").lowercased()
+                    }
+                }
+                // The full path (`/v2/`), with the token among others; a request pipelined
+                // after it is never answered.
+                let full = try await Self.readUntilClosed(
+                    archway,
+                    sending: "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, CLOSE\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(heads(full).count == 1, "\(full)")
+                #expect(heads(full).first?.contains("\r\nconnection: close") == true, "\(full)")
+
+                // HTTP/1.0 asking to keep the connection, then one that does not ask: two
+                // answers (the first says keep-alive, the second close), then the close. A warm
+                // manifest and the full path alike.
+                let before = try await Self.warmAnswers(archway)
+                let http10 = try await Self.readUntilClosed(
+                    archway,
+                    sending: "GET \(manifest) HTTP/1.0\r\nHost: x\r\n\(accept)Connection: keep-alive\r\n\r\n"
+                        + "GET /v2/ HTTP/1.0\r\nHost: x\r\n\r\n")
+                let answers = heads(http10)
+                #expect(answers.count == 2, "\(http10)")
+                #expect(answers.first?.contains("\r\nconnection: keep-alive") == true, "\(http10)")
+                #expect(answers.last?.contains("\r\nconnection: close") == true, "\(http10)")
+                #expect(try await Self.warmAnswers(archway) == before + 1, "the manifest was answered warm")
+            }
+        }
+    }
+
     @Test func archwayWarmPathOffSendsEveryRequestThroughTheFullPath() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)

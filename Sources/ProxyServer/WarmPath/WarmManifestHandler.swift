@@ -120,7 +120,7 @@ struct WarmConnection {
     mutating func http1Headers(for answer: ManifestAnswer) -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(8)
-        RegistryController.forEachManifestHeader(answer, warn: false) { name, value in headers.add(name: name.canonicalName, value: value) }
+        RegistryController.forEachManifestHeader(answer, warn: false) { name, value in headers.add(name: name.rawName, value: value) }
         headers.add(name: "Date", value: date.now())
         return headers
     }
