@@ -55,6 +55,28 @@ import Testing
         #expect(!channel.isActive, "not closed after the last response")
     }
 
+    /// Counts the reads the handler lets through to the socket.
+    final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = Never
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+    }
+
+    @Test func afterARequestPastTheLastNothingMoreIsRead() async throws {
+        let (channel, _) = try await Self.connection()
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        try channel.writeInbound(Self.request(connection: "close"))
+        channel.read()
+        #expect(counter.reads == 1, "reading the last request's body stopped")
+        try channel.writeInbound(Self.request())
+        channel.read()
+        #expect(counter.reads == 1, "still reading after a request past the last")
+    }
+
     @Test func keepAliveRequestsLeaveTheConnectionOpen() async throws {
         let (channel, _) = try await Self.connection()
         for value in [nil, "keep-alive", "closed-captions"] {

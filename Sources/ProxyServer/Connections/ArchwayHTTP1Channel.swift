@@ -152,8 +152,8 @@ struct HTTP1ConnectionState {
 /// - keep-alive: a request whose `Connection` has the `close` token (in any case, among other
 ///   tokens), or an HTTP/1.0 request without `keep-alive`, is the last: its response says
 ///   `Connection: close`, the connection closes once that response has been written, and
-///   anything the client sent after it is dropped (RFC 9112, 9.6). An HTTP/1.0 client that asked
-///   to keep the connection is told `Connection: keep-alive`;
+///   anything the client sent after it is dropped (RFC 9112, 9.6), and reading stops. An
+///   HTTP/1.0 client that asked to keep the connection is told `Connection: keep-alive`;
 /// - graceful shutdown (`ChannelShouldQuiesceEvent`): an idle connection closes at once, a busy
 ///   one after the responses to the requests already read, the last saying `Connection: close`;
 /// - the connection limiter's view: busy from a request head to the end of its response.
@@ -243,6 +243,13 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                 context.writeAndFlush(data, promise: written)
             }
         }
+    }
+
+    /// Once a request came after the last one, nothing more is read: the client cannot keep the
+    /// decoder busy with requests that are dropped while the last response is written.
+    func read(context: ChannelHandlerContext) {
+        guard !state.discarding else { return }
+        context.read()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
