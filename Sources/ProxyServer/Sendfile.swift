@@ -91,6 +91,9 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
 
     private var machine = SendfileStateMachine<SendfileJob, Held>()
 
+    /// A running download is being sent as it arrives (the response's end is held back).
+    var isFollowing: Bool { machine.isFollowing }
+
     /// Queues the file for the next marked response on this connection.
     func enqueue(_ job: SendfileJob) {
         if !machine.enqueue(job) { job.finish(.failure(ChannelError.ioOnClosedChannel)) }

@@ -109,6 +109,61 @@ extension HostileTests {
             }
         }
 
+        /// The request timeout counts only while nothing is being sent: a client that reads a
+        /// stored blob slowly (sendfile on plain HTTP, userspace writes over TLS) for longer than
+        /// `limits.request-timeout` gets every byte. The timer used to start once the response's
+        /// end had been handed down, while the file was still leaving.
+        @Test func aSlowDownloadOutlivesTheRequestTimeout() async throws {
+            try await withUpstreamRegistry { upstream in
+                // More than loopback's socket buffers hold (several MiB each way), so the file is
+                // still leaving Archway when the timeout passes.
+                let mebibyte = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+                let data = Data((0..<48).flatMap { _ in mebibyte })
+                let blob = try await RegistryUploader(upstream).pushBlob(repository: "test/slow", data: data)
+                try await withTemporaryDirectory { directory in
+                    let pki = try await TestCertificates.make(in: directory)
+                    let limits = "limits:\n  request-timeout: 2s\n"
+                    let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
+                    for secure in [false, true] {
+                        let configuration = singleUpstreamConfiguration(upstream.url, extra: limits + (secure ? tls : ""))
+                        try await withArchwayProcess(configuration: configuration, tls: secure) { archway in
+                            let url = "\(archway.url)/v2/registry.test/test/slow/blobs/\(blob.digest)"
+                            let output = directory.appendingPathComponent("slow-\(secure)")
+                            let curl = try requireProgram("curl")
+                            var arguments = ["-s", "--http1.1", "-o", output.path, "-w", "%{http_code}"]
+                            if secure { arguments += ["--cacert", pki.caCertificate.path] }
+                            // Stored first, then read at 8 MiB/s: 6 s, three request timeouts.
+                            _ = try await run(curl, arguments + [url], timeout: .seconds(60))
+                            let result = try await run(curl, arguments + ["--limit-rate", "8M", url], timeout: .seconds(60))
+                            #expect(result.stdout == "200", "tls \(secure): \(result)")
+                            #expect(try Data(contentsOf: output) == data, "tls \(secure): the download was cut")
+                            guard !secure else { return }
+                            // A client that asks for the last response and never reads does not
+                            // hold the connection (and the blob's file) forever: with nothing
+                            // moving for a period, it is closed before the 48 MiB have left.
+                            let script = """
+                                import socket, sys, time
+                                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                                s.connect(("127.0.0.1", \(archway.port)))
+                                s.sendall(sys.argv[1].encode()); time.sleep(10); s.settimeout(10)
+                                total = 0
+                                while True:
+                                    chunk = s.recv(1 << 20)
+                                    if not chunk: break
+                                    total += len(chunk)
+                                print(total)
+                                """
+                            let request =
+                                "GET /v2/registry.test/test/slow/blobs/\(blob.digest) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                            let stalled = try await run(try requireProgram("python3"), ["-c", script, request], timeout: .seconds(60))
+                            let received = Int(stalled.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+                            #expect(received >= 0 && received < data.count, "a reader that stopped got \(received) bytes: \(stalled)")
+                        }
+                    }
+                }
+            }
+        }
+
         @Test func runningOutOfDescriptorsPausesAcceptingInsteadOfSpinning() async throws {
             try await withUpstreamRegistry { upstream in
                 let images = try await StandardImages.seed(upstream)

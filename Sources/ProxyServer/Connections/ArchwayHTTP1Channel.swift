@@ -63,8 +63,9 @@ public struct ArchwayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: limits
         )
-        if !secure { try pipeline.addHandler(SendfileHandler()) }
-        try pipeline.addHandler(HTTP1ConnectionHandler(idleTimeout: idleTimeout, limiter: limiter))
+        let sendfile = secure ? nil : SendfileHandler()
+        if let sendfile { try pipeline.addHandler(sendfile) }
+        try pipeline.addHandler(HTTP1ConnectionHandler(idleTimeout: idleTimeout, limiter: limiter, sendfile: sendfile))
         if let warmPath { try pipeline.addHandler(WarmManifestHandler(path: warmPath, upstream: upstream)) }
         try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
         return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
@@ -158,6 +159,14 @@ struct HTTP1ConnectionState {
 ///   one after the responses to the requests already read, the last saying `Connection: close`;
 /// - the connection limiter's view: busy from a request head to the end of its response.
 /// It reads the clock once per request: when a response leaves the connection idle.
+///
+/// A response's end passes here before its bytes have left: a blob's file follows it below
+/// (``SendfileHandler``), and a slow client keeps bytes queued. So when the timeout comes due the
+/// handler looks at what is still queued: while it shrinks (or a download is being followed)
+/// the wait starts again; when it has not moved for a whole period the client stopped reading,
+/// and the connection is closed (plain HTTP has no inactivity watchdog: a sendfile region reports
+/// progress only at its end). The last response (`Connection: close`) is watched the same way
+/// until it has been written.
 final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -166,6 +175,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     private let idleTimeout: TimeAmount?
     private let limiter: ConnectionLimiter?
+    /// Plain connections' zero-copy sender: whether it follows a running download.
+    private let sendfile: SendfileHandler?
+    /// Bytes queued on the socket at the last check of the timer; nil: nothing was queued.
+    private var lastQueued: Int?
+    /// Graceful shutdown came while the last response was still leaving: close once it has.
+    private var closeWhenSent = false
     /// Looked up once: marking it takes no lock.
     private var activity: ConnectionActivity?
     private var state = HTTP1ConnectionState()
@@ -173,9 +188,10 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var idleSince = NIODeadline.now()
     private var timer: Scheduled<Void>?
 
-    init(idleTimeout: TimeAmount?, limiter: ConnectionLimiter?) {
+    init(idleTimeout: TimeAmount?, limiter: ConnectionLimiter?, sendfile: SendfileHandler? = nil) {
         self.idleTimeout = idleTimeout
         self.limiter = limiter
+        self.sendfile = sendfile
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -241,6 +257,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
                 let channel = context.channel
                 written.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 context.writeAndFlush(data, promise: written)
+                // A client that stops reading would hold it forever: the timer watches it.
+                startWaiting(context: context)
             }
         }
     }
@@ -257,7 +275,27 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
             context.fireUserInboundEventTriggered(event)
             return
         }
-        if state.quiesce() { context.close(promise: nil) }
+        guard state.quiesce() else { return }
+        if isSending(context) {
+            closeWhenSent = true
+            timer?.cancel()
+            timer = nil
+            schedule(at: context.eventLoop.now + Self.quiesceCheck, context: context)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    /// How often a quiescing connection looks whether its last response has left.
+    static let quiesceCheck = TimeAmount.seconds(1)
+
+    /// Whether the connection still sends: bytes queued on the socket, or a followed download.
+    private func isSending(_ context: ChannelHandlerContext) -> Bool {
+        queuedBytes(context) > 0 || sendfile?.isFollowing == true
+    }
+
+    private func queuedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
     }
 
     /// No request in progress from now: the timeout runs.
@@ -265,22 +303,38 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         idleSince = context.eventLoop.now
         activity?.markIdle(since: idleSince)
         guard let idleTimeout, timer == nil else { return }
-        schedule(at: idleSince + idleTimeout, idleTimeout: idleTimeout, context: context)
+        schedule(at: idleSince + idleTimeout, context: context)
     }
 
     /// One timer at a time: when it fires early (the connection was busy, or waited again
     /// since), it is set for the new deadline, so a request costs no timer of its own.
-    private func schedule(at deadline: NIODeadline, idleTimeout: TimeAmount, context: ChannelHandlerContext) {
+    private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
         let loop = context.eventLoop.assumeIsolated()
         timer = loop.scheduleTask(deadline: deadline) { [self] in
             timer = nil
             // Busy: the end of the response starts the next wait.
             guard state.inProgress == 0 else { return }
-            let due = idleSince + idleTimeout
-            if due > context.eventLoop.now {
-                schedule(at: due, idleTimeout: idleTimeout, context: context)
-            } else {
+            let now = context.eventLoop.now
+            let period = closeWhenSent ? Self.quiesceCheck : (idleTimeout ?? Self.quiesceCheck)
+            let queued = queuedBytes(context)
+            if queued > 0 || sendfile?.isFollowing == true {
+                // Still sending: moving (or waiting for the upstream, whose own stall timeout
+                // ends that) → wait again; stuck for a whole period → the client stopped reading.
+                if queued == 0 || queued != lastQueued {
+                    lastQueued = queued
+                    idleSince = now
+                    schedule(at: now + period, context: context)
+                } else {
+                    context.close(promise: nil)
+                }
+                return
+            }
+            lastQueued = nil
+            let due = idleSince + period
+            if closeWhenSent || due <= now {
                 context.close(promise: nil)
+            } else {
+                schedule(at: due, context: context)
             }
         }
     }
