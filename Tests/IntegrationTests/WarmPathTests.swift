@@ -244,7 +244,7 @@ import Testing
             let images = try await StandardImages.seed(upstream)
             let manifest = try await Self.pushLargeManifest(to: upstream, images: images)
             let oci = "application/vnd.oci.image.manifest.v1+json"
-            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
+            let configuration = singleUpstreamConfiguration(upstream.url)
             try await withArchwayProcess(configuration: configuration) { archway in
                 let path = "/v2/test/single/manifests/big"
                 for _ in 0..<2 {
@@ -287,28 +287,35 @@ import Testing
         }
     }
 
-    @Test func aWarmAnswerClosesTheConnectionWhenTheClientAsks() async throws {
+    /// Archway in front of the standard images, their multi-platform index answered once (so
+    /// warm); `body` gets the process and the index's path.
+    static func withWarmIndex(_ body: @escaping @Sendable (ArchwayProcess, String) async throws -> Void) async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
-            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
-            try await withArchwayProcess(configuration: configuration) { archway in
+            try await withArchwayProcess(configuration: singleUpstreamConfiguration(upstream.url)) { archway in
                 let path = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
                 _ = try await httpRequest("GET", archway.url + path, headers: ["Accept": "application/vnd.oci.image.index.v1+json"])
-                // The client reads until the server closes: without the close it would wait for
-                // the idle timeout, and the 10 s limit of `readUntilClosed` would fail the test.
-                for connection in ["close", "keep-alive, Close"] {
-                    let before = try await Self.warmAnswers(archway)
-                    let request =
-                        "GET \(path) HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.oci.image.index.v1+json\r\nConnection: \(connection)\r\n\r\n"
-                    let raw = try await Self.readUntilClosed(archway, sending: request)
-                    #expect(raw.hasPrefix("HTTP/1.1 200"), "\(raw.prefix(300))")
-                    #expect(raw.lowercased().contains("connection: close\r\n"), "\(raw.prefix(600))")
-                    let parts = raw.components(separatedBy: "\r\n\r\n")
-                    let length = parts.first?.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                        .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
-                    #expect(parts.count == 2 && length == parts[1].utf8.count, "the whole body came before the close")
-                    #expect(try await Self.warmAnswers(archway) == before + 1, "answered warm")
-                }
+                try await body(archway, path)
+            }
+        }
+    }
+
+    @Test func aWarmAnswerClosesTheConnectionWhenTheClientAsks() async throws {
+        try await Self.withWarmIndex { archway, path in
+            // The client reads until the server closes: without the close it would wait for
+            // the idle timeout, and the 10 s limit of `readUntilClosed` would fail the test.
+            for connection in ["close", "keep-alive, Close"] {
+                let before = try await Self.warmAnswers(archway)
+                let request =
+                    "GET \(path) HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.oci.image.index.v1+json\r\nConnection: \(connection)\r\n\r\n"
+                let raw = try await Self.readUntilClosed(archway, sending: request)
+                #expect(raw.hasPrefix("HTTP/1.1 200"), "\(raw.prefix(300))")
+                #expect(raw.lowercased().contains("connection: close\r\n"), "\(raw.prefix(600))")
+                let parts = raw.components(separatedBy: "\r\n\r\n")
+                let length = parts.first?.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+                #expect(parts.count == 2 && length == parts[1].utf8.count, "the whole body came before the close")
+                #expect(try await Self.warmAnswers(archway) == before + 1, "answered warm")
             }
         }
     }
@@ -318,48 +325,42 @@ import Testing
     /// pipelined after the last request is answered, and HTTP/1.0 keeps the connection only
     /// when it asks, and is told so.
     @Test func keepAliveIsTheSameOnTheFullPathAndForHTTP10() async throws {
-        try await withUpstreamRegistry { upstream in
-            let images = try await StandardImages.seed(upstream)
-            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
-            try await withArchwayProcess(configuration: configuration) { archway in
-                let manifest = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
-                let accept = "Accept: application/vnd.oci.image.index.v1+json\r\n"
-                _ = try await httpRequest("GET", archway.url + manifest, headers: ["Accept": "application/vnd.oci.image.index.v1+json"])
-                // Each answer's head, from its status line to its blank line.
-                func heads(_ raw: String) -> [String] {
-                    raw.components(separatedBy: "HTTP/1.1 ").dropFirst().map {
-                        ($0.components(separatedBy: "\r\n\r\n").first ?? "").lowercased()
-                    }
+        try await Self.withWarmIndex { archway, manifest in
+            let accept = "Accept: application/vnd.oci.image.index.v1+json\r\n"
+            // Each answer's head, from its status line to its blank line.
+            func heads(_ raw: String) -> [String] {
+                raw.components(separatedBy: "HTTP/1.1 ").dropFirst().map {
+                    ($0.components(separatedBy: "\r\n\r\n").first ?? "").lowercased()
                 }
-                // The full path (`/v2/`), with the token among others; a request pipelined
-                // after it is never answered.
-                let full = try await Self.readUntilClosed(
-                    archway,
-                    sending: "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, CLOSE\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
-                #expect(heads(full).count == 1, "\(full)")
-                #expect(heads(full).first?.contains("\r\nconnection: close") == true, "\(full)")
-
-                // HTTP/1.0 asking to keep the connection, then one that does not ask: two
-                // answers (the first says keep-alive, the second close), then the close. A warm
-                // manifest and the full path alike.
-                let before = try await Self.warmAnswers(archway)
-                let http10 = try await Self.readUntilClosed(
-                    archway,
-                    sending: "GET \(manifest) HTTP/1.0\r\nHost: x\r\n\(accept)Connection: keep-alive\r\n\r\n"
-                        + "GET /v2/ HTTP/1.0\r\nHost: x\r\n\r\n")
-                let answers = heads(http10)
-                #expect(answers.count == 2, "\(http10)")
-                #expect(answers.first?.contains("\r\nconnection: keep-alive") == true, "\(http10)")
-                #expect(answers.last?.contains("\r\nconnection: close") == true, "\(http10)")
-                #expect(try await Self.warmAnswers(archway) == before + 1, "the manifest was answered warm")
             }
+            // The full path (`/v2/`), with the token among others; a request pipelined
+            // after it is never answered.
+            let full = try await Self.readUntilClosed(
+                archway,
+                sending: "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, CLOSE\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(heads(full).count == 1, "\(full)")
+            #expect(heads(full).first?.contains("\r\nconnection: close") == true, "\(full)")
+
+            // HTTP/1.0 asking to keep the connection, then one that does not ask: two
+            // answers (the first says keep-alive, the second close), then the close. A warm
+            // manifest and the full path alike.
+            let before = try await Self.warmAnswers(archway)
+            let http10 = try await Self.readUntilClosed(
+                archway,
+                sending: "GET \(manifest) HTTP/1.0\r\nHost: x\r\n\(accept)Connection: keep-alive\r\n\r\n"
+                    + "GET /v2/ HTTP/1.0\r\nHost: x\r\n\r\n")
+            let answers = heads(http10)
+            #expect(answers.count == 2, "\(http10)")
+            #expect(answers.first?.contains("\r\nconnection: keep-alive") == true, "\(http10)")
+            #expect(answers.last?.contains("\r\nconnection: close") == true, "\(http10)")
+            #expect(try await Self.warmAnswers(archway) == before + 1, "the manifest was answered warm")
         }
     }
 
     @Test func archwayWarmPathOffSendsEveryRequestThroughTheFullPath() async throws {
         try await withUpstreamRegistry { upstream in
             let images = try await StandardImages.seed(upstream)
-            let configuration = "upstreams:\n  - name: registry.test\n    url: \(upstream.url)\ndefault-upstream: registry.test\n"
+            let configuration = singleUpstreamConfiguration(upstream.url)
             try await withArchwayProcess(configuration: configuration, environment: ["ARCHWAY_WARM_PATH": "off"]) { archway in
                 let path = "/v2/\(images.multi.repository)/manifests/\(images.multi.tag ?? "1.0")"
                 for _ in 0..<3 {
