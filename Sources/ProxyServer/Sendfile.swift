@@ -51,6 +51,9 @@ final class SendfileJob: Sendable {
         FileRegion(fileHandle: handle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
     }
 
+    /// Whether the job has ended (its file sent, or stopped).
+    var isFinished: Bool { ended.load(ordering: .relaxed) }
+
     /// Closes the file and says how the job ended; only the first call counts.
     func finish(_ result: Result<Int64, any Error>) {
         guard ended.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
@@ -91,8 +94,13 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
 
     private var machine = SendfileStateMachine<SendfileJob, Held>()
 
-    /// A running download is being sent as it arrives (the response's end is held back).
-    var isFollowing: Bool { machine.isFollowing }
+    /// The last stored file handed to the socket; responses leave in order, so while it is
+    /// not sent, nothing after it is either.
+    private var lastSent: SendfileJob?
+
+    /// A file is still leaving: a stored one handed to the socket, or a running download
+    /// followed as it arrives. The connection's end of response has passed above already.
+    var isSending: Bool { machine.isFollowing || lastSent?.isFinished == false }
 
     /// Queues the file for the next marked response on this connection.
     func enqueue(_ job: SendfileJob) {
@@ -118,6 +126,7 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
             promise?.fail(ChannelError.ioOnClosedChannel)
             context.close(promise: nil)
         case .sendFile(let job):
+            lastSent = job
             let sent = context.eventLoop.makePromise(of: Void.self)
             sent.futureResult.whenComplete { result in job.finish(result.map { job.end - job.start }) }
             context.write(wrapOutboundOut(.body(.fileRegion(job.region(job.start..<job.end)))), promise: sent)

@@ -111,7 +111,8 @@ extension HostileTests {
 
         /// The request timeout counts only while nothing is being sent: a client that reads a
         /// stored blob slowly (sendfile on plain HTTP, userspace writes over TLS) for longer than
-        /// `limits.request-timeout` gets every byte. The timer used to start once the response's
+        /// `limits.request-timeout` gets every byte, and newcomers at the connection limit do not
+        /// replace it. The timer (and the limiter's idle mark) used to start once the response's
         /// end had been handed down, while the file was still leaving.
         @Test func aSlowDownloadOutlivesTheRequestTimeout() async throws {
             try await withUpstreamRegistry { upstream in
@@ -122,7 +123,7 @@ extension HostileTests {
                 let blob = try await RegistryUploader(upstream).pushBlob(repository: "test/slow", data: data)
                 try await withTemporaryDirectory { directory in
                     let pki = try await TestCertificates.make(in: directory)
-                    let limits = "limits:\n  request-timeout: 2s\n"
+                    let limits = "limits:\n  request-timeout: 2s\n  connections: 16\n"
                     let tls = "tls:\n  certificate: \(pki.serverCertificate.path)\n  key: \(pki.serverKey.path)\n"
                     for secure in [false, true] {
                         let configuration = singleUpstreamConfiguration(upstream.url, extra: limits + (secure ? tls : ""))
@@ -134,7 +135,14 @@ extension HostileTests {
                             if secure { arguments += ["--cacert", pki.caCertificate.path] }
                             // Stored first, then read at 8 MiB/s: 6 s, three request timeouts.
                             _ = try await run(curl, arguments + [url], timeout: .seconds(60))
-                            let result = try await run(curl, arguments + ["--limit-rate", "8M", url], timeout: .seconds(60))
+                            let download = Task { try await run(curl, arguments + ["--limit-rate", "8M", url], timeout: .seconds(60)) }
+                            // Meanwhile connections beyond the limit of 16: each replaces the
+                            // longest-idle connection, never the download.
+                            try await Task.sleep(for: .seconds(1))
+                            _ = try await HostileClients.run([
+                                "idle", "127.0.0.1", String(archway.port), "--connections", "40", "--seconds", "2",
+                            ])
+                            let result = try await download.value
                             #expect(result.stdout == "200", "tls \(secure): \(result)")
                             #expect(try Data(contentsOf: output) == data, "tls \(secure): the download was cut")
                             guard !secure else { return }

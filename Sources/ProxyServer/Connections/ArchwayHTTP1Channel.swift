@@ -157,7 +157,8 @@ struct HTTP1ConnectionState {
 ///   HTTP/1.0 client that asked to keep the connection is told `Connection: keep-alive`;
 /// - graceful shutdown (`ChannelShouldQuiesceEvent`): an idle connection closes at once, a busy
 ///   one after the responses to the requests already read, the last saying `Connection: close`;
-/// - the connection limiter's view: busy from a request head to the end of its response.
+/// - the connection limiter's view: busy from a request head until its response has left (a
+///   download in progress is never the connection a newcomer replaces).
 /// It reads the clock once per request: when a response leaves the connection idle.
 ///
 /// A response's end passes here before its bytes have left: a blob's file follows it below
@@ -175,7 +176,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     private let idleTimeout: TimeAmount?
     private let limiter: ConnectionLimiter?
-    /// Plain connections' zero-copy sender: whether it follows a running download.
+    /// Plain connections' zero-copy sender: whether a file is still leaving.
     private let sendfile: SendfileHandler?
     /// Bytes queued on the socket at the last check of the timer; nil: nothing was queued.
     private var lastQueued: Int?
@@ -289,19 +290,20 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// How often a quiescing connection looks whether its last response has left.
     static let quiesceCheck = TimeAmount.seconds(1)
 
-    /// Whether the connection still sends: bytes queued on the socket, or a followed download.
+    /// Whether the connection still sends: bytes queued on the socket, or a file leaving.
     private func isSending(_ context: ChannelHandlerContext) -> Bool {
-        queuedBytes(context) > 0 || sendfile?.isFollowing == true
+        queuedBytes(context) > 0 || sendfile?.isSending == true
     }
 
     private func queuedBytes(_ context: ChannelHandlerContext) -> Int {
         (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
     }
 
-    /// No request in progress from now: the timeout runs.
+    /// No request in progress from now: the timeout runs. For the limiter the connection waits
+    /// only once no file is leaving (the timer tells it later otherwise).
     private func startWaiting(context: ChannelHandlerContext) {
         idleSince = context.eventLoop.now
-        activity?.markIdle(since: idleSince)
+        if sendfile?.isSending != true { activity?.markIdle(since: idleSince) }
         guard let idleTimeout, timer == nil else { return }
         schedule(at: idleSince + idleTimeout, context: context)
     }
@@ -309,33 +311,38 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// One timer at a time: when it fires early (the connection was busy, or waited again
     /// since), it is set for the new deadline, so a request costs no timer of its own.
     private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        let loop = context.eventLoop.assumeIsolated()
-        timer = loop.scheduleTask(deadline: deadline) { [self] in
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             timer = nil
-            // Busy: the end of the response starts the next wait.
-            guard state.inProgress == 0 else { return }
-            let now = context.eventLoop.now
-            let period = closeWhenSent ? Self.quiesceCheck : (idleTimeout ?? Self.quiesceCheck)
-            let queued = queuedBytes(context)
-            if queued > 0 || sendfile?.isFollowing == true {
-                // Still sending: moving (or waiting for the upstream, whose own stall timeout
-                // ends that) → wait again; stuck for a whole period → the client stopped reading.
-                if queued == 0 || queued != lastQueued {
-                    lastQueued = queued
-                    idleSince = now
-                    schedule(at: now + period, context: context)
-                } else {
-                    context.close(promise: nil)
-                }
-                return
-            }
+            timeoutCameDue(context: context)
+        }
+    }
+
+    private func timeoutCameDue(context: ChannelHandlerContext) {
+        // Busy: the end of the response starts the next wait.
+        guard state.inProgress == 0 else { return }
+        let now = context.eventLoop.now
+        let period = closeWhenSent ? Self.quiesceCheck : (idleTimeout ?? Self.quiesceCheck)
+        let queued = queuedBytes(context)
+        if queued > 0 || sendfile?.isSending == true {
+            // Still sending: moving (or waiting for the upstream of a followed download, whose
+            // own stall timeout ends that) → wait again; stuck for a whole period → the client
+            // stopped reading.
+            guard queued == 0 || queued != lastQueued else { return context.close(promise: nil) }
+            lastQueued = queued
+            schedule(at: now + period, context: context)
+            return
+        }
+        if lastQueued != nil {
+            // The last response has left since the previous look: the wait starts now.
             lastQueued = nil
-            let due = idleSince + period
-            if closeWhenSent || due <= now {
-                context.close(promise: nil)
-            } else {
-                schedule(at: due, context: context)
-            }
+            idleSince = now
+            activity?.markIdle(since: now)
+        }
+        let due = idleSince + period
+        if closeWhenSent || due <= now {
+            context.close(promise: nil)
+        } else {
+            schedule(at: due, context: context)
         }
     }
 }
